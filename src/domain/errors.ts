@@ -1,0 +1,142 @@
+/**
+ * Every failure a user can see carries a stable code. The CLI and RPC layers map
+ * codes to exit statuses and status codes; they never look at message text.
+ */
+export type ErrorCode =
+  | 'INVALID_REFERENCE'
+  | 'INVALID_ARGUMENT'
+  | 'INVALID_MANIFEST'
+  | 'INVALID_CONFIG'
+  | 'CONFIG_FILE_INVALID'
+  | 'PLATFORM_NOT_FOUND'
+  | 'UNAUTHORIZED'
+  | 'DENIED'
+  | 'NOT_FOUND'
+  | 'DIGEST_MISMATCH'
+  | 'UNSAFE_LAYER'
+  | 'UNSUPPORTED'
+  | 'NETWORK'
+  | 'TLS'
+  | 'BUNDLE_EXISTS'
+  | 'BUNDLE_NOT_FOUND'
+  | 'MOUNT_FAILED'
+  | 'NO_SPACE'
+  | 'STORE'
+  | 'IN_USE'
+  | 'IO'
+  | 'INTERNAL';
+
+export class ImageTsError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidReferenceError extends ImageTsError {
+  constructor(input: string, why: string) {
+    super('INVALID_REFERENCE', `invalid reference ${JSON.stringify(input)}: ${why}`);
+  }
+}
+
+export class InvalidArgumentError extends ImageTsError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message);
+  }
+}
+
+export class InvalidManifestError extends ImageTsError {
+  constructor(message: string) {
+    super('INVALID_MANIFEST', message);
+  }
+}
+
+export class InvalidConfigError extends ImageTsError {
+  constructor(message: string) {
+    super('INVALID_CONFIG', message);
+  }
+}
+
+export class ConfigFileError extends ImageTsError {
+  constructor(message: string) {
+    super('CONFIG_FILE_INVALID', message);
+  }
+}
+
+export class PlatformNotFoundError extends ImageTsError {
+  constructor(wanted: string, available: readonly string[]) {
+    super(
+      'PLATFORM_NOT_FOUND',
+      `no manifest for platform ${wanted}; the index has ${available.length ? available.join(', ') : 'no platforms'}`,
+    );
+  }
+}
+
+export class UnauthorizedError extends ImageTsError {
+  constructor(message: string) {
+    super('UNAUTHORIZED', message);
+  }
+}
+
+export class NotFoundError extends ImageTsError {
+  constructor(message: string) {
+    super('NOT_FOUND', message);
+  }
+}
+
+export class DigestMismatchError extends ImageTsError {
+  constructor(what: string, expected: string, actual: string) {
+    super('DIGEST_MISMATCH', `${what}: expected ${expected}, got ${actual}`);
+  }
+}
+
+export class SizeMismatchError extends ImageTsError {
+  constructor(what: string, expected: number, actual: number) {
+    super('DIGEST_MISMATCH', `${what}: expected ${expected} bytes, got ${actual}`);
+  }
+}
+
+export class UnsafeLayerError extends ImageTsError {
+  constructor(entry: string, why: string) {
+    super('UNSAFE_LAYER', `layer entry ${JSON.stringify(entry)}: ${why}`);
+  }
+}
+
+export class UnsupportedError extends ImageTsError {
+  constructor(message: string) {
+    super('UNSUPPORTED', message);
+  }
+}
+
+export class NetworkError extends ImageTsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NETWORK', message, options);
+  }
+}
+
+export class BundleExistsError extends ImageTsError {
+  constructor(path: string) {
+    super('BUNDLE_EXISTS', `bundle ${path} already exists and is not empty`);
+  }
+}
+
+export class StoreError extends ImageTsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORE', message, options);
+  }
+}
+
+/** Wraps anything unexpected so that callers only ever see ImageTsError. */
+export function asImageTsError(err: unknown): ImageTsError {
+  if (err instanceof ImageTsError) return err;
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e && typeof e === 'object' && typeof e.code === 'string') {
+    if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return new ImageTsError('NO_SPACE', 'no space left on device', { cause: err });
+    if (e.code === 'ABORT_ERR') return new ImageTsError('INTERNAL', 'operation aborted', { cause: err });
+    return new ImageTsError('IO', `${e.code}: ${e.syscall ?? 'i/o'}${e.path ? ` ${e.path}` : ''}`, { cause: err });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new ImageTsError('INTERNAL', message, { cause: err });
+}

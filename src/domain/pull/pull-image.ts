@@ -1,0 +1,406 @@
+import { pipeline } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  DigestMismatchError,
+  ImageTsError,
+  InvalidManifestError,
+  SizeMismatchError,
+  UnsupportedError,
+  asImageTsError,
+} from '../errors.js';
+import type { Descriptor } from '../image/descriptor.js';
+import { Digest, DigestingStream } from '../image/digest.js';
+import { ImageConfig } from '../image/image-config.js';
+import { ImageIndex } from '../image/image-index.js';
+import { ImageTarget } from '../image/image-target.js';
+import { Manifest } from '../image/manifest.js';
+import { isEncryptedLayer, layerCompression } from '../image/media-types.js';
+import { Platform } from '../image/platform.js';
+import { LayerStateMachine } from '../layer/layer-state.js';
+import { buildRuntimeSpec } from '../runtime/runtime-spec.js';
+import { resolveUser } from '../runtime/user.js';
+import type { Credentials, ImageSource, ImageSourceFactory } from '../../ports/image-source/image-source.js';
+import type { Decompressor } from '../../ports/layer/decompressor.js';
+import type { CommittedLayer, LayerStore } from '../../ports/layer/layer-store.js';
+import type { Logger } from '../../ports/observability/logger.js';
+import type { ProgressListener } from '../../ports/observability/progress.js';
+import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
+import type { SnapshotRecord, Snapshotter, SnapshotterName } from '../../ports/snapshot/snapshotter.js';
+import type { ImageRecord, MetadataStore } from '../../ports/store/metadata-store.js';
+import { readBounded } from './bounded-read.js';
+import { Limiter, SingleFlight } from './limiter.js';
+
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+const MAX_ACCOUNT_FILE_BYTES = 4 * 1024 * 1024;
+
+export interface PullRequest {
+  readonly image: string;
+  readonly bundle: string;
+  readonly platform?: Platform | undefined;
+  readonly snapshotter?: SnapshotterName | undefined;
+  readonly credentials?: Credentials | undefined;
+  readonly maxConcurrentLayers?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
+  readonly onProgress?: ProgressListener | undefined;
+}
+
+export interface PulledLayer {
+  readonly digest: string;
+  readonly diffId: string;
+  readonly size: number;
+  /** Whether this pull downloaded it, or found it in the store / in flight. */
+  readonly fetched: boolean;
+}
+
+export interface PullResult {
+  readonly reference: string;
+  readonly manifestDigest: string;
+  readonly indexDigest?: string | undefined;
+  readonly configDigest: string;
+  readonly bundle: string;
+  readonly rootfs: string;
+  readonly snapshotter: SnapshotterName;
+  readonly layers: readonly PulledLayer[];
+}
+
+export interface PullImageOptions {
+  readonly hostPlatform: Platform;
+  readonly defaultSnapshotter: SnapshotterName;
+  readonly maxConcurrentLayers: number;
+}
+
+export interface PullImageDeps {
+  readonly sources: readonly ImageSourceFactory[];
+  readonly decompressor: Decompressor;
+  readonly layers: LayerStore;
+  readonly snapshotters: readonly Snapshotter[];
+  readonly bundles: BundleFs;
+  readonly metadata: MetadataStore;
+  readonly logger: Logger;
+  readonly clock: () => Date;
+}
+
+interface ResolvedImage {
+  readonly manifest: Manifest;
+  readonly manifestDigest: Digest;
+  readonly indexDigest: Digest | undefined;
+  readonly config: ImageConfig;
+  readonly configDigest: Digest;
+  readonly platform: Platform;
+}
+
+/**
+ * Pull: resolve the manifest, verify and unpack every layer into the shared
+ * store, then snapshot a rootfs and write the bundle's config.json. Every
+ * byte is checked against a digest before anything is committed, and a
+ * failure undoes what this pull made.
+ */
+export class PullImage {
+  /** Layers being produced right now, by diff_id, so concurrent pulls fetch each once. */
+  private readonly inFlight = new SingleFlight<CommittedLayer>();
+
+  constructor(
+    private readonly deps: PullImageDeps,
+    private readonly options: PullImageOptions,
+  ) {}
+
+  async execute(request: PullRequest): Promise<PullResult> {
+    const target = ImageTarget.parse(request.image);
+    const snapshotter = this.pickSnapshotter(request.snapshotter);
+    if (!(await snapshotter.available())) {
+      throw new UnsupportedError(`the ${snapshotter.name} snapshotter is not available here`);
+    }
+    const factory = this.deps.sources.find((s) => s.supports(target));
+    if (!factory) throw new UnsupportedError(`no image source handles ${request.image}`);
+
+    const bundlePath = this.deps.bundles.resolve(request.bundle);
+    const { rootfs, createdDir } = await this.deps.bundles.create(bundlePath);
+    let snapshot: SnapshotRecord | undefined;
+    try {
+      const source = await factory.open(target, { credentials: request.credentials, signal: request.signal });
+      let resolved: ResolvedImage;
+      let layers: { committed: CommittedLayer; pulled: PulledLayer }[];
+      try {
+        resolved = await this.resolve(source, target, request);
+        request.onProgress?.({
+          type: 'resolved',
+          reference: ImageTarget.canonicalName(target),
+          manifestDigest: resolved.manifestDigest.toString(),
+          layers: resolved.manifest.layers.length,
+        });
+        layers = await this.fetchLayers(source, resolved, request);
+      } finally {
+        await source.close();
+      }
+
+      const name = ImageTarget.canonicalName(target);
+      await this.recordImage(name, resolved, layers.map((l) => l.committed));
+
+      const snapshotId = createHash('sha256').update(`${bundlePath}\0${this.deps.clock().toISOString()}`).digest('hex').slice(0, 32);
+      snapshot = await snapshotter.prepare(snapshotId, layers.map((l) => l.committed), rootfs);
+      request.onProgress?.({ type: 'snapshot', snapshotter: snapshotter.name, rootfs });
+
+      const cc = resolved.config.config;
+      const needsAccounts = cc?.User !== undefined && cc.User.trim() !== '' && !/^\d+(:\d+)?$/.test(cc.User.trim());
+      const passwd = needsAccounts ? await this.deps.bundles.readRootfsFile(rootfs, '/etc/passwd', MAX_ACCOUNT_FILE_BYTES) : undefined;
+      const group = needsAccounts ? await this.deps.bundles.readRootfsFile(rootfs, '/etc/group', MAX_ACCOUNT_FILE_BYTES) : undefined;
+      const spec = buildRuntimeSpec(resolved.config, resolveUser(cc?.User, passwd, group));
+      await this.deps.bundles.writeConfig(bundlePath, spec);
+
+      const finalSnapshot = snapshot;
+      await this.deps.metadata.update((state) => {
+        state.bundles[bundlePath] = {
+          path: bundlePath,
+          image: name,
+          manifestDigest: resolved.manifestDigest.toString(),
+          layers: layers.map((l) => l.committed.diffId.toString()),
+          snapshot: finalSnapshot,
+          createdDir,
+          createdAt: this.deps.clock().toISOString(),
+        };
+      });
+      request.onProgress?.({ type: 'done', manifestDigest: resolved.manifestDigest.toString() });
+      return {
+        reference: name,
+        manifestDigest: resolved.manifestDigest.toString(),
+        indexDigest: resolved.indexDigest?.toString(),
+        configDigest: resolved.configDigest.toString(),
+        bundle: bundlePath,
+        rootfs,
+        snapshotter: snapshotter.name,
+        layers: layers.map((l) => l.pulled),
+      };
+    } catch (err) {
+      if (snapshot) await snapshotter.remove(snapshot).catch((e: unknown) => this.warnCleanup('snapshot', e));
+      await this.deps.bundles.remove(bundlePath, createdDir).catch((e: unknown) => this.warnCleanup('bundle', e));
+      throw asImageTsError(err);
+    }
+  }
+
+  private pickSnapshotter(name: SnapshotterName | undefined): Snapshotter {
+    const wanted = name ?? this.options.defaultSnapshotter;
+    const s = this.deps.snapshotters.find((x) => x.name === wanted);
+    if (!s) throw new UnsupportedError(`unknown snapshotter ${wanted}`);
+    return s;
+  }
+
+  private warnCleanup(what: string, err: unknown): void {
+    this.deps.logger.log('warn', 'cleanup-failed', { what, code: asImageTsError(err).code, message: asImageTsError(err).message });
+  }
+
+  private async resolve(source: ImageSource, target: ImageTarget, request: PullRequest): Promise<ResolvedImage> {
+    const wantedDigest = target.kind === 'registry' ? target.reference.digest : undefined;
+    const ref = target.kind === 'registry' ? target.reference.manifestRef : (target.ref ?? '');
+    const top = await this.fetchManifest(source, ref, wantedDigest, request.signal);
+    let manifest = top.parsed;
+    let manifestDigest = top.digest;
+    let indexDigest: Digest | undefined;
+    let platform = request.platform ?? this.options.hostPlatform;
+    if (manifest.kind === 'index') {
+      indexDigest = top.digest;
+      const chosen = ImageIndex.selectPlatform(manifest, platform);
+      platform = Platform.normalize(chosen.platform ?? platform);
+      const inner = await this.fetchManifest(source, chosen.digest.toString(), chosen.digest, request.signal);
+      if (inner.parsed.kind !== 'manifest') throw new InvalidManifestError('an index entry points at another index');
+      if (inner.bytes !== chosen.size) throw new SizeMismatchError(`manifest ${chosen.digest}`, chosen.size, inner.bytes);
+      manifest = inner.parsed;
+      manifestDigest = inner.digest;
+    }
+
+    const configBlob = await source.getBlob(manifest.config, { signal: request.signal });
+    const configBytes = await readBounded(configBlob, Math.min(MAX_CONFIG_BYTES, manifest.config.size + 1), `config ${manifest.config.digest}`)
+      .catch((err: unknown) => {
+        if (err instanceof ImageTsError && err.code === 'INVALID_MANIFEST') {
+          throw new SizeMismatchError(`config ${manifest.config.digest}`, manifest.config.size, manifest.config.size + 1);
+        }
+        throw err;
+      });
+    const configDigest = Digest.of(configBytes, manifest.config.digest.algorithm);
+    if (!configDigest.equals(manifest.config.digest)) {
+      throw new DigestMismatchError(`config blob`, manifest.config.digest.toString(), configDigest.toString());
+    }
+    if (configBytes.length !== manifest.config.size) {
+      throw new SizeMismatchError(`config ${manifest.config.digest}`, manifest.config.size, configBytes.length);
+    }
+    const config = ImageConfig.parse(configBytes);
+    if (config.os !== 'linux') throw new UnsupportedError(`image os is ${config.os}; only linux images can be unpacked`);
+    if (config.diffIds.length !== manifest.layers.length) {
+      throw new InvalidManifestError(`manifest has ${manifest.layers.length} layers but the config has ${config.diffIds.length} diff_ids`);
+    }
+    return { manifest, manifestDigest, indexDigest, config, configDigest, platform };
+  }
+
+  private async fetchManifest(
+    source: ImageSource,
+    ref: string,
+    expected: Digest | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ parsed: ReturnType<typeof Manifest.parse>; digest: Digest; bytes: number }> {
+    const fetched = await source.getManifest(ref, signal);
+    if (fetched.bytes.length > MAX_MANIFEST_BYTES) throw new InvalidManifestError(`manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
+    const digest = Digest.of(fetched.bytes, expected?.algorithm ?? 'sha256');
+    if (expected && !digest.equals(expected)) {
+      throw new DigestMismatchError(`manifest ${ref}`, expected.toString(), digest.toString());
+    }
+    return { parsed: Manifest.parse(fetched.bytes, fetched.mediaType), digest, bytes: fetched.bytes.length };
+  }
+
+  private async fetchLayers(
+    source: ImageSource,
+    image: ResolvedImage,
+    request: PullRequest,
+  ): Promise<{ committed: CommittedLayer; pulled: PulledLayer }[]> {
+    const limit = request.maxConcurrentLayers ?? this.options.maxConcurrentLayers;
+    const limiter = new Limiter(limit);
+    const layerJobs = new Map<string, Promise<{ committed: CommittedLayer; fetched: boolean }>>();
+    const controller = new AbortController();
+    const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
+
+    const jobs = image.manifest.layers.map((desc, i) => {
+      const diffId = image.config.diffIds[i]!;
+      // The same diff_id twice in one image is one job.
+      const key = diffId.toString();
+      let job = layerJobs.get(key);
+      if (!job) {
+        job = this.layer(source, desc, diffId, limiter, signal, request);
+        layerJobs.set(key, job);
+      }
+      return job.then((r) => ({
+        committed: r.committed,
+        pulled: { digest: desc.digest.toString(), diffId: key, size: desc.size, fetched: r.fetched },
+      }));
+    });
+    try {
+      return await Promise.all(jobs);
+    } catch (err) {
+      // One bad layer stops the others; their staging is discarded by their own handlers.
+      controller.abort(err);
+      await Promise.allSettled(jobs);
+      throw err;
+    }
+  }
+
+  private async layer(
+    source: ImageSource,
+    desc: Descriptor,
+    diffId: Digest,
+    limiter: Limiter,
+    signal: AbortSignal,
+    request: PullRequest,
+  ): Promise<{ committed: CommittedLayer; fetched: boolean }> {
+    const progress = request.onProgress;
+    const machine = new LayerStateMachine((_from, to) =>
+      progress?.({ type: 'layer-state', digest: desc.digest.toString(), state: to, size: desc.size }),
+    );
+    if (isEncryptedLayer(desc.mediaType)) {
+      throw new UnsupportedError(`layer ${desc.digest} is encrypted (${desc.mediaType}); decryption is not available in this build`);
+    }
+    const compression = layerCompression(desc.mediaType);
+    if (compression === undefined || !this.deps.decompressor.supports(compression)) {
+      throw new UnsupportedError(`layer ${desc.digest} has unsupported media type ${desc.mediaType}`);
+    }
+    try {
+      const existing = await this.deps.layers.get(diffId);
+      if (existing) {
+        machine.to('cached');
+        return { committed: existing, fetched: false };
+      }
+      const key = diffId.toString();
+      const flight = this.inFlight.do(key, () =>
+        limiter.run(() => this.produceLayer(source, desc, diffId, compression, signal, machine, request)),
+      );
+      if (flight.shared) machine.to('shared');
+      const committed = await flight.promise;
+      if (flight.shared) machine.to('committed');
+      return { committed, fetched: !flight.shared };
+    } catch (err) {
+      if (!machine.done) machine.to('failed');
+      throw err;
+    }
+  }
+
+  private async produceLayer(
+    source: ImageSource,
+    desc: Descriptor,
+    diffId: Digest,
+    compression: 'gzip' | 'zstd' | 'none',
+    signal: AbortSignal,
+    machine: LayerStateMachine,
+    request: PullRequest,
+  ): Promise<CommittedLayer> {
+    // Another process may have committed it while we waited for a slot.
+    const existing = await this.deps.layers.get(diffId);
+    if (existing) return existing;
+    signal.throwIfAborted();
+    machine.to('fetching');
+    const writer = await this.deps.layers.stage(diffId);
+    try {
+      const blob: Readable = await source.getBlob(desc, { signal });
+      const compressed = new DigestingStream(desc.digest.algorithm, { limit: desc.size, what: `layer ${desc.digest}` });
+      const uncompressed = new DigestingStream(diffId.algorithm);
+      if (request.onProgress) {
+        const onProgress = request.onProgress;
+        compressed.on('data', () =>
+          onProgress({ type: 'layer-bytes', digest: desc.digest.toString(), bytes: compressed.bytes, size: desc.size }),
+        );
+      }
+      await pipeline(blob, compressed, this.deps.decompressor.create(compression), uncompressed, writer.sink, { signal });
+      machine.to('verifying');
+      if (compressed.bytes !== desc.size) throw new SizeMismatchError(`layer ${desc.digest}`, desc.size, compressed.bytes);
+      if (!compressed.digest().equals(desc.digest)) {
+        throw new DigestMismatchError(`layer blob`, desc.digest.toString(), compressed.digest().toString());
+      }
+      if (!uncompressed.digest().equals(diffId)) {
+        throw new DigestMismatchError(`layer ${desc.digest} diff_id`, diffId.toString(), uncompressed.digest().toString());
+      }
+      const committed = await writer.commit();
+      machine.to('committed');
+      return committed;
+    } catch (err) {
+      await writer.abort().catch((e: unknown) => this.warnCleanup('layer staging', e));
+      throw err;
+    }
+  }
+
+  private async recordImage(name: string, image: ResolvedImage, committed: readonly CommittedLayer[]): Promise<void> {
+    const manifestDigest = image.manifestDigest.toString();
+    const now = this.deps.clock().toISOString();
+    await this.deps.metadata.update((state) => {
+      const previous = state.images[manifestDigest];
+      // A name points at one image: re-pointing a tag drops it from the old image.
+      for (const [digest, record] of Object.entries(state.images)) {
+        if (digest !== manifestDigest && record.names.includes(name)) {
+          record.names.splice(record.names.indexOf(name), 1);
+          if (record.names.length === 0) delete state.images[digest];
+        }
+      }
+      const record: ImageRecord = {
+        names: [...new Set([...(previous?.names ?? []), name])],
+        manifestDigest,
+        indexDigest: image.indexDigest?.toString(),
+        configDigest: image.configDigest.toString(),
+        mediaType: image.manifest.mediaType,
+        platform: Platform.format(image.platform),
+        layers: image.manifest.layers.map((l, i) => ({
+          digest: l.digest.toString(),
+          diffId: image.config.diffIds[i]!.toString(),
+          mediaType: l.mediaType,
+          size: l.size,
+        })),
+        size: image.manifest.layers.reduce((n, l) => n + l.size, image.manifest.config.size),
+        pulledAt: now,
+      };
+      state.images[manifestDigest] = record;
+      for (const layer of committed) {
+        state.layers[layer.diffId.toString()] ??= {
+          diffId: layer.diffId.toString(),
+          size: layer.size,
+          whiteoutFormat: layer.whiteoutFormat,
+          committedAt: now,
+        };
+      }
+    });
+  }
+}

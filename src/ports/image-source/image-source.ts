@@ -1,0 +1,46 @@
+import type { Readable } from 'node:stream';
+import type { Descriptor } from '../../domain/image/descriptor.js';
+import type { ImageTarget } from '../../domain/image/image-target.js';
+
+/** Credentials a caller passes with one request; they win over any auth file. */
+export type Credentials =
+  | { readonly kind: 'basic'; readonly username: string; readonly password: string }
+  | { readonly kind: 'identity-token'; readonly username: string; readonly token: string }
+  | { readonly kind: 'registry-token'; readonly token: string };
+
+export interface FetchedManifest {
+  readonly bytes: Buffer;
+  /** The transport's Content-Type, if it has one. */
+  readonly mediaType: string | undefined;
+}
+
+export interface BlobRequest {
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * One opened image: its manifests and blobs. Sources move bytes; they do not
+ * decide what the bytes mean. The pull use case verifies every digest.
+ */
+export interface ImageSource {
+  /** Human-readable origin, never containing credentials. */
+  readonly description: string;
+  /** A manifest or index by tag or digest (`sha256:...`). */
+  getManifest(ref: string, signal?: AbortSignal): Promise<FetchedManifest>;
+  /** A blob's bytes as a stream. Transient failures are retried and resumed inside the source. */
+  getBlob(descriptor: Descriptor, request?: BlobRequest): Promise<Readable>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  readonly credentials?: Credentials | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Opens a source for a target. Adapters for registries and OCI layouts register behind it. */
+export interface ImageSourceFactory {
+  supports(target: ImageTarget): boolean;
+  open(target: ImageTarget, options?: OpenOptions): Promise<ImageSource>;
+}
+
+export const ImageSourceFactoryToken = Symbol.for('image-ts.ImageSourceFactory');

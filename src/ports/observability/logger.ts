@@ -1,0 +1,10 @@
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Structured events. Callers never pass secrets in fields. */
+export interface Logger {
+  log(level: LogLevel, event: string, fields?: Record<string, unknown>): void;
+}
+
+export const LoggerToken = Symbol.for('image-ts.Logger');
+
+export const silentLogger: Logger = { log: () => undefined };

@@ -1,0 +1,25 @@
+import type { CommittedLayer } from '../layer/layer-store.js';
+
+export type SnapshotterName = 'overlay' | 'copy';
+
+/** What a snapshotter made for one bundle, enough to undo it. */
+export interface SnapshotRecord {
+  readonly snapshotter: SnapshotterName;
+  readonly rootfs: string;
+  /** Per-bundle writable dirs (overlay upper/work), if any. */
+  readonly upperDir?: string | undefined;
+  readonly workDir?: string | undefined;
+  readonly id: string;
+}
+
+/** Turns committed layers (bottom first) into a rootfs directory. */
+export interface Snapshotter {
+  readonly name: SnapshotterName;
+  /** Whether this snapshotter can work here (privileges, kernel support). */
+  available(): Promise<boolean>;
+  prepare(id: string, layers: readonly CommittedLayer[], rootfs: string): Promise<SnapshotRecord>;
+  /** Undoes prepare: unmount and delete per-bundle dirs. Safe to call twice. */
+  remove(record: SnapshotRecord): Promise<void>;
+}
+
+export const SnapshottersToken = Symbol.for('image-ts.Snapshotters');

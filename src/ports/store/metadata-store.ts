@@ -1,0 +1,65 @@
+import type { SnapshotRecord } from '../snapshot/snapshotter.js';
+
+export interface LayerEntry {
+  readonly digest: string;
+  readonly diffId: string;
+  readonly mediaType: string;
+  readonly size: number;
+}
+
+export interface ImageRecord {
+  /** Every name the image was pulled as. */
+  readonly names: string[];
+  readonly manifestDigest: string;
+  readonly indexDigest?: string | undefined;
+  readonly configDigest: string;
+  readonly mediaType: string;
+  readonly platform: string;
+  readonly layers: readonly LayerEntry[];
+  /** Compressed bytes as the manifest states them. */
+  readonly size: number;
+  readonly pulledAt: string;
+}
+
+export interface LayerRecord {
+  readonly diffId: string;
+  readonly size: number;
+  readonly whiteoutFormat: string;
+  readonly committedAt: string;
+}
+
+export interface BundleRecord {
+  readonly path: string;
+  readonly image: string;
+  readonly manifestDigest: string;
+  readonly layers: readonly string[];
+  readonly snapshot: SnapshotRecord;
+  readonly createdDir: boolean;
+  readonly createdAt: string;
+}
+
+/** The whole store state: small, read and written as one document. */
+export interface StoreState {
+  version: 1;
+  /** Keyed by manifest digest. */
+  images: Record<string, ImageRecord>;
+  /** Keyed by diff_id. */
+  layers: Record<string, LayerRecord>;
+  /** Keyed by absolute bundle path. */
+  bundles: Record<string, BundleRecord>;
+}
+
+export function emptyState(): StoreState {
+  return { version: 1, images: {}, layers: {}, bundles: {} };
+}
+
+/**
+ * Image and bundle metadata. `update` runs a mutation under the store lock and
+ * persists atomically; a crash leaves either the old or the new state.
+ */
+export interface MetadataStore {
+  read(): Promise<StoreState>;
+  update<T>(mutate: (state: StoreState) => T | Promise<T>): Promise<T>;
+}
+
+export const MetadataStoreToken = Symbol.for('image-ts.MetadataStore');
