@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'DIGEST_MISMATCH'
   | 'UNSAFE_LAYER'
+  | 'INVALID_LAYER'
   | 'UNSUPPORTED'
   | 'NETWORK'
   | 'TLS'

@@ -67,7 +67,8 @@ export interface PullResult {
 
 export interface PullImageOptions {
   readonly hostPlatform: Platform;
-  readonly defaultSnapshotter: SnapshotterName;
+  /** Undefined: the first snapshotter that is available here, in binding order. */
+  readonly defaultSnapshotter?: SnapshotterName | undefined;
   readonly maxConcurrentLayers: number;
 }
 
@@ -108,10 +109,7 @@ export class PullImage {
 
   async execute(request: PullRequest): Promise<PullResult> {
     const target = ImageTarget.parse(request.image);
-    const snapshotter = this.pickSnapshotter(request.snapshotter);
-    if (!(await snapshotter.available())) {
-      throw new UnsupportedError(`the ${snapshotter.name} snapshotter is not available here`);
-    }
+    const snapshotter = await this.pickSnapshotter(request.snapshotter);
     const factory = this.deps.sources.find((s) => s.supports(target));
     if (!factory) throw new UnsupportedError(`no image source handles ${request.image}`);
 
@@ -179,10 +177,15 @@ export class PullImage {
     }
   }
 
-  private pickSnapshotter(name: SnapshotterName | undefined): Snapshotter {
+  private async pickSnapshotter(name: SnapshotterName | undefined): Promise<Snapshotter> {
     const wanted = name ?? this.options.defaultSnapshotter;
+    if (wanted === undefined) {
+      for (const s of this.deps.snapshotters) if (await s.available()) return s;
+      throw new UnsupportedError('no snapshotter is available here');
+    }
     const s = this.deps.snapshotters.find((x) => x.name === wanted);
     if (!s) throw new UnsupportedError(`unknown snapshotter ${wanted}`);
+    if (!(await s.available())) throw new UnsupportedError(`the ${s.name} snapshotter is not available here`);
     return s;
   }
 

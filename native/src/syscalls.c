@@ -1,0 +1,324 @@
+/*
+ * The few Linux syscalls that Node does not expose and that unpacking and
+ * mounting need: mknod (devices, fifos, overlay whiteouts), the l*xattr family
+ * (PAX xattrs, overlay opaque markers) and mount/umount2 (overlay snapshots).
+ * All calls are synchronous and cheap; errors are thrown as Node-style errors
+ * with .code (errno name), .errno (negative, as libuv), .syscall and .path.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <node_api.h>
+
+#define CHECK(call)                       \
+  do {                                    \
+    if ((call) != napi_ok) return NULL;   \
+  } while (0)
+
+static const char *errno_name(int e) {
+  switch (e) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EIO: return "EIO";
+    case ENXIO: return "ENXIO";
+    case E2BIG: return "E2BIG";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case ENOTBLK: return "ENOTBLK";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case EXDEV: return "EXDEV";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ENOSPC: return "ENOSPC";
+    case EROFS: return "EROFS";
+    case EMLINK: return "EMLINK";
+    case ERANGE: return "ERANGE";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOSYS: return "ENOSYS";
+    case ELOOP: return "ELOOP";
+    case ENODATA: return "ENODATA";
+    case EOPNOTSUPP: return "ENOTSUP"; /* same value as ENOTSUP on Linux; libuv's name */
+    case EDQUOT: return "EDQUOT";
+    case ESTALE: return "ESTALE";
+    default: return "UNKNOWN";
+  }
+}
+
+/* Throws an Error shaped like Node's own fs errors. Always returns NULL. */
+static napi_value throw_errno(napi_env env, int e, const char *syscall, const char *path) {
+  char msg[512];
+  napi_value code, message, error, value;
+  const char *name = errno_name(e);
+  if (path)
+    snprintf(msg, sizeof msg, "%s: %s, %s '%s'", name, strerror(e), syscall, path);
+  else
+    snprintf(msg, sizeof msg, "%s: %s, %s", name, strerror(e), syscall);
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok) return NULL;
+  if (napi_create_error(env, code, message, &error) != napi_ok) return NULL;
+  if (napi_create_int32(env, -e, &value) == napi_ok) napi_set_named_property(env, error, "errno", value);
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &value) == napi_ok)
+    napi_set_named_property(env, error, "syscall", value);
+  if (path && napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &value) == napi_ok)
+    napi_set_named_property(env, error, "path", value);
+  napi_throw(env, error);
+  return NULL;
+}
+
+/*
+ * Copies a JS string argument into a malloc'd C string (caller frees). With
+ * nullable, null/undefined give *out = NULL. Returns 0 on success, -1 with a
+ * pending TypeError.
+ */
+static int get_string(napi_env env, napi_value v, int nullable, const char *what, char **out) {
+  napi_valuetype t;
+  size_t len;
+  *out = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (nullable && (t == napi_null || t == napi_undefined)) return 0;
+  if (t != napi_string) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return -1;
+  }
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return -1;
+  *out = malloc(len + 1);
+  if (!*out) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return -1;
+  }
+  if (napi_get_value_string_utf8(env, v, *out, len + 1, &len) != napi_ok) {
+    free(*out);
+    *out = NULL;
+    return -1;
+  }
+  if (strlen(*out) != len) { /* an embedded NUL would silently shorten the path */
+    free(*out);
+    *out = NULL;
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "string contains a NUL byte");
+    return -1;
+  }
+  return 0;
+}
+
+static int get_u32(napi_env env, napi_value v, const char *what, uint32_t *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t != napi_number) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return -1;
+  }
+  return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return -1;
+  if (argc < want) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");
+    return -1;
+  }
+  return 0;
+}
+
+/* mknod(path, mode, major, minor): mode includes the file type bits. */
+static napi_value Mknod(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  char *path;
+  uint32_t mode, major, minor;
+  if (get_args(env, info, 4, argv)) return NULL;
+  if (get_u32(env, argv[1], "mode must be a number", &mode) || get_u32(env, argv[2], "major must be a number", &major) ||
+      get_u32(env, argv[3], "minor must be a number", &minor))
+    return NULL;
+  if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
+  if (mknod(path, (mode_t)mode, makedev(major, minor)) != 0) {
+    int e = errno;
+    throw_errno(env, e, "mknod", path);
+  }
+  free(path);
+  return NULL;
+}
+
+/* lsetxattr(path, name, value: Buffer | Uint8Array) */
+static napi_value Lsetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char *path, *name;
+  void *data;
+  size_t len;
+  bool is_typed;
+  if (get_args(env, info, 3, argv)) return NULL;
+  if (napi_is_typedarray(env, argv[2], &is_typed) != napi_ok) return NULL;
+  if (!is_typed) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "value must be a Buffer or Uint8Array");
+    return NULL;
+  }
+  {
+    napi_typedarray_type type;
+    napi_value ab;
+    size_t offset;
+    CHECK(napi_get_typedarray_info(env, argv[2], &type, &len, &data, &ab, &offset));
+    if (type != napi_uint8_array) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "value must be a Buffer or Uint8Array");
+      return NULL;
+    }
+  }
+  if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
+  if (get_string(env, argv[1], 0, "name must be a string", &name)) {
+    free(path);
+    return NULL;
+  }
+  if (lsetxattr(path, name, data, len, 0) != 0) {
+    int e = errno;
+    throw_errno(env, e, "lsetxattr", path);
+  }
+  free(name);
+  free(path);
+  return NULL;
+}
+
+/* lgetxattr(path, name) -> Buffer, or null when the attribute is absent. */
+static napi_value Lgetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result = NULL;
+  char *path, *name, *buf = NULL;
+  ssize_t n;
+  int e = 0;
+  if (get_args(env, info, 2, argv)) return NULL;
+  if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
+  if (get_string(env, argv[1], 0, "name must be a string", &name)) {
+    free(path);
+    return NULL;
+  }
+  for (;;) { /* the value may grow between the size query and the read */
+    n = lgetxattr(path, name, NULL, 0);
+    if (n < 0) { e = errno; break; }
+    free(buf);
+    buf = malloc(n > 0 ? (size_t)n : 1);
+    if (!buf) { e = ENOMEM; break; }
+    n = lgetxattr(path, name, buf, (size_t)n);
+    if (n >= 0) break;
+    if (errno != ERANGE) { e = errno; break; }
+  }
+  if (e == ENODATA) {
+    napi_get_null(env, &result);
+  } else if (e != 0) {
+    throw_errno(env, e, "lgetxattr", path);
+  } else {
+    void *out;
+    napi_create_buffer_copy(env, (size_t)n, buf, &out, &result);
+  }
+  free(buf);
+  free(name);
+  free(path);
+  return result;
+}
+
+/* llistxattr(path) -> string[] */
+static napi_value Llistxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result = NULL;
+  char *path, *buf = NULL;
+  ssize_t n;
+  int e = 0;
+  if (get_args(env, info, 1, argv)) return NULL;
+  if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
+  for (;;) {
+    n = llistxattr(path, NULL, 0);
+    if (n < 0) { e = errno; break; }
+    if (n == 0) break;
+    free(buf);
+    buf = malloc((size_t)n);
+    if (!buf) { e = ENOMEM; break; }
+    n = llistxattr(path, buf, (size_t)n);
+    if (n >= 0) break;
+    if (errno != ERANGE) { e = errno; break; }
+  }
+  if (e == ENOTSUP) {
+    n = 0; /* a filesystem without xattrs has none */
+  } else if (e != 0) {
+    throw_errno(env, e, "llistxattr", path);
+    goto done;
+  }
+  if (napi_create_array(env, &result) != napi_ok) { result = NULL; goto done; }
+  {
+    uint32_t i = 0;
+    ssize_t off = 0;
+    while (off < n) {
+      size_t len = strnlen(buf + off, (size_t)(n - off));
+      napi_value s;
+      if (napi_create_string_utf8(env, buf + off, len, &s) != napi_ok ||
+          napi_set_element(env, result, i++, s) != napi_ok) {
+        result = NULL;
+        break;
+      }
+      off += (ssize_t)len + 1;
+    }
+  }
+done:
+  free(buf);
+  free(path);
+  return result;
+}
+
+/* mount(source, target, fstype, flags, data); source/fstype/data may be null. */
+static napi_value Mount(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  char *source = NULL, *target = NULL, *fstype = NULL, *data = NULL;
+  uint32_t flags;
+  if (get_args(env, info, 5, argv)) return NULL;
+  if (get_u32(env, argv[3], "flags must be a number", &flags)) return NULL;
+  if (get_string(env, argv[0], 1, "source must be a string or null", &source)) goto done;
+  if (get_string(env, argv[1], 0, "target must be a string", &target)) goto done;
+  if (get_string(env, argv[2], 1, "fstype must be a string or null", &fstype)) goto done;
+  if (get_string(env, argv[4], 1, "data must be a string or null", &data)) goto done;
+  if (mount(source, target, fstype, (unsigned long)flags, data) != 0) {
+    int e = errno;
+    throw_errno(env, e, "mount", target);
+  }
+done:
+  free(source);
+  free(target);
+  free(fstype);
+  free(data);
+  return NULL;
+}
+
+/* umount2(target, flags) */
+static napi_value Umount2(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char *target;
+  uint32_t flags;
+  if (get_args(env, info, 2, argv)) return NULL;
+  if (get_u32(env, argv[1], "flags must be a number", &flags)) return NULL;
+  if (get_string(env, argv[0], 0, "target must be a string", &target)) return NULL;
+  if (umount2(target, (int)flags) != 0) {
+    int e = errno;
+    throw_errno(env, e, "umount2", target);
+  }
+  free(target);
+  return NULL;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+    {"mknod", NULL, Mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lsetxattr", NULL, Lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lgetxattr", NULL, Lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"llistxattr", NULL, Llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mount", NULL, Mount, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"umount2", NULL, Umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}

@@ -1,0 +1,13 @@
+import { main } from './main.js';
+
+// Last-resort guards: a user sees one line with a code, never a stack trace.
+process.on('uncaughtException', (err: Error) => {
+  process.stderr.write(`image-ts: INTERNAL: ${err.message.split('\n')[0]}\n`);
+  process.exit(1);
+});
+process.on('unhandledRejection', (err: unknown) => {
+  process.stderr.write(`image-ts: INTERNAL: ${String(err instanceof Error ? err.message : err).split('\n')[0]}\n`);
+  process.exit(1);
+});
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,259 @@
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ImageTsError, InvalidArgumentError, asImageTsError } from '../../../domain/errors.js';
+import { Platform } from '../../../domain/image/platform.js';
+import type { PullImage, PullResult } from '../../../domain/pull/pull-image.js';
+import type { ManageImages } from '../../../domain/store/manage-images.js';
+import type { Credentials } from '../../../ports/image-source/image-source.js';
+import type { Logger, LogLevel } from '../../../ports/observability/logger.js';
+import { buildContainer } from '../../wiring/container.js';
+import { defaultWorkDir, loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
+import { Tokens } from '../../wiring/tokens.js';
+import { ProgressRenderer } from './progress.js';
+
+const USAGE = `usage:
+  image-ts pull IMAGE BUNDLE_DIR [--work-dir DIR] [--config FILE] [--creds USER:PASS] [--auth-file FILE]
+                [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST[:PORT]]... [--ca-file PEM]...
+                [--snapshotter overlay|copy] [--max-concurrent-layers N] [--json] [--quiet]
+  image-ts list [--work-dir DIR] [--json]
+  image-ts inspect IMAGE [--work-dir DIR] [--json]
+  image-ts rm IMAGE [--work-dir DIR]
+  image-ts gc [--work-dir DIR]
+  image-ts bundle rm BUNDLE_DIR [--work-dir DIR]
+
+IMAGE is a docker reference (docker:// optional) or oci:DIR[:REF].`;
+
+/** Errors in how the command was called: exit status 2. */
+class UsageError extends InvalidArgumentError {}
+
+const OPTIONS = {
+  'work-dir': { type: 'string' },
+  config: { type: 'string' },
+  creds: { type: 'string' },
+  'auth-file': { type: 'string' },
+  platform: { type: 'string' },
+  'insecure-registry': { type: 'string', multiple: true },
+  'ca-file': { type: 'string', multiple: true },
+  snapshotter: { type: 'string' },
+  'max-concurrent-layers': { type: 'string' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+type Flags = {
+  [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : (typeof OPTIONS)[K] extends { type: 'boolean' } ? boolean : string;
+};
+
+/** Which flags each command takes; anything else is a usage error, not silently ignored. */
+const COMMAND_FLAGS: Readonly<Record<string, readonly (keyof Flags)[]>> = {
+  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
+  list: ['work-dir', 'config', 'json', 'quiet'],
+  inspect: ['work-dir', 'config', 'json', 'quiet'],
+  rm: ['work-dir', 'config', 'json', 'quiet'],
+  gc: ['work-dir', 'config', 'json', 'quiet'],
+  bundle: ['work-dir', 'config', 'json', 'quiet'],
+};
+
+class CliLogger implements Logger {
+  private readonly seen = new Set<string>();
+  constructor(private readonly quiet: boolean) {}
+
+  log(level: LogLevel, event: string, fields?: Record<string, unknown>): void {
+    if (level === 'debug' || level === 'info' || this.quiet) return;
+    const message = typeof fields?.['message'] === 'string' ? fields['message'] : event;
+    const line = `image-ts: ${level === 'warn' ? 'warning' : 'error'}: ${message}`;
+    if (this.seen.has(line)) return;
+    this.seen.add(line);
+    process.stderr.write(`${line}\n`);
+  }
+}
+
+function parseCreds(value: string): Credentials {
+  const colon = value.indexOf(':');
+  if (colon <= 0) throw new UsageError('--creds takes USER:PASS');
+  return { kind: 'basic', username: value.slice(0, colon), password: value.slice(colon + 1) };
+}
+
+async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
+  const uid = process.getuid?.() ?? 1000;
+  const file = flags.config ? await loadConfigFile(flags.config, (m) => logger.log('warn', 'config', { message: m })) : {};
+  let maxConcurrentLayers = file.maxConcurrentLayers ?? 3;
+  if (flags['max-concurrent-layers'] !== undefined) {
+    const n = Number(flags['max-concurrent-layers']);
+    if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError('--max-concurrent-layers takes an integer from 1 to 64');
+    maxConcurrentLayers = n;
+  }
+  const snapshotter = flags.snapshotter ?? file.snapshotter;
+  if (snapshotter !== undefined && snapshotter !== 'overlay' && snapshotter !== 'copy') {
+    throw new UsageError('--snapshotter takes overlay or copy');
+  }
+  const platform = flags.platform ?? file.platform;
+  if (platform !== undefined) Platform.parse(platform);
+  return {
+    profile: file.profile ?? 'standalone',
+    workDir: resolve(flags['work-dir'] ?? file.workDir ?? defaultWorkDir(process.env, uid, homedir())),
+    maxConcurrentLayers,
+    snapshotter,
+    platform,
+    insecureRegistries: [...(file.insecureRegistries ?? []), ...(flags['insecure-registry'] ?? [])],
+    caFiles: [...(file.caFiles ?? []), ...(flags['ca-file'] ?? [])],
+    caPems: file.caPems ?? [],
+    authFile: flags['auth-file'] ?? file.authFile,
+  };
+}
+
+function print(json: boolean, value: unknown, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`);
+}
+
+function pullJson(r: PullResult): unknown {
+  return {
+    reference: r.reference,
+    manifestDigest: r.manifestDigest,
+    configDigest: r.configDigest,
+    bundle: r.bundle,
+    layers: r.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size })),
+  };
+}
+
+function humanSize(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${v.toFixed(u ? 1 : 0)}${units[u]}`;
+}
+
+async function run(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0]!);
+  }
+  const flags = parsed.values as Flags;
+  const [command, ...rest] = parsed.positionals;
+  if (flags.help || command === undefined || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    if (command === undefined && !flags.help) process.exitCode = 2;
+    return;
+  }
+  const allowed = COMMAND_FLAGS[command];
+  if (!allowed) throw new UsageError(`unknown command ${JSON.stringify(command)}; run image-ts --help`);
+  for (const key of Object.keys(flags) as (keyof Flags)[]) {
+    if (!allowed.includes(key)) throw new UsageError(`${command} does not take --${key}`);
+  }
+  const arity = (n: number, what: string): string[] => {
+    if (rest.length !== n) throw new UsageError(`${command} takes ${what}`);
+    return rest;
+  };
+
+  const json = flags.json === true;
+  const logger = new CliLogger(flags.quiet === true || json);
+  let positional: string[];
+  switch (command) {
+    case 'pull': positional = arity(2, 'IMAGE BUNDLE_DIR'); break;
+    case 'inspect':
+    case 'rm': positional = arity(1, 'IMAGE'); break;
+    case 'bundle':
+      if (rest[0] !== 'rm') throw new UsageError('bundle takes the subcommand rm');
+      positional = arity(2, 'rm BUNDLE_DIR').slice(1);
+      break;
+    default: positional = arity(0, 'no arguments');
+  }
+  const credentials = flags.creds !== undefined ? parseCreds(flags.creds) : undefined;
+  const settings = await settingsFrom(flags, logger);
+  const container = await buildContainer({ settings, logger, credentials });
+  const manage = container.get<ManageImages>(Tokens.ManageImages);
+
+  switch (command) {
+    case 'pull': {
+      const [image, bundle] = positional as [string, string];
+      const controller = new AbortController();
+      const onSignal = (): void => controller.abort(new ImageTsError('INTERNAL', 'interrupted'));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      const progress = !json && !flags.quiet && process.stderr.isTTY ? new ProgressRenderer(process.stderr) : undefined;
+      try {
+        const result = await container.get<PullImage>(Tokens.PullImage).execute({
+          image: image.startsWith('oci:') ? `oci:${resolve(image.slice(4))}` : image,
+          bundle,
+          platform: settings.platform ? Platform.parse(settings.platform) : undefined,
+          snapshotter: settings.snapshotter,
+          maxConcurrentLayers: settings.maxConcurrentLayers,
+          signal: controller.signal,
+          onProgress: progress?.listener,
+        });
+        progress?.finish();
+        const fetched = result.layers.filter((l) => l.fetched).length;
+        print(json, pullJson(result), flags.quiet ? result.manifestDigest : [
+          `pulled ${result.reference}`,
+          `  manifest ${result.manifestDigest}`,
+          `  config   ${result.configDigest}`,
+          `  layers   ${result.layers.length} (${fetched} fetched, ${result.layers.length - fetched} from the store)`,
+          `  bundle   ${result.bundle} (${result.snapshotter})`,
+        ].join('\n'));
+      } finally {
+        progress?.finish();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      return;
+    }
+    case 'list': {
+      const images = await manage.list();
+      print(json, images, images.length === 0 ? 'no images' : images.map((i) =>
+        `${i.names.join(', ')}\t${i.manifestDigest.slice(0, 19)}\t${i.platform}\t${humanSize(i.size)}`).join('\n'));
+      return;
+    }
+    case 'inspect': {
+      const info = await manage.inspect(positional[0]!);
+      print(json, info, [
+        `names     ${info.image.names.join(', ')}`,
+        `manifest  ${info.image.manifestDigest} (${info.image.mediaType})`,
+        ...(info.image.indexDigest ? [`index     ${info.image.indexDigest}`] : []),
+        `config    ${info.image.configDigest}`,
+        `platform  ${info.image.platform}`,
+        `pulled    ${info.image.pulledAt}`,
+        `layers:`,
+        ...info.image.layers.map((l, i) => `  ${l.digest}  ${l.mediaType}  ${humanSize(l.size)}  refs=${info.layers[i]?.refs ?? 0}`),
+        `bundles:   ${info.bundles.length ? info.bundles.join(', ') : 'none'}`,
+      ].join('\n'));
+      return;
+    }
+    case 'rm': {
+      const removed = await manage.remove(positional[0]!);
+      print(json, { removed: removed.manifestDigest }, `removed ${positional[0]} (${removed.manifestDigest})`);
+      return;
+    }
+    case 'gc': {
+      const r = await manage.gc();
+      print(json, r, `removed ${r.removedLayers.length} layers (${humanSize(r.freedBytes)}), ${r.staleStaging} stale staging dirs`);
+      return;
+    }
+    case 'bundle': {
+      const record = await manage.removeBundle(positional[0]!);
+      print(json, { removed: record.path }, `removed bundle ${record.path}`);
+      return;
+    }
+  }
+}
+
+/** Maps any failure to one line and an exit status; never a stack trace. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await run(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    const e = err instanceof UsageError ? err : asImageTsError(err);
+    const message = e.message.replace(/\s*\n\s*/g, ' ');
+    process.stderr.write(`image-ts: ${e.code}: ${message}\n`);
+    if (process.env['IMAGE_TS_DEBUG'] === '1' && e.cause) process.stderr.write(`${String(e.cause)}\n`);
+    return err instanceof UsageError || (e instanceof InvalidArgumentError && e.code === 'INVALID_ARGUMENT') ? 2 : 1;
+  }
+}

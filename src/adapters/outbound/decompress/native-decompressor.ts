@@ -1,0 +1,45 @@
+import { PassThrough, type Duplex } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { DecompressStream } from 'zstd-napi';
+import { ImageTsError } from '../../../domain/errors.js';
+import type { Compression } from '../../../domain/image/media-types.js';
+import type { Decompressor } from '../../../ports/layer/decompressor.js';
+
+/**
+ * Re-codes a codec's own failures as INVALID_LAYER (corrupt data is the
+ * layer's fault, not ours). Errors that other streams of the pipeline pushed
+ * in, and aborts, pass unchanged. Done on the codec itself so that no extra
+ * stream hop sits in the hot path.
+ */
+function recodeErrors<T extends Duplex>(stream: T, kind: string): T {
+  const emit = stream.emit.bind(stream) as (event: string | symbol, ...args: unknown[]) => boolean;
+  stream.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    const err = args[0];
+    if (event === 'error' && err instanceof Error && !(err instanceof ImageTsError) && err.name !== 'AbortError') {
+      return emit('error', new ImageTsError('INVALID_LAYER', `corrupt ${kind} layer data: ${err.message}`, { cause: err }));
+    }
+    return emit(event, ...args);
+  }) as T['emit'];
+  return stream;
+}
+
+/** gzip through node's zlib (every member), zstd through zstd-napi (every frame). */
+export class NativeDecompressor implements Decompressor {
+  readonly name = 'native';
+
+  supports(compression: Compression): boolean {
+    return compression === 'gzip' || compression === 'zstd' || compression === 'none';
+  }
+
+  create(compression: Compression): Duplex {
+    switch (compression) {
+      case 'gzip':
+        // Larger output chunks mean fewer callbacks into the unpacker.
+        return recodeErrors(createGunzip({ chunkSize: 128 * 1024 }), 'gzip');
+      case 'zstd':
+        return recodeErrors(new DecompressStream(), 'zstd');
+      case 'none':
+        return new PassThrough();
+    }
+  }
+}

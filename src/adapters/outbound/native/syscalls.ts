@@ -1,0 +1,76 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ImageTsError } from '../../../domain/errors.js';
+
+/**
+ * Typed view of native/src/syscalls.c. Every call is synchronous; failures
+ * throw errors shaped like node's own fs errors (`code` is the errno name,
+ * e.g. 'EPERM', 'ENOTSUP'; `syscall`; `path`).
+ */
+export interface NativeSyscalls {
+  /** `mode` carries the file type (fs.constants.S_IFCHR, S_IFBLK, S_IFIFO) and permission bits. */
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  /** Never follows a symlink at `path`. */
+  lsetxattr(path: string, name: string, value: Uint8Array): void;
+  /** Null when the attribute is absent (ENODATA). */
+  lgetxattr(path: string, name: string): Buffer | null;
+  /** Attribute names; empty where the filesystem has no xattr support. */
+  llistxattr(path: string): string[];
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+}
+
+/** Flags from <sys/mount.h>. */
+export const MountFlags = { MS_RDONLY: 1, MS_NOSUID: 2, MS_NODEV: 4 } as const;
+export const UmountFlags = { MNT_FORCE: 1, MNT_DETACH: 2 } as const;
+
+/** The errno name a native (or node fs) error carries, if any. */
+export function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+const ADDON = join('native', 'build', 'Release', 'syscalls.node');
+
+let loaded: NativeSyscalls | Error | undefined;
+
+/** Walks up from this module so the addon is found from src/ (tsx) and from a compiled dist/ alike. */
+function findAddon(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    const candidate = join(dir, ADDON);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return undefined;
+}
+
+function load(): NativeSyscalls | Error {
+  if (loaded === undefined) {
+    try {
+      const file = findAddon();
+      if (!file) throw new Error(`${ADDON} not found`);
+      loaded = createRequire(import.meta.url)(file) as NativeSyscalls;
+    } catch (err) {
+      loaded = err instanceof Error ? err : new Error(String(err));
+    }
+  }
+  return loaded;
+}
+
+/** The native helper; throws UNSUPPORTED when it was not built. Loaded once. */
+export function nativeSyscalls(): NativeSyscalls {
+  const m = load();
+  if (m instanceof Error) throw new ImageTsError('UNSUPPORTED', 'native helper not built: run npm install', { cause: m });
+  return m;
+}
+
+/** The native helper, or undefined when it was not built. */
+export function tryNativeSyscalls(): NativeSyscalls | undefined {
+  const m = load();
+  return m instanceof Error ? undefined : m;
+}

@@ -1,0 +1,196 @@
+import { readFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { Agent } from 'undici';
+import { lookupCredentials, parseAuthFile } from '../../../domain/auth/credential-lookup.js';
+import { ConfigFileError, DigestMismatchError, ImageTsError, NetworkError, UnsupportedError } from '../../../domain/errors.js';
+import type { Descriptor } from '../../../domain/image/descriptor.js';
+import { Digest } from '../../../domain/image/digest.js';
+import type { ImageTarget } from '../../../domain/image/image-target.js';
+import { MANIFEST_ACCEPT } from '../../../domain/image/media-types.js';
+import type { Reference } from '../../../domain/image/reference.js';
+import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
+import type {
+  BlobRequest,
+  Credentials,
+  FetchedManifest,
+  ImageSource,
+  ImageSourceFactory,
+  OpenOptions,
+} from '../../../ports/image-source/image-source.js';
+import { loadCaBundle } from './ca-bundle.js';
+import { readCapped, RegistryClient, type Response } from './registry-client.js';
+import { resumingStream, type BlobBody } from './resuming-stream.js';
+import { abortError, isTransientError, transportError } from './transport-errors.js';
+
+export interface RegistrySourceOptions {
+  /** `host[:port]` entries spoken to over plain http; matched exactly. */
+  readonly insecureRegistries: readonly string[];
+  /** Extra CA PEM files, or directories whose `*.crt` files are CAs. */
+  readonly caFiles: readonly string[];
+  /** Extra CA certificates given inline as PEM text. */
+  readonly caPems?: readonly string[] | undefined;
+  /** An auth.json / docker config.json; a missing file means no credentials. */
+  readonly authFile?: string | undefined;
+  /** Default credentials (e.g. `--creds`); per-open credentials win over them, they win over the auth file. */
+  readonly credentials?: Credentials | undefined;
+  /** Extra attempts for transient failures, and resumes per blob. Default 3. */
+  readonly retries?: number | undefined;
+  readonly logger?: Logger | undefined;
+  readonly userAgent?: string | undefined;
+}
+
+const DEFAULT_RETRIES = 3;
+const DEFAULT_USER_AGENT = 'image-ts/0.1.0';
+/** c/image's manifest size cap. */
+const MAX_MANIFEST_BYTES = 4 << 20;
+const TAG_RE = /^[\w][\w.-]{0,127}$/;
+
+/** Opens `docker://` targets against registries speaking the distribution API. */
+export class RegistrySourceFactory implements ImageSourceFactory {
+  private caBundle: Promise<string[] | undefined> | undefined;
+  private readonly logger: Logger;
+
+  constructor(private readonly options: RegistrySourceOptions) {
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  supports(target: ImageTarget): boolean {
+    return target.kind === 'registry';
+  }
+
+  async open(target: ImageTarget, options?: OpenOptions): Promise<ImageSource> {
+    if (target.kind !== 'registry') throw new UnsupportedError(`the registry source cannot open ${target.kind} targets`);
+    options?.signal?.throwIfAborted();
+    const reference = target.reference;
+    const host = reference.registryHost;
+    const insecure = this.options.insecureRegistries.some((h) => h === host || h === reference.domain);
+    this.caBundle ??= loadCaBundle(this.options.caFiles, this.options.caPems).catch((err: unknown) => {
+      this.caBundle = undefined;
+      throw err;
+    });
+    const ca = insecure ? undefined : await this.caBundle;
+    const credentials = options?.credentials ?? this.options.credentials ?? (await this.fromAuthFile(reference));
+    const dispatcher = new Agent(ca ? { connect: { ca } } : {});
+    const retries = this.options.retries ?? DEFAULT_RETRIES;
+    const client = new RegistryClient({
+      scheme: insecure ? 'http' : 'https',
+      host,
+      repository: reference.path,
+      dispatcher,
+      credentials,
+      retries,
+      logger: this.logger,
+      userAgent: this.options.userAgent ?? DEFAULT_USER_AGENT,
+    });
+    this.logger.log('debug', 'registry.open', { image: reference.toString(), scheme: insecure ? 'http' : 'https', creds: credentials?.kind ?? 'none' });
+    return new RegistrySource(reference, client, dispatcher, retries, this.logger);
+  }
+
+  private async fromAuthFile(reference: Reference): Promise<Credentials | undefined> {
+    const file = this.options.authFile;
+    if (file === undefined) return undefined;
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      throw new ConfigFileError(`cannot read ${file}: ${code ?? 'read error'}`);
+    }
+    return lookupCredentials(parseAuthFile(text, file), reference);
+  }
+}
+
+class RegistrySource implements ImageSource {
+  readonly description: string;
+  private readonly repoPath: string;
+
+  constructor(
+    private readonly reference: Reference,
+    private readonly client: RegistryClient,
+    private readonly dispatcher: Agent,
+    private readonly retries: number,
+    private readonly logger: Logger,
+  ) {
+    this.description = `docker://${reference.toString()}`;
+    this.repoPath = `/v2/${reference.path}`;
+  }
+
+  async getManifest(ref: string, signal?: AbortSignal): Promise<FetchedManifest> {
+    const wanted = parseManifestRef(ref);
+    const image = `${this.reference.name}${wanted ? '@' : ':'}${ref}`;
+    const headers = { accept: MANIFEST_ACCEPT.join(', ') };
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.client.get(`${this.repoPath}/manifests/${ref}`, headers, signal);
+      if (res.statusCode !== 200) throw await this.client.statusError(res, `manifest ${image}`);
+      let bytes: Buffer;
+      try {
+        bytes = await readCapped(res, MAX_MANIFEST_BYTES, `manifest ${image}`);
+      } catch (err) {
+        // The body broke off: fetch the (small) manifest again rather than resuming it.
+        if (signal?.aborted) throw abortError(signal);
+        if (isTransientError(err) && attempt < this.retries) continue;
+        throw transportError(err, this.reference.registryHost);
+      }
+      verifyManifestDigest(bytes, wanted, header(res, 'docker-content-digest'), image);
+      return { bytes, mediaType: header(res, 'content-type')?.split(';')[0]?.trim() || undefined };
+    }
+  }
+
+  async getBlob(descriptor: Descriptor, request?: BlobRequest): Promise<Readable> {
+    const signal = request?.signal;
+    const digest = descriptor.digest.toString();
+    const what = `blob ${digest} of ${this.reference.name}`;
+    const open = async (offset: number): Promise<BlobBody> => {
+      const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+      const res = await this.client.get(`${this.repoPath}/blobs/${digest}`, headers, signal);
+      return blobBody(res, offset, what, this.client);
+    };
+    const first = await open(0);
+    return resumingStream(first, {
+      host: this.reference.registryHost,
+      retries: this.retries,
+      size: descriptor.size,
+      signal,
+      reopen: open,
+      onResume: (offset, attempt, reason) =>
+        this.logger.log('info', 'registry.blob.resume', { digest, offset, attempt, reason }),
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+/** A tag or a digest; returns the digest when it is one. Anything else must not reach a URL path. */
+function parseManifestRef(ref: string): Digest | undefined {
+  if (ref.includes(':')) return Digest.parse(ref);
+  if (!TAG_RE.test(ref)) throw new ImageTsError('INVALID_REFERENCE', `invalid tag ${JSON.stringify(ref)}`);
+  return undefined;
+}
+
+function header(res: Response, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Checks the body against the digest asked for, else the one the registry claims. */
+function verifyManifestDigest(bytes: Buffer, wanted: Digest | undefined, claimed: string | undefined, image: string): void {
+  let expected = wanted;
+  if (!expected && claimed !== undefined && Digest.isValid(claimed)) expected = Digest.parse(claimed);
+  if (!expected) return;
+  const actual = Digest.of(bytes, expected.algorithm);
+  if (!actual.equals(expected)) throw new DigestMismatchError(`manifest ${image}`, expected.toString(), actual.toString());
+}
+
+async function blobBody(res: Response, offset: number, what: string, client: RegistryClient): Promise<BlobBody> {
+  if (res.statusCode === 200) return { body: res.body, skip: offset };
+  if (res.statusCode === 206 && offset > 0) {
+    const start = /^bytes (\d+)-/.exec(header(res, 'content-range') ?? '')?.[1];
+    if (start !== undefined && Number(start) === offset) return { body: res.body, skip: 0 };
+    res.body.destroy();
+    throw new NetworkError(`${what}: the registry resumed at the wrong offset`);
+  }
+  throw await client.statusError(res, what);
+}

@@ -1,0 +1,100 @@
+import { readFile } from 'node:fs/promises';
+import { ConfigFileError } from '../../domain/errors.js';
+import { isObject } from '../../domain/image/json-fields.js';
+
+/** The settings image-ts runs with; an image-rs style config file fills them in, flags win over it. */
+export interface Settings {
+  profile: string;
+  workDir: string;
+  maxConcurrentLayers: number;
+  snapshotter: 'overlay' | 'copy' | undefined;
+  platform: string | undefined;
+  insecureRegistries: string[];
+  caFiles: string[];
+  caPems: string[];
+  authFile: string | undefined;
+}
+
+/** Keys image-rs reads that this build cannot honour yet. Refusing them beats running without a policy the user asked for. */
+const NOT_YET: Readonly<Record<string, string>> = {
+  image_security_policy_uri: 'signature policy',
+  image_security_policy: 'signature policy',
+  sigstore_config_uri: 'signature lookaside',
+  sigstore_config: 'signature lookaside',
+  registry_configuration_uri: 'registries.conf',
+  registry_config: 'registries.conf',
+  image_pull_proxy: 'proxies',
+};
+
+const IGNORED: ReadonlySet<string> = new Set(['default_snapshot', 'kbc', 'kbs_uri']);
+
+function uriToPath(uri: string, key: string): string {
+  if (uri.startsWith('file://')) return decodeURIComponent(uri.slice('file://'.length));
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) throw new ConfigFileError(`${key}: only file paths and file:// URIs are supported in this build, not ${uri.split(':')[0]}://`);
+  return uri;
+}
+
+export function defaultWorkDir(env: NodeJS.ProcessEnv, uid: number, home: string): string {
+  if (uid === 0) return '/var/lib/image-ts';
+  return `${env['XDG_DATA_HOME'] || `${home}/.local/share`}/image-ts`;
+}
+
+/**
+ * Reads an image-rs style JSON config. Unknown keys warn (image-rs ignores them
+ * silently); malformed values are a CONFIG_FILE_INVALID error.
+ */
+export async function loadConfigFile(path: string, warn: (message: string) => void): Promise<Partial<Settings>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigFileError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigFileError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!isObject(doc)) throw new ConfigFileError(`config file ${path} must hold a JSON object`);
+  const out: Partial<Settings> = {};
+  const str = (k: string): string => {
+    const v = doc[k];
+    if (typeof v !== 'string' || v === '') throw new ConfigFileError(`${k} must be a non-empty string`);
+    return v;
+  };
+  const strList = (k: string): string[] => {
+    const v = doc[k];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ConfigFileError(`${k} must be an array of strings`);
+    return v as string[];
+  };
+  for (const [key, value] of Object.entries(doc)) {
+    if (value === null) continue;
+    switch (key) {
+      case 'work_dir': out.workDir = str(key); break;
+      case 'profile': out.profile = str(key); break;
+      case 'platform': out.platform = str(key); break;
+      case 'max_concurrent_layer_downloads_per_image': {
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 64) {
+          throw new ConfigFileError(`${key} must be an integer from 1 to 64`);
+        }
+        out.maxConcurrentLayers = value;
+        break;
+      }
+      case 'snapshotter': {
+        const v = str(key);
+        if (v !== 'overlay' && v !== 'copy') throw new ConfigFileError(`snapshotter must be "overlay" or "copy"`);
+        out.snapshotter = v;
+        break;
+      }
+      case 'extra_root_certificates': out.caPems = strList(key); break;
+      case 'extra_root_certificate_files': out.caFiles = strList(key); break;
+      case 'insecure_registries': out.insecureRegistries = strList(key); break;
+      case 'authenticated_registry_credentials_uri': out.authFile = uriToPath(str(key), key); break;
+      default:
+        if (NOT_YET[key]) throw new ConfigFileError(`${key} (${NOT_YET[key]}) is not supported by this build yet; remove it rather than run without it`);
+        if (!IGNORED.has(key)) warn(`config file ${path}: unknown key ${key} ignored`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,127 @@
+import { ImageTsError, NotFoundError, asImageTsError } from '../errors.js';
+import { Digest } from '../image/digest.js';
+import { ImageTarget } from '../image/image-target.js';
+import type { LayerStore } from '../../ports/layer/layer-store.js';
+import type { Logger } from '../../ports/observability/logger.js';
+import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
+import type { Snapshotter } from '../../ports/snapshot/snapshotter.js';
+import type { BundleRecord, ImageRecord, MetadataStore, StoreState } from '../../ports/store/metadata-store.js';
+
+export interface LayerUsage {
+  readonly diffId: string;
+  readonly size: number;
+  /** Images and bundles that use the layer; zero means gc may remove it. */
+  readonly refs: number;
+}
+
+/** Finds an image by any of its names, its manifest digest or its config digest. */
+export function findImage(state: StoreState, query: string): ImageRecord | undefined {
+  if (Digest.isValid(query)) {
+    return state.images[query] ?? Object.values(state.images).find((i) => i.configDigest === query);
+  }
+  let name: string;
+  try {
+    name = ImageTarget.canonicalName(ImageTarget.parse(query));
+  } catch {
+    name = query;
+  }
+  return Object.values(state.images).find((i) => i.names.includes(name) || i.names.includes(query));
+}
+
+/** Reference counts are derived, never stored, so they cannot drift from the records. */
+export function layerUsage(state: StoreState): LayerUsage[] {
+  const refs = new Map<string, number>();
+  for (const image of Object.values(state.images)) {
+    for (const id of new Set(image.layers.map((l) => l.diffId))) refs.set(id, (refs.get(id) ?? 0) + 1);
+  }
+  for (const bundle of Object.values(state.bundles)) {
+    for (const id of new Set(bundle.layers)) refs.set(id, (refs.get(id) ?? 0) + 1);
+  }
+  return Object.values(state.layers).map((l) => ({ diffId: l.diffId, size: l.size, refs: refs.get(l.diffId) ?? 0 }));
+}
+
+export interface ManageDeps {
+  readonly metadata: MetadataStore;
+  readonly layers: LayerStore;
+  readonly snapshotters: readonly Snapshotter[];
+  readonly bundles: BundleFs;
+  readonly logger: Logger;
+}
+
+/** list, inspect, rm, gc and bundle rm: the store's housekeeping. */
+export class ManageImages {
+  constructor(private readonly deps: ManageDeps) {}
+
+  async list(): Promise<ImageRecord[]> {
+    const state = await this.deps.metadata.read();
+    return Object.values(state.images).sort((a, b) => (a.names[0] ?? '').localeCompare(b.names[0] ?? ''));
+  }
+
+  async inspect(query: string): Promise<{ image: ImageRecord; layers: LayerUsage[]; bundles: string[] }> {
+    const state = await this.deps.metadata.read();
+    const image = findImage(state, query);
+    if (!image) throw new NotFoundError(`no image ${query} in the store`);
+    const usage = new Map(layerUsage(state).map((u) => [u.diffId, u]));
+    return {
+      image,
+      layers: image.layers.map((l) => usage.get(l.diffId) ?? { diffId: l.diffId, size: 0, refs: 0 }),
+      bundles: Object.values(state.bundles).filter((b) => b.manifestDigest === image.manifestDigest).map((b) => b.path),
+    };
+  }
+
+  /** Drops the name (or, given a digest, every name). Layers stay until gc. */
+  async remove(query: string): Promise<ImageRecord> {
+    return this.deps.metadata.update((state) => {
+      const image = findImage(state, query);
+      if (!image) throw new NotFoundError(`no image ${query} in the store`);
+      let name: string | undefined;
+      try {
+        name = Digest.isValid(query) ? undefined : ImageTarget.canonicalName(ImageTarget.parse(query));
+      } catch {
+        name = query;
+      }
+      const remaining = name === undefined ? [] : image.names.filter((n) => n !== name && n !== query);
+      if (remaining.length === 0) delete state.images[image.manifestDigest];
+      else state.images[image.manifestDigest] = { ...image, names: remaining };
+      return image;
+    });
+  }
+
+  /** Removes layers that no image and no bundle uses, and staging left by crashes. */
+  async gc(): Promise<{ removedLayers: string[]; freedBytes: number; staleStaging: number }> {
+    const staleStaging = await this.deps.layers.cleanStaging();
+    const onDisk = (await this.deps.layers.list()).map((d) => d.toString());
+    const removed = await this.deps.metadata.update(async (state) => {
+      const used = new Set(layerUsage(state).filter((u) => u.refs > 0).map((u) => u.diffId));
+      const victims = new Set([...onDisk, ...Object.keys(state.layers)].filter((id) => !used.has(id)));
+      let freed = 0;
+      for (const id of victims) {
+        freed += state.layers[id]?.size ?? 0;
+        await this.deps.layers.remove(Digest.parse(id));
+        delete state.layers[id];
+      }
+      return { ids: [...victims], freed };
+    });
+    return { removedLayers: removed.ids, freedBytes: removed.freed, staleStaging };
+  }
+
+  /** Unmounts a bundle's rootfs, deletes its writable dirs, its rootfs and config.json. */
+  async removeBundle(path: string): Promise<BundleRecord> {
+    const bundlePath = this.deps.bundles.resolve(path);
+    const state = await this.deps.metadata.read();
+    const record = state.bundles[bundlePath];
+    if (!record) throw new ImageTsError('BUNDLE_NOT_FOUND', `no bundle at ${bundlePath} in the store`);
+    const snapshotter = this.deps.snapshotters.find((s) => s.name === record.snapshot.snapshotter);
+    if (!snapshotter) throw new ImageTsError('UNSUPPORTED', `bundle uses unknown snapshotter ${record.snapshot.snapshotter}`);
+    try {
+      await snapshotter.remove(record.snapshot);
+      await this.deps.bundles.remove(bundlePath, record.createdDir);
+    } catch (err) {
+      throw asImageTsError(err);
+    }
+    await this.deps.metadata.update((s) => {
+      delete s.bundles[bundlePath];
+    });
+    return record;
+  }
+}

@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { beforeEach, describe, it } from 'node:test';
+import { ImageTsError } from '../../src/domain/errors.js';
+import { Digest } from '../../src/domain/image/digest.js';
+import { Platform } from '../../src/domain/image/platform.js';
+import { PullImage } from '../../src/domain/pull/pull-image.js';
+import { ManageImages } from '../../src/domain/store/manage-images.js';
+import { silentLogger } from '../../src/ports/observability/logger.js';
+import type { ProgressEvent } from '../../src/ports/observability/progress.js';
+import { buildImage, buildIndex, type BuiltImage } from '../helpers/image-builder.js';
+import { tar as tarOf } from '../helpers/tar-writer.js';
+import { MemoryDecompressor } from '../mocks/memory-decompressor.js';
+import { MemoryImageSourceFactory } from '../mocks/memory-image-source.js';
+import { MemoryLayerStore } from '../mocks/memory-layer-store.js';
+import { MemoryMetadataStore } from '../mocks/memory-metadata-store.js';
+import { MemoryBundleFs, MemorySnapshotter } from '../mocks/memory-snapshot.js';
+
+const code = (c: string) => (e: unknown) => e instanceof ImageTsError && e.code === c;
+
+function file(name: string, content: string) {
+  return { type: 'file' as const, name, content };
+}
+
+function setup() {
+  const source = new MemoryImageSourceFactory();
+  const layers = new MemoryLayerStore();
+  const metadata = new MemoryMetadataStore();
+  const snapshotter = new MemorySnapshotter();
+  const bundles = new MemoryBundleFs();
+  const deps = { sources: [source], decompressor: new MemoryDecompressor(), layers, snapshotters: [snapshotter], bundles, metadata, logger: silentLogger, clock: () => new Date(0) };
+  const pull = new PullImage(deps, { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 2 });
+  const manage = new ManageImages(deps);
+  const publish = (name: string, tag: string, img: BuiltImage) =>
+    source.put(name, tag, { bytes: img.manifest, digest: img.manifestDigest, mediaType: img.manifestMediaType }, img.blobs);
+  return { source, layers, metadata, snapshotter, bundles, pull, manage, publish };
+}
+
+const base = tarOf([file('etc/passwd', 'root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n'), file('shared.txt', 'shared')]);
+const top = tarOf([file('app/run', '#!/bin/sh\n')]);
+
+describe('PullImage', () => {
+  let t: ReturnType<typeof setup>;
+  beforeEach(() => {
+    t = setup();
+  });
+
+  it('verifies and commits every layer, records the image and writes config.json', async () => {
+    const img = buildImage({ layers: [{ tar: base }, { tar: top, compression: 'zstd' }], config: { User: 'app', Cmd: ['/app/run'] } });
+    t.publish('example.com/app', 'v1', img);
+    t.bundles.rootfsFiles.set('/etc/passwd', 'app:x:1000:1000::/:/bin/sh\n');
+    const events: ProgressEvent[] = [];
+    const r = await t.pull.execute({ image: 'example.com/app:v1', bundle: '/b1', onProgress: (e) => events.push(e) });
+    assert.equal(r.manifestDigest, img.manifestDigest);
+    assert.equal(r.configDigest, img.configDigest);
+    assert.deepEqual(r.layers.map((l) => [l.digest, l.diffId, l.fetched]), img.layers.map((l) => [l.digest, l.diffId, true]));
+    for (const l of img.layers) assert.ok(await t.layers.get(Digest.parse(l.diffId)));
+    const state = await t.metadata.read();
+    assert.deepEqual(state.images[img.manifestDigest]?.names, ['example.com/app:v1']);
+    assert.equal(state.bundles['/b1']?.layers.length, 2);
+    assert.deepEqual(t.bundles.bundles.get('/b1')?.config?.process.user, { uid: 1000, gid: 1000 });
+    assert.deepEqual(t.snapshotter.prepared.get('/b1/rootfs')?.map((l) => l.diffId.toString()), img.layers.map((l) => l.diffId));
+    const states = events.filter((e) => e.type === 'layer-state').map((e) => e.type === 'layer-state' && e.state);
+    assert.deepEqual(states.filter((s) => s === 'committed').length, 2);
+    assert.equal(events.at(-1)?.type, 'done');
+  });
+
+  it('reuses committed layers: a second bundle fetches no blob', async () => {
+    const img = buildImage({ layers: [{ tar: base }, { tar: top }] });
+    t.publish('example.com/app', 'v1', img);
+    await t.pull.execute({ image: 'example.com/app:v1', bundle: '/b1' });
+    const before = [...t.source.blobFetches.values()].reduce((a, b) => a + b, 0);
+    const r = await t.pull.execute({ image: 'example.com/app:v1', bundle: '/b2' });
+    assert.deepEqual(r.layers.map((l) => l.fetched), [false, false]);
+    assert.equal([...t.source.blobFetches.values()].reduce((a, b) => a + b, 0), before + 1, 'only the config blob');
+  });
+
+  it('fetches a layer shared by concurrent pulls once', async () => {
+    const a = buildImage({ layers: [{ tar: base }, { tar: top }] });
+    const b = buildImage({ layers: [{ tar: base }, { tar: tarOf([file('b', 'b')]) }] });
+    t.publish('example.com/a', 'latest', a);
+    t.publish('example.com/b', 'latest', b);
+    await Promise.all([
+      t.pull.execute({ image: 'example.com/a', bundle: '/a' }),
+      t.pull.execute({ image: 'example.com/b', bundle: '/b' }),
+      t.pull.execute({ image: 'example.com/a', bundle: '/a2' }),
+    ]);
+    assert.equal(t.source.blobFetches.get(a.layers[0]!.digest), 1);
+    assert.equal(t.source.blobFetches.get(a.layers[1]!.digest), 1);
+  });
+
+  for (const [what, spec] of [
+    ['a blob digest mismatch', { tar: top, digestOverride: `sha256:${'9'.repeat(64)}` }],
+    ['a diff_id mismatch', { tar: top, diffIdOverride: `sha256:${'8'.repeat(64)}` }],
+  ] as const) {
+    it(`fails ${what} with DIGEST_MISMATCH and leaves nothing behind`, async () => {
+      const img = buildImage({ layers: [{ tar: base }, spec] });
+      // The lying descriptor must still find bytes: store the real blob under the claimed digest.
+      if ('digestOverride' in spec) img.blobs.set(spec.digestOverride, img.layers[1]!.bytes);
+      t.publish('example.com/bad', 'latest', img);
+      await assert.rejects(t.pull.execute({ image: 'example.com/bad', bundle: '/bad' }), code('DIGEST_MISMATCH'));
+      assert.equal(await t.layers.get(Digest.parse(img.layers[1]!.diffId)), undefined);
+      const state = await t.metadata.read();
+      assert.deepEqual([Object.keys(state.images), Object.keys(state.bundles)], [[], []]);
+      assert.equal(t.bundles.bundles.has('/bad'), false);
+    });
+  }
+
+  it('refuses an existing bundle before fetching anything', async () => {
+    const img = buildImage({ layers: [{ tar: base }] });
+    t.publish('example.com/app', 'v1', img);
+    t.bundles.bundles.set('/taken', {});
+    await assert.rejects(t.pull.execute({ image: 'example.com/app:v1', bundle: '/taken' }), code('BUNDLE_EXISTS'));
+    assert.equal(t.source.blobFetches.size, 0);
+    assert.equal(t.bundles.bundles.has('/taken'), true, 'the existing bundle is not removed');
+  });
+
+  it('picks the platform from an index and names the options when none fits', async () => {
+    const amd = buildImage({ architecture: 'amd64', layers: [{ tar: base }] });
+    const arm = buildImage({ architecture: 'arm64', variant: 'v8', layers: [{ tar: top }] });
+    const idx = buildIndex([{ image: amd, platform: { os: 'linux', architecture: 'amd64' } }, { image: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }]);
+    t.source.put('example.com/multi', 'latest', { bytes: idx.bytes, digest: idx.digest, mediaType: idx.mediaType }, idx.blobs);
+    const r = await t.pull.execute({ image: 'example.com/multi', bundle: '/m1', platform: Platform.parse('linux/arm64') });
+    assert.equal(r.manifestDigest, arm.manifestDigest);
+    assert.equal(r.indexDigest, idx.digest);
+    await assert.rejects(t.pull.execute({ image: 'example.com/multi', bundle: '/m2', platform: Platform.parse('linux/ppc64le') }),
+      (e: unknown) => code('PLATFORM_NOT_FOUND')(e) && /linux\/amd64, linux\/arm64\/v8/.test((e as Error).message));
+  });
+
+  it('checks the manifest digest of a pull by digest', async () => {
+    const img = buildImage({ layers: [{ tar: base }] });
+    const other = buildImage({ layers: [{ tar: top }] });
+    t.source.put('example.com/app', undefined, { bytes: other.manifest, digest: img.manifestDigest, mediaType: other.manifestMediaType }, other.blobs);
+    await assert.rejects(t.pull.execute({ image: `example.com/app@${img.manifestDigest}`, bundle: '/d' }), code('DIGEST_MISMATCH'));
+  });
+
+  it('refuses a config whose diff_ids do not match the layers', async () => {
+    const img = buildImage({ layers: [{ tar: base }] });
+    const doc = JSON.parse(img.manifest.toString());
+    doc.layers.push(doc.layers[0]);
+    const bytes = Buffer.from(JSON.stringify(doc));
+    t.source.put('example.com/app', 'x', { bytes, digest: `sha256:${'0'.repeat(64)}`, mediaType: img.manifestMediaType }, img.blobs);
+    await assert.rejects(t.pull.execute({ image: 'example.com/app:x', bundle: '/x' }), code('INVALID_MANIFEST'));
+  });
+
+  it('undoes the bundle when the snapshot fails, but keeps the verified layers', async () => {
+    const img = buildImage({ layers: [{ tar: base }] });
+    t.publish('example.com/app', 'v1', img);
+    t.snapshotter.failNext = true;
+    await assert.rejects(t.pull.execute({ image: 'example.com/app:v1', bundle: '/s' }), code('INTERNAL'));
+    assert.equal(t.bundles.bundles.has('/s'), false);
+    assert.equal((await t.metadata.read()).bundles['/s'], undefined);
+    assert.ok(await t.layers.get(Digest.parse(img.layers[0]!.diffId)));
+  });
+
+  it('rm drops the name and gc removes only unreferenced layers', async () => {
+    const a = buildImage({ layers: [{ tar: base }, { tar: top }] });
+    t.publish('example.com/a', 'latest', a);
+    await t.pull.execute({ image: 'example.com/a', bundle: '/a' });
+    await t.manage.remove('example.com/a');
+    assert.equal((await t.manage.list()).length, 0);
+    assert.deepEqual((await t.manage.gc()).removedLayers, [], 'the bundle still uses both layers');
+    await t.manage.removeBundle('/a');
+    const gc = await t.manage.gc();
+    assert.deepEqual(gc.removedLayers.sort(), a.layers.map((l) => l.diffId).sort());
+    assert.equal(await t.layers.get(Digest.parse(a.layers[0]!.diffId)), undefined);
+  });
+});
