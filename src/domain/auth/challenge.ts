@@ -6,6 +6,7 @@ export interface AuthChallenge {
 }
 
 const TOKEN_CHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*[ \t]*(?=,|$)/;
 
 /**
  * Parses one or more `WWW-Authenticate` header values (RFC 9110 §11.6.1). A header may hold
@@ -57,15 +58,16 @@ function parseHeader(s: string, out: AuthChallenge[]): void {
     for (let first = true; ; first = false) {
       skipSpaces();
       const save = i;
+      // Token68 straight after the scheme (`Negotiate abc==`) is unused by registries: skip it.
+      const token68 = first ? TOKEN68.exec(s.slice(save)) : null;
+      if (token68) {
+        i = save + token68[0].length;
+        break;
+      }
       const name = readToken();
       skipSpaces();
       if (name.length === 0 || s[i] !== '=') {
-        // A token straight after the scheme is token68 (`Negotiate abc`), unused by registries: skip it.
-        if (first && name.length > 0) {
-          while (i < s.length && s[i] !== ',') i++;
-        } else {
-          i = save;
-        }
+        i = save;
         break;
       }
       i++;

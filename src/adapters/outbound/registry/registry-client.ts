@@ -150,7 +150,7 @@ export class RegistryClient {
    * Runs `attempt` with up to `retries` more tries on connection errors, 429 and 5xx, backing off
    * (or honouring Retry-After) with at most 10 s of waiting in total.
    */
-  async withRetries(signal: AbortSignal | undefined, attempt: () => Promise<Response>): Promise<Response> {
+  private async withRetries(signal: AbortSignal | undefined, attempt: () => Promise<Response>): Promise<Response> {
     let waited = 0;
     for (let n = 0; ; n++) {
       let retryAfter: string | undefined;

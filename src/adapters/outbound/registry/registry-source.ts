@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Agent } from 'undici';
 import { lookupCredentials, parseAuthFile } from '../../../domain/auth/credential-lookup.js';
-import { ConfigFileError, DigestMismatchError, ImageTsError, NetworkError, UnsupportedError } from '../../../domain/errors.js';
+import { ConfigFileError, DigestMismatchError, ImageTsError, InvalidArgumentError, NetworkError, UnsupportedError } from '../../../domain/errors.js';
 import type { Descriptor } from '../../../domain/image/descriptor.js';
 import { Digest } from '../../../domain/image/digest.js';
 import type { ImageTarget } from '../../../domain/image/image-target.js';
@@ -52,6 +52,10 @@ export class RegistrySourceFactory implements ImageSourceFactory {
 
   constructor(private readonly options: RegistrySourceOptions) {
     this.logger = options.logger ?? silentLogger;
+    const retries = options.retries;
+    if (retries !== undefined && !(Number.isInteger(retries) && retries >= 0)) {
+      throw new InvalidArgumentError(`retries must be a non-negative integer, got ${retries}`);
+    }
   }
 
   supports(target: ImageTarget): boolean {
@@ -60,7 +64,7 @@ export class RegistrySourceFactory implements ImageSourceFactory {
 
   async open(target: ImageTarget, options?: OpenOptions): Promise<ImageSource> {
     if (target.kind !== 'registry') throw new UnsupportedError(`the registry source cannot open ${target.kind} targets`);
-    options?.signal?.throwIfAborted();
+    if (options?.signal?.aborted) throw abortError(options.signal);
     const reference = target.reference;
     const host = reference.registryHost;
     const insecure = this.options.insecureRegistries.some((h) => h === host || h === reference.domain);
@@ -68,7 +72,7 @@ export class RegistrySourceFactory implements ImageSourceFactory {
       this.caBundle = undefined;
       throw err;
     });
-    const ca = insecure ? undefined : await this.caBundle;
+    const ca = await this.caBundle;
     const credentials = options?.credentials ?? this.options.credentials ?? (await this.fromAuthFile(reference));
     const dispatcher = new Agent(ca ? { connect: { ca } } : {});
     const retries = this.options.retries ?? DEFAULT_RETRIES;
@@ -158,8 +162,9 @@ class RegistrySource implements ImageSource {
     });
   }
 
+  /** Destroys rather than drains the connections: a blob stream nobody reads must not keep close() waiting. */
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    await this.dispatcher.destroy();
   }
 }
 

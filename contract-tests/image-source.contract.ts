@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import type { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import type { Descriptor } from '../src/domain/image/descriptor.js';
+import { Digest } from '../src/domain/image/digest.js';
+import type { ImageTarget } from '../src/domain/image/image-target.js';
+import type { ImageSource, ImageSourceFactory } from '../src/ports/image-source/image-source.js';
+
+export interface ImageSourceFixture {
+  readonly factory: ImageSourceFactory;
+  /** A target holding an image whose manifest is `manifestBytes`. */
+  readonly target: ImageTarget;
+  readonly manifestBytes: Buffer;
+  /** A blob of that image. */
+  readonly blob: { readonly descriptor: Descriptor; readonly bytes: Buffer };
+  /** A target naming an image that does not exist. */
+  readonly missingTarget: ImageTarget;
+  teardown(): Promise<void>;
+}
+
+/** The manifest ref a target names: its tag or digest. */
+function refOf(target: ImageTarget): string {
+  return target.kind === 'registry' ? target.reference.manifestRef : (target.ref ?? 'latest');
+}
+
+async function drain(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function withSource<T>(factory: ImageSourceFactory, target: ImageTarget, use: (s: ImageSource) => Promise<T>): Promise<T> {
+  const source = await factory.open(target);
+  try {
+    return await use(source);
+  } finally {
+    await source.close();
+  }
+}
+
+/** What every ImageSource must do: serve exact manifest and blob bytes, and say NOT_FOUND for what is absent. */
+export function imageSourceContract(name: string, setup: () => Promise<ImageSourceFixture>): void {
+  describe(`ImageSource contract: ${name}`, () => {
+    let fx: ImageSourceFixture;
+    before(async () => {
+      fx = await setup();
+    });
+    after(async () => {
+      await fx?.teardown();
+    });
+
+    it('supports its own targets', () => {
+      assert.equal(fx.factory.supports(fx.target), true);
+    });
+
+    it('getManifest by tag returns the exact bytes', async () => {
+      const got = await withSource(fx.factory, fx.target, (s) => s.getManifest(refOf(fx.target)));
+      assert.ok(got.bytes.equals(fx.manifestBytes), 'manifest bytes differ');
+    });
+
+    it('getManifest by digest returns the exact bytes', async () => {
+      const digest = Digest.of(fx.manifestBytes).toString();
+      const got = await withSource(fx.factory, fx.target, (s) => s.getManifest(digest));
+      assert.ok(got.bytes.equals(fx.manifestBytes), 'manifest bytes differ');
+    });
+
+    it('getBlob streams exactly the bytes', async () => {
+      const got = await withSource(fx.factory, fx.target, async (s) => drain(await s.getBlob(fx.blob.descriptor)));
+      assert.equal(got.length, fx.blob.bytes.length);
+      assert.ok(got.equals(fx.blob.bytes), 'blob bytes differ');
+    });
+
+    it('a missing image is NOT_FOUND', async () => {
+      await assert.rejects(
+        withSource(fx.factory, fx.missingTarget, (s) => s.getManifest(refOf(fx.missingTarget))),
+        { code: 'NOT_FOUND' },
+      );
+    });
+
+    it('a missing blob is NOT_FOUND', async () => {
+      const bytes = Buffer.from(`not in any image ${Math.random()}`);
+      const descriptor: Descriptor = { mediaType: 'application/octet-stream', digest: Digest.of(bytes), size: bytes.length };
+      await assert.rejects(
+        withSource(fx.factory, fx.target, async (s) => drain(await s.getBlob(descriptor))),
+        { code: 'NOT_FOUND' },
+      );
+    });
+
+    it('description never contains a password', async () => {
+      const password = 'contract-secret-Pa55word';
+      const source = await fx.factory.open(fx.target, { credentials: { kind: 'basic', username: 'someone', password } });
+      try {
+        assert.ok(source.description.length > 0);
+        assert.ok(!source.description.includes(password), source.description);
+      } finally {
+        await source.close();
+      }
+    });
+  });
+}
