@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, it } from 'node:test';
+import { FsLayerStore } from '../src/adapters/outbound/layer-store/fs-layer-store.js';
+import { Digest } from '../src/domain/image/digest.js';
+import type { WhiteoutFormat } from '../src/ports/layer/layer-store.js';
+import { tar } from '../test/helpers/tar-writer.js';
+import { layerStoreContract } from './layer-store.contract.js';
+
+for (const whiteoutFormat of ['overlay', 'marker'] as const satisfies readonly WhiteoutFormat[]) {
+  layerStoreContract(`FsLayerStore (${whiteoutFormat})`, async () => {
+    const root = await mkdtemp(join(tmpdir(), 'image-ts-ls-'));
+    return {
+      store: new FsLayerStore(root, { whiteoutFormat }),
+      teardown: () => rm(root, { recursive: true, force: true }),
+    };
+  });
+}
+
+describe('FsLayerStore on disk', () => {
+  it('cleanStaging() removes what dead processes left and keeps what live ones stage', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'image-ts-ls-'));
+    try {
+      const store = new FsLayerStore(root, { whiteoutFormat: 'marker' });
+      const live = await store.stage(Digest.of('live'));
+      // pid 999999999 cannot exist (pid_max is at most 2^22); an unnamed entry has no owner at all.
+      for (const stale of ['999999999-deadbeef', '999999999-cafe.rm', 'garbage']) {
+        await mkdir(join(root, 'staging', stale, 'diff', 'etc'), { recursive: true });
+        await writeFile(join(root, 'staging', stale, 'diff', 'etc', 'f'), 'x');
+      }
+      assert.equal(await store.cleanStaging(), 3);
+      assert.equal((await readdir(join(root, 'staging'))).length, 1, 'the live staging stays');
+      await live.abort();
+      assert.deepEqual(await readdir(join(root, 'staging')), []);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('commits to layers/sha256/<hex>/ with diff/ and layer.json, and leaves staging empty', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'image-ts-ls-'));
+    try {
+      const store = new FsLayerStore(root, { whiteoutFormat: 'marker' });
+      const bytes = tar([{ name: 'x', content: 'x' }]);
+      const diffId = Digest.of(bytes);
+      const writer = await store.stage(diffId);
+      await pipeline(Readable.from([bytes]), writer.sink);
+      const layer = await writer.commit();
+      assert.equal(layer.path, join(root, 'layers', 'sha256', diffId.encoded, 'diff'));
+      assert.deepEqual((await readdir(join(root, 'layers', 'sha256', diffId.encoded))).sort(), ['diff', 'layer.json']);
+      assert.deepEqual(await readdir(join(root, 'staging')), []);
+      // A directory without layer.json is not a committed layer.
+      await rm(join(root, 'layers', 'sha256', diffId.encoded, 'layer.json'));
+      assert.equal(await store.get(diffId), undefined);
+      assert.deepEqual(await store.list(), []);
+      // ... and a later commit replaces it.
+      const again = await store.stage(diffId);
+      await pipeline(Readable.from([bytes]), again.sink);
+      assert.equal((await again.commit()).entries, 1);
+      assert.ok(await store.get(diffId));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('probes overlay whiteouts when running as root', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'image-ts-ls-'));
+    try {
+      const store = new FsLayerStore(root);
+      assert.equal(store.whiteoutFormat, process.getuid?.() === 0 ? 'overlay' : 'marker');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

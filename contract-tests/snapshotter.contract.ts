@@ -1,0 +1,204 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, it } from 'node:test';
+import { Digest } from '../src/domain/image/digest.js';
+import type { CommittedLayer, LayerStore } from '../src/ports/layer/layer-store.js';
+import type { SnapshotRecord, Snapshotter } from '../src/ports/snapshot/snapshotter.js';
+import { tar, type TarEntry } from '../test/helpers/tar-writer.js';
+
+export interface SnapshotterFixture {
+  snapshotter: Snapshotter;
+  /** Where the tests unpack their layers (with the whiteout format under test). */
+  layers: LayerStore;
+  /** A scratch directory for rootfs dirs. */
+  workDir: string;
+  teardown(): Promise<void>;
+}
+
+const file = (name: string, content = '', extra: Partial<TarEntry> = {}): TarEntry => ({ name, content, ...extra });
+const dir = (name: string, extra: Partial<TarEntry> = {}): TarEntry => ({ name, type: 'dir', ...extra });
+
+async function layer(store: LayerStore, entries: readonly TarEntry[]): Promise<CommittedLayer> {
+  const bytes = tar(entries);
+  const diffId = Digest.of(bytes);
+  const existing = await store.get(diffId);
+  if (existing) return existing;
+  const writer = await store.stage(diffId);
+  await pipeline(Readable.from([bytes]), writer.sink);
+  return writer.commit();
+}
+
+function read(rootfs: string, p: string): string | undefined {
+  try {
+    return fs.readFileSync(join(rootfs, p), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function exists(rootfs: string, p: string): boolean {
+  return fs.lstatSync(join(rootfs, p), { throwIfNoEntry: false }) !== undefined;
+}
+
+/** Union semantics every snapshotter must give a rootfs (OCI image-layer spec, "Applying Changesets"). */
+export function snapshotterContract(name: string, makeFixture: () => Promise<SnapshotterFixture>): void {
+  describe(`Snapshotter contract: ${name}`, () => {
+    let seq = 0;
+    /** Runs fn with a prepared rootfs; always removes the snapshot and the fixture. */
+    const withRootfs =
+      (layers: readonly (readonly TarEntry[])[], fn: (rootfs: string, f: SnapshotterFixture, record: SnapshotRecord) => Promise<void>) =>
+      async () => {
+        const f = await makeFixture();
+        let record: SnapshotRecord | undefined;
+        try {
+          const committed: CommittedLayer[] = [];
+          for (const entries of layers) committed.push(await layer(f.layers, entries));
+          const rootfs = join(f.workDir, `bundle-${seq++}`, 'rootfs');
+          fs.mkdirSync(rootfs, { recursive: true });
+          record = await f.snapshotter.prepare(`snap-${seq}`, committed, rootfs);
+          assert.equal(record.snapshotter, f.snapshotter.name);
+          await fn(record.rootfs, f, record);
+        } finally {
+          if (record) await f.snapshotter.remove(record);
+          await f.teardown();
+        }
+      };
+
+    it('is available here', async () => {
+      const f = await makeFixture();
+      try {
+        assert.equal(await f.snapshotter.available(), true);
+      } finally {
+        await f.teardown();
+      }
+    });
+
+    it('upper files win; directories merge', withRootfs(
+      [
+        [dir('etc/'), file('etc/a', 'lower'), file('etc/b', 'only lower'), file('bin/sh', 'sh')],
+        [file('etc/a', 'upper'), file('etc/c', 'only upper')],
+      ],
+      async (rootfs) => {
+        assert.equal(read(rootfs, 'etc/a'), 'upper');
+        assert.equal(read(rootfs, 'etc/b'), 'only lower');
+        assert.equal(read(rootfs, 'etc/c'), 'only upper');
+        assert.equal(read(rootfs, 'bin/sh'), 'sh');
+        assert.deepEqual(fs.readdirSync(join(rootfs, 'etc')).sort(), ['a', 'b', 'c']);
+      },
+    ));
+
+    it('whiteouts delete files and whole directories; a later layer can bring them back', withRootfs(
+      [
+        [file('x', 'x'), file('d/y', 'y'), file('d/sub/z', 'z'), file('keep', 'k')],
+        [file('.wh.x'), file('.wh.d'), file('.wh.never-existed')],
+        [file('d/new', 'new')],
+      ],
+      async (rootfs) => {
+        assert.equal(exists(rootfs, 'x'), false);
+        assert.deepEqual(fs.readdirSync(join(rootfs, 'd')), ['new']);
+        assert.equal(read(rootfs, 'keep'), 'k');
+        assert.deepEqual(fs.readdirSync(rootfs).sort(), ['d', 'keep']);
+      },
+    ));
+
+    it('an opaque directory hides what lower layers put in it', withRootfs(
+      [
+        [file('d/old', 'old'), file('d/sub/deep', 'deep'), file('other/o', 'o')],
+        [dir('d/'), file('d/.wh..wh..opq'), file('d/new', 'new')],
+      ],
+      async (rootfs) => {
+        assert.deepEqual(fs.readdirSync(join(rootfs, 'd')), ['new']);
+        assert.equal(read(rootfs, 'other/o'), 'o');
+      },
+    ));
+
+    it('a directory replaces a lower non-directory, and a non-directory replaces a lower directory', withRootfs(
+      [
+        [file('p', 'file'), file('q/x', 'x'), { name: 's', type: 'symlink', linkname: '/etc' }, file('t', 't')],
+        [dir('p/'), file('p/in', 'in'), file('q', 'now a file'), dir('s/'), file('s/f', 'f'), { name: 't', type: 'symlink', linkname: 'p/in' }],
+      ],
+      async (rootfs) => {
+        assert.ok(fs.lstatSync(join(rootfs, 'p')).isDirectory());
+        assert.equal(read(rootfs, 'p/in'), 'in');
+        assert.equal(read(rootfs, 'q'), 'now a file');
+        assert.ok(fs.lstatSync(join(rootfs, 's')).isDirectory());
+        assert.deepEqual(fs.readdirSync(join(rootfs, 's')), ['f']);
+        assert.equal(fs.readlinkSync(join(rootfs, 't')), 'p/in');
+      },
+    ));
+
+    it('keeps symlinks, hard links, modes and mtimes', withRootfs(
+      [
+        [
+          dir('bin/', { mode: 0o750, mtime: 1_500_000_000 }),
+          file('bin/tool', 'tool', { mode: 0o4755, mtime: 1_600_000_000 }),
+          { name: 'bin/alias', type: 'hardlink', linkname: 'bin/tool' },
+          { name: 'lib', type: 'symlink', linkname: 'usr/lib' },
+          file('usr/lib/libc.so', 'libc'),
+        ],
+      ],
+      async (rootfs) => {
+        const tool = fs.statSync(join(rootfs, 'bin/tool'));
+        assert.equal(tool.mode & 0o7777, 0o4755);
+        assert.equal(tool.mtimeMs, 1_600_000_000_000);
+        assert.equal(fs.statSync(join(rootfs, 'bin/alias')).ino, tool.ino);
+        const bin = fs.statSync(join(rootfs, 'bin'));
+        assert.equal(bin.mode & 0o7777, 0o750);
+        assert.equal(bin.mtimeMs, 1_500_000_000_000);
+        assert.equal(fs.readlinkSync(join(rootfs, 'lib')), 'usr/lib');
+        assert.equal(read(rootfs, 'lib/libc.so'), 'libc');
+      },
+    ));
+
+    it('writes to the rootfs do not reach the shared layers', withRootfs(
+      [[file('etc/a', 'layer')]],
+      async (rootfs, f) => {
+        fs.writeFileSync(join(rootfs, 'etc/a'), 'changed');
+        fs.rmSync(join(rootfs, 'etc'), { recursive: true });
+        const committed = await layer(f.layers, [file('etc/a', 'layer')]);
+        assert.equal(fs.readFileSync(join(committed.path, 'etc/a'), 'utf8'), 'layer');
+      },
+    ));
+
+    it('the same layer twice in one image (kept at its topmost place)', async () => {
+      const f = await makeFixture();
+      let record: SnapshotRecord | undefined;
+      try {
+        const a = await layer(f.layers, [file('a', 'from a'), file('shared', 'a')]);
+        const b = await layer(f.layers, [file('.wh.a'), file('shared', 'b'), file('b', 'b')]);
+        const rootfs = join(f.workDir, 'bundle-twice', 'rootfs');
+        fs.mkdirSync(rootfs, { recursive: true });
+        record = await f.snapshotter.prepare('snap-twice', [a, b, a], rootfs);
+        assert.equal(read(rootfs, 'a'), 'from a');
+        assert.equal(read(rootfs, 'shared'), 'a');
+        assert.equal(read(rootfs, 'b'), 'b');
+      } finally {
+        if (record) await f.snapshotter.remove(record);
+        await f.teardown();
+      }
+    });
+
+    it('no layers give an empty rootfs', withRootfs([], async (rootfs) => {
+      assert.deepEqual(fs.readdirSync(rootfs), []);
+    }));
+
+    it('remove() cleans up and is safe to call twice', async () => {
+      const f = await makeFixture();
+      try {
+        const rootfs = join(f.workDir, 'bundle-remove', 'rootfs');
+        fs.mkdirSync(rootfs, { recursive: true });
+        const record = await f.snapshotter.prepare('snap-remove', [await layer(f.layers, [file('a', 'a'), file('d/b', 'b')])], rootfs);
+        assert.equal(read(rootfs, 'a'), 'a');
+        await f.snapshotter.remove(record);
+        await f.snapshotter.remove(record);
+        assert.ok(!fs.existsSync(rootfs) || fs.readdirSync(rootfs).length === 0, 'rootfs is gone or empty');
+        for (const p of [record.upperDir, record.workDir]) if (p) assert.equal(fs.existsSync(p), false, p);
+      } finally {
+        await f.teardown();
+      }
+    });
+  });
+}

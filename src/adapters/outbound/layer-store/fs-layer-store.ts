@@ -1,0 +1,295 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { chmod, lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ImageTsError, asImageTsError } from '../../../domain/errors.js';
+import { Digest } from '../../../domain/image/digest.js';
+import type { CommittedLayer, LayerStore, LayerWriter, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
+import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
+import { errnoCode, tryNativeSyscalls } from '../native/syscalls.js';
+import { TarUnpacker, type Degradation } from './tar-unpacker.js';
+
+export interface FsLayerStoreOptions {
+  /** Default: 'overlay' when root and the native helper can make whiteouts here, else 'marker'. */
+  readonly whiteoutFormat?: WhiteoutFormat | undefined;
+  readonly logger?: Logger | undefined;
+}
+
+/** Contents of layer.json, the commit marker. */
+interface LayerRecord {
+  diffId: string;
+  size: number;
+  entries: number;
+  whiteoutFormat: WhiteoutFormat;
+}
+
+/**
+ * rm -rf that also works without root: layers may hold read-only
+ * directories (0555), which an unprivileged process cannot empty. On
+ * EACCES/EPERM, directories get u+rwx (never through a symlink) and the
+ * removal is retried once.
+ */
+export async function removeTree(path: string): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true });
+    return;
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'EACCES' && code !== 'EPERM') throw err;
+  }
+  const open = async (dir: string): Promise<void> => {
+    await chmod(dir, 0o700).catch(() => undefined);
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) if (e.isDirectory()) await open(join(dir, e.name));
+  };
+  if ((await lstat(path).catch(() => undefined))?.isDirectory()) await open(path);
+  await rm(path, { recursive: true, force: true });
+}
+
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+function parseRecord(text: string, diffId: Digest): LayerRecord | undefined {
+  try {
+    const r = JSON.parse(text) as Partial<LayerRecord> | null;
+    if (
+      r && r.diffId === diffId.toString() &&
+      typeof r.size === 'number' && typeof r.entries === 'number' &&
+      (r.whiteoutFormat === 'overlay' || r.whiteoutFormat === 'marker')
+    ) {
+      return { diffId: r.diffId, size: r.size, entries: r.entries, whiteoutFormat: r.whiteoutFormat };
+    }
+  } catch {
+    // not committed
+  }
+  return undefined;
+}
+
+/**
+ * Unpacked layers on disk:
+ *
+ *   <root>/layers/<alg>/<hex>/diff/        the tree (CommittedLayer.path)
+ *   <root>/layers/<alg>/<hex>/layer.json   commit marker
+ *   <root>/staging/<random>/               layers being unpacked, and layers being removed
+ *
+ * A layer becomes visible by one rename of its fully written staging dir
+ * (layer.json included), and stops being visible by one rename back into
+ * staging before it is deleted, so readers never see half a layer. Files are
+ * not fsynced one by one (that would dominate unpack time); a crash at the
+ * wrong moment can leave a committed layer with lost data, which is the
+ * trade every container store makes here.
+ */
+/** `<pid>-<random>`: the pid tells cleanStaging whether the owner still runs. */
+function stagingName(): string {
+  return `${process.pid}-${randomBytes(12).toString('hex')}`;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+}
+
+export class FsLayerStore implements LayerStore {
+  private readonly layersDir: string;
+  private readonly stagingDir: string;
+  private readonly logger: Logger;
+  private format: WhiteoutFormat | undefined;
+  private readonly warned = new Set<Degradation>();
+
+  constructor(
+    private readonly root: string,
+    options: FsLayerStoreOptions = {},
+  ) {
+    this.layersDir = join(root, 'layers');
+    this.stagingDir = join(root, 'staging');
+    this.logger = options.logger ?? silentLogger;
+    this.format = options.whiteoutFormat;
+  }
+
+  /** Probed once, on first use: can this process make overlay whiteouts in the store? */
+  get whiteoutFormat(): WhiteoutFormat {
+    this.format ??= this.probeOverlayFormat() ? 'overlay' : 'marker';
+    return this.format;
+  }
+
+  private probeOverlayFormat(): boolean {
+    const native = tryNativeSyscalls();
+    if (!isRoot() || !native) return false;
+    let probe: string | undefined;
+    try {
+      fs.mkdirSync(this.layersDir, { recursive: true });
+      probe = fs.mkdtempSync(join(this.layersDir, '.probe-'));
+      native.mknod(join(probe, 'wh'), fs.constants.S_IFCHR, 0, 0);
+      native.lsetxattr(probe, 'trusted.overlay.opaque', Buffer.from('y'));
+      return true;
+    } catch (err) {
+      this.logger.log('info', 'layer-store-marker-whiteouts', { reason: errnoCode(err) ?? String(err) });
+      return false;
+    } finally {
+      if (probe) fs.rmSync(probe, { recursive: true, force: true });
+    }
+  }
+
+  private layerDir(diffId: Digest): string {
+    return join(this.layersDir, diffId.algorithm, diffId.encoded);
+  }
+
+  async get(diffId: Digest): Promise<CommittedLayer | undefined> {
+    const dir = this.layerDir(diffId);
+    let text: string;
+    try {
+      text = await readFile(join(dir, 'layer.json'), 'utf8');
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw asImageTsError(err);
+    }
+    const r = parseRecord(text, diffId);
+    return r && { diffId, path: join(dir, 'diff'), whiteoutFormat: r.whiteoutFormat, size: r.size, entries: r.entries };
+  }
+
+  async stage(diffId: Digest): Promise<LayerWriter> {
+    const format = this.whiteoutFormat;
+    const privileged = isRoot();
+    const staging = join(this.stagingDir, stagingName());
+    const diff = join(staging, 'diff');
+    try {
+      await mkdir(diff, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      throw asImageTsError(err);
+    }
+    const sink = new TarUnpacker({
+      root: diff,
+      whiteoutFormat: format,
+      privileged,
+      onDegraded: (what, entry) => this.degraded(what, entry),
+    });
+    let state: 'open' | 'committed' | 'aborted' = 'open';
+
+    const commit = async (): Promise<CommittedLayer> => {
+      if (state !== 'open') throw new ImageTsError('INTERNAL', `commit of a layer that was already ${state}`);
+      if (sink.errored) throw asImageTsError(sink.errored);
+      if (!sink.writableFinished) throw new ImageTsError('INTERNAL', 'commit before the layer stream ended');
+      state = 'committed';
+      const { entries, bytes } = sink.stats;
+      const record: LayerRecord = { diffId: diffId.toString(), size: bytes, entries, whiteoutFormat: format };
+      const final = this.layerDir(diffId);
+      try {
+        await writeFile(join(staging, 'layer.json'), JSON.stringify(record));
+        await mkdir(join(this.layersDir, diffId.algorithm), { recursive: true });
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await rename(staging, final);
+            break;
+          } catch (err) {
+            const code = errnoCode(err);
+            if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || attempt > 0) throw err;
+          }
+          // Someone committed it first: theirs wins. A leftover without layer.json is not committed; clear it.
+          const existing = await this.get(diffId);
+          if (existing) {
+            await removeTree(staging);
+            return existing;
+          }
+          await this.discard(final);
+        }
+      } catch (err) {
+        await removeTree(staging).catch(() => undefined);
+        throw asImageTsError(err);
+      }
+      return { diffId, path: join(final, 'diff'), whiteoutFormat: format, size: bytes, entries };
+    };
+
+    const abort = async (): Promise<void> => {
+      if (state === 'committed') return;
+      state = 'aborted';
+      if (!sink.destroyed) sink.destroy();
+      try {
+        await removeTree(staging);
+      } catch (err) {
+        throw asImageTsError(err);
+      }
+    };
+
+    return { sink, commit, abort };
+  }
+
+  private degraded(what: Degradation, entry: string): void {
+    if (this.warned.has(what)) return;
+    this.warned.add(what);
+    const why: Record<Degradation, string> = {
+      ownership: 'not running as root: file owners in layers are not kept',
+      device: 'not running as root: device nodes in layers are skipped',
+      xattr: 'extended attributes that this filesystem or process cannot set are skipped',
+    };
+    this.logger.log('warn', 'layer-unpack-degraded', { what, example: entry, message: why[what] });
+  }
+
+  /** Takes a directory out of sight with one rename, then deletes it. */
+  private async discard(dir: string): Promise<void> {
+    const trash = join(this.stagingDir, `${stagingName()}.rm`);
+    try {
+      await mkdir(this.stagingDir, { recursive: true });
+      await rename(dir, trash);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw asImageTsError(err);
+    }
+    await removeTree(trash).catch((err: unknown) => {
+      throw asImageTsError(err);
+    });
+  }
+
+  async remove(diffId: Digest): Promise<void> {
+    await this.discard(this.layerDir(diffId));
+  }
+
+  async list(): Promise<Digest[]> {
+    const out: Digest[] = [];
+    for (const algorithm of ['sha256', 'sha512'] as const) {
+      let names: string[];
+      try {
+        names = await readdir(join(this.layersDir, algorithm));
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') continue;
+        throw asImageTsError(err);
+      }
+      for (const name of names.sort()) {
+        if (!Digest.isValid(`${algorithm}:${name}`)) continue;
+        const d = Digest.parse(`${algorithm}:${name}`);
+        if (await this.get(d)) out.push(d);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Deletes staging left by processes that died (kill -9, power loss). Each
+   * entry is named after its owner's pid, so a pull running in another
+   * process keeps its staging and this is safe to call at every start.
+   */
+  async cleanStaging(): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.stagingDir);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return 0;
+      throw asImageTsError(err);
+    }
+    const stale = names.filter((n) => {
+      const owner = Number(n.split('-')[0]);
+      return !Number.isInteger(owner) || (owner !== process.pid && !processAlive(owner));
+    });
+    try {
+      await Promise.all(stale.map((n) => removeTree(join(this.stagingDir, n))));
+    } catch (err) {
+      throw asImageTsError(err);
+    }
+    return stale.length;
+  }
+}

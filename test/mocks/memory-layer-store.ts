@@ -1,0 +1,120 @@
+import { Writable } from 'node:stream';
+import { Parser, type ReadEntry } from 'tar';
+import { ImageTsError, asImageTsError } from '../../src/domain/errors.js';
+import { Digest } from '../../src/domain/image/digest.js';
+import { entrySegments } from '../../src/domain/layer/entry-path.js';
+import type { CommittedLayer, LayerStore, LayerWriter, WhiteoutFormat } from '../../src/ports/layer/layer-store.js';
+
+export interface MemoryEntry {
+  readonly type: string;
+  readonly mode: number;
+  readonly linkpath?: string | undefined;
+  readonly content?: Buffer | undefined;
+}
+
+interface MemoryLayer {
+  readonly committed: CommittedLayer;
+  readonly entries: ReadonlyMap<string, MemoryEntry>;
+}
+
+/** Collects a tar's entries by normalized path (later entries win). */
+class TarCollector extends Writable {
+  readonly entries = new Map<string, MemoryEntry>();
+  count = 0;
+  bytes = 0;
+  private readonly parser = new Parser({
+    onReadEntry: (entry: ReadEntry) => this.onEntry(entry),
+  });
+
+  private onEntry(entry: ReadEntry): void {
+    this.count++;
+    const chunks: Buffer[] = [];
+    entry.on('data', (c: Buffer) => chunks.push(c));
+    entry.on('end', () => {
+      const content = Buffer.concat(chunks);
+      this.bytes += entry.type === 'File' ? content.length : 0;
+      let key: string;
+      try {
+        key = entrySegments(entry.path).join('/');
+      } catch (err) {
+        this.destroy(asImageTsError(err));
+        return;
+      }
+      this.entries.set(key, { type: entry.type, mode: entry.mode ?? 0, linkpath: entry.linkpath, content: entry.type === 'File' ? content : undefined });
+    });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.parser.write(chunk)) cb();
+    else this.parser.once('drain', () => cb());
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.parser.end(() => cb());
+  }
+}
+
+/** Layers in memory; `path` is a fake `memory://` location. Counts stage() calls. */
+export class MemoryLayerStore implements LayerStore {
+  readonly whiteoutFormat: WhiteoutFormat = 'marker';
+  readonly layers = new Map<string, MemoryLayer>();
+  private readonly staging = new Set<object>();
+  stageCalls = 0;
+
+  async get(diffId: Digest): Promise<CommittedLayer | undefined> {
+    return this.layers.get(diffId.toString())?.committed;
+  }
+
+  /** The unpacked entries of a committed layer, for assertions. */
+  entries(diffId: Digest): ReadonlyMap<string, MemoryEntry> | undefined {
+    return this.layers.get(diffId.toString())?.entries;
+  }
+
+  async stage(diffId: Digest): Promise<LayerWriter> {
+    this.stageCalls++;
+    const sink = new TarCollector();
+    const token = {};
+    this.staging.add(token);
+    let state: 'open' | 'committed' | 'aborted' = 'open';
+    return {
+      sink,
+      commit: async () => {
+        if (state !== 'open') throw new ImageTsError('INTERNAL', `commit of a layer that was already ${state}`);
+        if (!this.staging.has(token)) throw new ImageTsError('STORE', 'staging was cleaned');
+        if (!sink.writableFinished) throw new ImageTsError('INTERNAL', 'commit before the layer stream ended');
+        state = 'committed';
+        this.staging.delete(token);
+        const existing = this.layers.get(diffId.toString());
+        if (existing) return existing.committed;
+        const committed: CommittedLayer = {
+          diffId,
+          path: `memory://${diffId.encoded}`,
+          whiteoutFormat: this.whiteoutFormat,
+          size: sink.bytes,
+          entries: sink.count,
+        };
+        this.layers.set(diffId.toString(), { committed, entries: sink.entries });
+        return committed;
+      },
+      abort: async () => {
+        if (state === 'committed') return;
+        state = 'aborted';
+        this.staging.delete(token);
+        if (!sink.destroyed) sink.destroy();
+      },
+    };
+  }
+
+  async remove(diffId: Digest): Promise<void> {
+    this.layers.delete(diffId.toString());
+  }
+
+  async list(): Promise<Digest[]> {
+    return [...this.layers.keys()].sort().map((d) => Digest.parse(d));
+  }
+
+  /** Staging here lives and dies with this process: nothing is ever stale. */
+  async cleanStaging(): Promise<number> {
+    return 0;
+  }
+}
