@@ -363,7 +363,30 @@ export class PullImage {
       return committed;
     } catch (err) {
       await writer.abort().catch((e: unknown) => this.warnCleanup('layer staging', e));
-      throw err;
+      throw await this.attribute(err, source, desc, signal);
+    }
+  }
+
+  /**
+   * A byte flipped in transit makes the codec or the tar reader fail before
+   * the digest can be checked. Blame the right party: re-read the blob, hashing
+   * only (bounded by its size); if it does not match its digest, that is the
+   * error. Costs a second read, on the failure path only.
+   */
+  private async attribute(err: unknown, source: ImageSource, desc: Descriptor, signal: AbortSignal): Promise<unknown> {
+    if (!(err instanceof ImageTsError) || (err.code !== 'INVALID_LAYER' && err.code !== 'UNSAFE_LAYER') || signal.aborted) return err;
+    try {
+      const hasher = new DigestingStream(desc.digest.algorithm, { limit: desc.size, what: `layer ${desc.digest}` });
+      await pipeline(await source.getBlob(desc, { signal }), hasher, async (chunks: AsyncIterable<Buffer>) => {
+        for await (const _ of chunks) { /* hashing is all */ }
+      }, { signal });
+      if (hasher.bytes !== desc.size) return new SizeMismatchError(`layer ${desc.digest}`, desc.size, hasher.bytes);
+      if (!hasher.digest().equals(desc.digest)) {
+        return new DigestMismatchError('layer blob', desc.digest.toString(), hasher.digest().toString());
+      }
+      return err;
+    } catch (recheck) {
+      return recheck instanceof ImageTsError && recheck.code === 'DIGEST_MISMATCH' ? recheck : err;
     }
   }
 

@@ -6,6 +6,7 @@ import { Platform } from '../../../domain/image/platform.js';
 import type { PullImage, PullResult } from '../../../domain/pull/pull-image.js';
 import type { ManageImages } from '../../../domain/store/manage-images.js';
 import type { Credentials } from '../../../ports/image-source/image-source.js';
+import { LayerStoreToken, type LayerStore } from '../../../ports/layer/layer-store.js';
 import type { Logger, LogLevel } from '../../../ports/observability/logger.js';
 import { buildContainer } from '../../wiring/container.js';
 import { defaultWorkDir, loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
@@ -174,6 +175,8 @@ async function run(argv: string[]): Promise<void> {
   switch (command) {
     case 'pull': {
       const [image, bundle] = positional as [string, string];
+      // Staging left by a crashed pull; staging of live processes is kept.
+      await container.get<LayerStore>(LayerStoreToken).cleanStaging();
       const controller = new AbortController();
       const onSignal = (): void => controller.abort(new ImageTsError('INTERNAL', 'interrupted'));
       process.once('SIGINT', onSignal);

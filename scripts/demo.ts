@@ -1,0 +1,126 @@
+/**
+ * npm run demo: builds a small image into an OCI layout (and pushes it to a
+ * local docker-registry when one is installed), then pulls it into bundles
+ * with the CLI, showing each step. Offline; everything stays under .tmp/demo.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ROOT } from '../test/helpers/cli.js';
+import { buildImage, imageManifestEntry, writeOciLayout } from '../test/helpers/image-builder.js';
+import { tar, type TarEntry } from '../test/helpers/tar-writer.js';
+
+const DEMO = join(ROOT, '.tmp', 'demo');
+const WORK = join(DEMO, 'store');
+const BIN = join(ROOT, 'bin', 'image-ts.js');
+
+function step(text: string): void {
+  process.stdout.write(`\n\x1b[1m== ${text}\x1b[0m\n`);
+}
+
+function run(args: string[]): string {
+  process.stdout.write(`$ image-ts ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}\n`);
+  const out = execFileSync(process.execPath, [BIN, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  process.stdout.write(out);
+  return out;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      s.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function startRegistry(): Promise<{ host: string; proc: ChildProcess } | undefined> {
+  if (!existsSync('/usr/bin/docker-registry')) return undefined;
+  const port = await freePort();
+  const conf = join(DEMO, 'registry.yml');
+  await writeFile(conf, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${join(DEMO, 'registry')}}}\nhttp: {addr: 127.0.0.1:${port}}\n`);
+  const proc = spawn('/usr/bin/docker-registry', ['serve', conf], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.ok, () => false);
+    if (ok) return { host: `127.0.0.1:${port}`, proc };
+    await sleep(50);
+  }
+  proc.kill();
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  await rm(DEMO, { recursive: true, force: true });
+  await mkdir(DEMO, { recursive: true });
+
+  step('1. Build a two-layer demo image into an OCI layout');
+  const busybox = existsSync('/bin/busybox') ? await readFile('/bin/busybox') : undefined;
+  const baseEntries: TarEntry[] = [
+    { name: 'etc/', type: 'dir' },
+    { name: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\ndemo:x:1000:1000:demo:/home/demo:/bin/sh\n' },
+    { name: 'etc/group', content: 'root:x:0:\ndemo:x:1000:\n' },
+    { name: 'hello.txt', content: 'hello from image-ts\n' },
+    { name: 'old-notes.txt', content: 'this file is deleted by the next layer\n' },
+    ...(busybox ? [{ name: 'bin/', type: 'dir' as const }, { name: 'bin/busybox', content: busybox, mode: 0o755 }, { name: 'bin/sh', type: 'symlink' as const, linkname: 'busybox' }] : []),
+  ];
+  const topEntries: TarEntry[] = [
+    { name: '.wh.old-notes.txt', content: '' },
+    { name: 'app/', type: 'dir' },
+    { name: 'app/greeting', content: 'layer two was here\n' },
+  ];
+  const image = buildImage({
+    layers: [{ tar: tar(baseEntries) }, { tar: tar(topEntries), compression: 'zstd' }],
+    config: { User: 'demo', Cmd: busybox ? ['/bin/sh', '-c', 'cat /hello.txt'] : ['/hello.txt'], Env: ['GREETING=hi'], WorkingDir: '/app' },
+  });
+  const layout = join(DEMO, 'layout');
+  await writeOciLayout(layout, [imageManifestEntry(image, 'demo')]);
+  process.stdout.write(`layout ${layout}\n  manifest ${image.manifestDigest}\n  layers: gzip (base${busybox ? ' + static busybox' : ''}), zstd (a whiteout and /app)\n`);
+
+  step('2. Pull it from the layout into a bundle (every digest is checked)');
+  const bundle1 = join(DEMO, 'bundle-from-layout');
+  run(['pull', `oci:${layout}:demo`, bundle1, '--work-dir', WORK]);
+  process.stdout.write(`rootfs: ${(await readdir(join(bundle1, 'rootfs'))).sort().join(' ')}\n`);
+  process.stdout.write(`/hello.txt: ${await readFile(join(bundle1, 'rootfs', 'hello.txt'), 'utf8')}`);
+  process.stdout.write(`old-notes.txt deleted by the whiteout: ${!existsSync(join(bundle1, 'rootfs', 'old-notes.txt'))}\n`);
+  const spec = JSON.parse(await readFile(join(bundle1, 'config.json'), 'utf8')) as { process: { user: unknown; args: string[]; cwd: string } };
+  process.stdout.write(`config.json: user ${JSON.stringify(spec.process.user)} (User "demo" resolved through /etc/passwd), args ${JSON.stringify(spec.process.args)}, cwd ${spec.process.cwd}\n`);
+  if (busybox && process.getuid?.() === 0) {
+    process.stdout.write(`chroot rootfs /bin/sh -c 'cat /hello.txt': ${execFileSync('chroot', [join(bundle1, 'rootfs'), '/bin/sh', '-c', 'cat /hello.txt'], { encoding: 'utf8' })}`);
+  }
+
+  const registry = await startRegistry();
+  if (registry && existsSync('/usr/bin/skopeo')) {
+    try {
+      step(`3. Push it to a local docker-registry (${registry.host}) with skopeo, and pull it from there`);
+      execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:demo`, `docker://${registry.host}/demo/hello:1.0`], { stdio: 'inherit' });
+      const bundle2 = join(DEMO, 'bundle-from-registry');
+      run(['pull', `${registry.host}/demo/hello:1.0`, bundle2, '--work-dir', WORK, '--insecure-registry', registry.host]);
+      process.stdout.write('(both layers came from the store: they were verified and committed once)\n');
+    } finally {
+      registry.proc.kill();
+    }
+  } else {
+    step('3. (skipped: docker-registry and skopeo are not installed; npm test installs them)');
+  }
+
+  step('4. What the store holds');
+  run(['list', '--work-dir', WORK]);
+  run(['inspect', image.manifestDigest, '--work-dir', WORK]);
+
+  step('5. Clean up: remove bundles, the image, and collect unused layers');
+  for (const b of (await readdir(DEMO)).filter((n) => n.startsWith('bundle-'))) run(['bundle', 'rm', join(DEMO, b), '--work-dir', WORK]);
+  for (const line of JSON.parse(run(['list', '--work-dir', WORK, '--json'])) as { manifestDigest: string }[]) {
+    run(['rm', line.manifestDigest, '--work-dir', WORK]);
+  }
+  run(['gc', '--work-dir', WORK]);
+  process.stdout.write('\ndemo done\n');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

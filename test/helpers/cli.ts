@@ -1,0 +1,35 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI from source (through tsx) so tests exercise the code under review, not a stale build. */
+export function cli(args: string[], options: { env?: NodeJS.ProcessEnv; built?: boolean } = {}): Promise<CliResult> {
+  const argv = options.built
+    ? [join(ROOT, 'bin', 'image-ts.js'), ...args]
+    : ['--import', 'tsx', join(ROOT, 'src', 'adapters', 'inbound', 'cli', 'bin.ts'), ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** The CLI's failure contract: exit status, exactly one stderr line with the code, no stack trace. */
+export function assertCliError(r: CliResult, code: string, exit = 1): void {
+  const lines = r.stderr.trim().split('\n');
+  if (r.code !== exit || lines.length !== 1 || !lines[0]!.startsWith(`image-ts: ${code}: `) || /\n\s+at /.test(r.stderr)) {
+    throw new Error(`expected exit ${exit} with one line "image-ts: ${code}: ...", got exit ${r.code}:\n${r.stderr}${r.stdout}`);
+  }
+}
