@@ -53,7 +53,16 @@ async function startRegistry(): Promise<{ host: string; proc: ChildProcess } | u
   return undefined;
 }
 
+/** A demo stopped half-way may have left overlay mounts; they would block the fresh start. */
+async function unmountLeftovers(): Promise<void> {
+  const mounts = existsSync('/proc/mounts') ? await readFile('/proc/mounts', 'utf8') : '';
+  for (const target of mounts.split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${DEMO}/`))) {
+    execFileSync('umount', ['-l', target]);
+  }
+}
+
 async function main(): Promise<void> {
+  await unmountLeftovers();
   await rm(DEMO, { recursive: true, force: true });
   await mkdir(DEMO, { recursive: true });
 
@@ -74,7 +83,7 @@ async function main(): Promise<void> {
   ];
   const image = buildImage({
     layers: [{ tar: tar(baseEntries) }, { tar: tar(topEntries), compression: 'zstd' }],
-    config: { User: 'demo', Cmd: busybox ? ['/bin/sh', '-c', 'cat /hello.txt'] : ['/hello.txt'], Env: ['GREETING=hi'], WorkingDir: '/app' },
+    config: { User: 'demo', Cmd: busybox ? ['/bin/busybox', 'cat', '/hello.txt'] : ['/hello.txt'], Env: ['GREETING=hi'], WorkingDir: '/app' },
   });
   const layout = join(DEMO, 'layout');
   await writeOciLayout(layout, [imageManifestEntry(image, 'demo')]);
@@ -89,7 +98,9 @@ async function main(): Promise<void> {
   const spec = JSON.parse(await readFile(join(bundle1, 'config.json'), 'utf8')) as { process: { user: unknown; args: string[]; cwd: string } };
   process.stdout.write(`config.json: user ${JSON.stringify(spec.process.user)} (User "demo" resolved through /etc/passwd), args ${JSON.stringify(spec.process.args)}, cwd ${spec.process.cwd}\n`);
   if (busybox && process.getuid?.() === 0) {
-    process.stdout.write(`chroot rootfs /bin/sh -c 'cat /hello.txt': ${execFileSync('chroot', [join(bundle1, 'rootfs'), '/bin/sh', '-c', 'cat /hello.txt'], { encoding: 'utf8' })}`);
+    // Run the image's own command from config.json, as a runtime would (minus the namespaces).
+    const out = execFileSync('chroot', [join(bundle1, 'rootfs'), ...spec.process.args], { encoding: 'utf8' });
+    process.stdout.write(`chroot rootfs ${spec.process.args.join(' ')}: ${out}`);
   }
 
   const registry = await startRegistry();
