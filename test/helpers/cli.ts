@@ -11,12 +11,16 @@ export interface CliResult {
 }
 
 /** Runs the CLI from source (through tsx) so tests exercise the code under review, not a stale build. */
-export function cli(args: string[], options: { env?: NodeJS.ProcessEnv; built?: boolean } = {}): Promise<CliResult> {
+export function cli(args: string[], options: { env?: NodeJS.ProcessEnv; built?: boolean; asUid?: number } = {}): Promise<CliResult> {
   const argv = options.built
     ? [join(ROOT, 'bin', 'image-ts.js'), ...args]
     : ['--import', 'tsx', join(ROOT, 'src', 'adapters', 'inbound', 'cli', 'bin.ts'), ...args];
+  // setpriv drops to an unprivileged user for the tests of what works without root.
+  const [cmd, cmdArgs] = options.asUid === undefined
+    ? [process.execPath, argv]
+    : ['setpriv', [`--reuid=${options.asUid}`, `--regid=${options.asUid}`, '--clear-groups', process.execPath, ...argv]];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, cmdArgs, { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
