@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startRegistry, type StartedRegistry } from '../harness/registry.js';
-import { assertCliError, cli } from '../helpers/cli.js';
+import { ROOT, assertCliError, cli } from '../helpers/cli.js';
 import { buildImage, imageManifestEntry, sha256, writeOciLayout, type BuiltImage } from '../helpers/image-builder.js';
 import { tar, type TarEntry } from '../helpers/tar-writer.js';
 
@@ -68,6 +68,17 @@ describe('without root', () => {
     const home = join(dir, 'nobody');
     assertCliError(await cli(['pull', `oci:${layout}:v1`, join(home, 'b2'), '--work-dir', join(home, 'work'), '--snapshotter', 'overlay'], { asUid: NOBODY }), 'UNSUPPORTED');
     assert.equal(existsSync(join(home, 'b2')), false);
+  });
+});
+
+describe('progress', () => {
+  it('draws a progress line on a TTY and nothing extra otherwise', async () => {
+    const tty = execFileSync('script', ['-qec', `${process.execPath} bin/image-ts.js pull oci:${layout}:v1 ${join(dir, 'tty-bundle')} --work-dir ${join(dir, 'work-tty')}`, '/dev/null'], { cwd: ROOT }).toString();
+    assert.match(tty, /\r\x1b\[Klayers 2\/2 +[\d.]+\/[\d.]+ MB +[\d.]+ MB\/s/);
+    assert.match(tty, /pulled oci:/);
+    const plain = await cli(['pull', `oci:${layout}:v1`, join(dir, 'plain-bundle'), '--work-dir', join(dir, 'work-tty')]);
+    assert.equal(plain.code, 0);
+    assert.equal(plain.stderr, '');
   });
 });
 

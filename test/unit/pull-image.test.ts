@@ -152,6 +152,36 @@ describe('PullImage', () => {
     assert.ok(await t.layers.get(Digest.parse(img.layers[0]!.diffId)));
   });
 
+  it('leaves no lease behind, whether the pull succeeds or fails', async () => {
+    const good = buildImage({ layers: [{ tar: base }] });
+    const bad = buildImage({ layers: [{ tar: top, diffIdOverride: `sha256:${'7'.repeat(64)}` }] });
+    t.publish('example.com/good', 'latest', good);
+    t.publish('example.com/bad', 'latest', bad);
+    await t.pull.execute({ image: 'example.com/good', bundle: '/g' });
+    await assert.rejects(t.pull.execute({ image: 'example.com/bad', bundle: '/b' }), code('DIGEST_MISMATCH'));
+    assert.deepEqual((await t.metadata.read()).leases, {});
+  });
+
+  it('gc spares layers under a live lease and takes them once it expires', async () => {
+    const img = buildImage({ layers: [{ tar: base }] });
+    t.publish('example.com/app', 'v1', img);
+    await t.pull.execute({ image: 'example.com/app:v1', bundle: '/l' });
+    await t.manage.removeBundle('/l');
+    await t.manage.remove('example.com/app:v1');
+    const diffId = img.layers[0]!.diffId;
+    // As a running pull would hold it: clock is at the epoch, so this lease is live and the next one is not.
+    await t.metadata.update((s) => {
+      s.leases['running'] = { layers: [diffId], expiresAt: new Date(60_000).toISOString() };
+    });
+    assert.deepEqual((await t.manage.gc()).removedLayers, []);
+    assert.ok(await t.layers.get(Digest.parse(diffId)));
+    await t.metadata.update((s) => {
+      s.leases['running'] = { layers: [diffId], expiresAt: new Date(0).toISOString() };
+    });
+    assert.deepEqual((await t.manage.gc()).removedLayers, [diffId]);
+    assert.deepEqual((await t.metadata.read()).leases, {});
+  });
+
   it('rm drops the name and gc removes only unreferenced layers', async () => {
     const a = buildImage({ layers: [{ tar: base }, { tar: top }] });
     t.publish('example.com/a', 'latest', a);

@@ -63,6 +63,7 @@ function useCases(): ContainerModule {
       snapshotters: ctx.get<Snapshotter[]>(SnapshottersToken),
       bundles: ctx.get<BundleFs>(BundleFsToken),
       logger: ctx.get<Logger>(LoggerToken),
+      clock: ctx.get<() => Date>(Tokens.Clock),
     })).inSingletonScope();
   });
 }

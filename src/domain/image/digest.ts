@@ -68,10 +68,14 @@ export class DigestingStream extends Transform {
   private count = 0;
   private result: Digest | undefined;
 
-  /** With `maxBytes`, a stream that runs longer fails at once instead of at its end. */
+  /**
+   * With `maxBytes`, a stream that runs longer fails at once instead of at its
+   * end. `onBytes` sees the running count, for progress reports.
+   */
   constructor(
     readonly algorithm: 'sha256' | 'sha512' = 'sha256',
     private readonly maxBytes?: { limit: number; what: string },
+    private readonly onBytes?: (total: number) => void,
   ) {
     super();
     this.hash = createHash(algorithm);
@@ -84,6 +88,7 @@ export class DigestingStream extends Transform {
       return;
     }
     this.hash.update(chunk);
+    this.onBytes?.(this.count);
     cb(null, chunk);
   }
 

@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   DigestMismatchError,
@@ -34,6 +34,8 @@ import { Limiter, SingleFlight } from './limiter.js';
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 const MAX_ACCOUNT_FILE_BYTES = 4 * 1024 * 1024;
+/** Long enough for any pull; short enough that a crashed pull does not pin layers for long. */
+const LEASE_MS = 6 * 60 * 60 * 1000;
 
 export interface PullRequest {
   readonly image: string;
@@ -116,6 +118,8 @@ export class PullImage {
     const bundlePath = this.deps.bundles.resolve(request.bundle);
     const { rootfs, createdDir } = await this.deps.bundles.create(bundlePath);
     let snapshot: SnapshotRecord | undefined;
+    const leaseId = randomUUID();
+    let leased = false;
     try {
       const source = await factory.open(target, { credentials: request.credentials, signal: request.signal });
       let resolved: ResolvedImage;
@@ -128,6 +132,12 @@ export class PullImage {
           manifestDigest: resolved.manifestDigest.toString(),
           layers: resolved.manifest.layers.length,
         });
+        // Before any layer is looked up: gc must not take what this pull is about to use.
+        const diffIds = resolved.config.diffIds.map((d) => d.toString());
+        await this.deps.metadata.update((state) => {
+          state.leases[leaseId] = { layers: diffIds, expiresAt: new Date(this.deps.clock().getTime() + LEASE_MS).toISOString() };
+        });
+        leased = true;
         layers = await this.fetchLayers(source, resolved, request);
       } finally {
         await source.close();
@@ -158,7 +168,10 @@ export class PullImage {
           createdDir,
           createdAt: this.deps.clock().toISOString(),
         };
+        // The bundle record now holds the layers; the lease has done its job.
+        delete state.leases[leaseId];
       });
+      leased = false;
       request.onProgress?.({ type: 'done', manifestDigest: resolved.manifestDigest.toString() });
       return {
         reference: name,
@@ -173,6 +186,11 @@ export class PullImage {
     } catch (err) {
       if (snapshot) await snapshotter.remove(snapshot).catch((e: unknown) => this.warnCleanup('snapshot', e));
       await this.deps.bundles.remove(bundlePath, createdDir).catch((e: unknown) => this.warnCleanup('bundle', e));
+      if (leased) {
+        await this.deps.metadata.update((state) => {
+          delete state.leases[leaseId];
+        }).catch((e: unknown) => this.warnCleanup('lease', e));
+      }
       throw asImageTsError(err);
     }
   }
@@ -341,14 +359,13 @@ export class PullImage {
     const writer = await this.deps.layers.stage(diffId);
     try {
       const blob: Readable = await source.getBlob(desc, { signal });
-      const compressed = new DigestingStream(desc.digest.algorithm, { limit: desc.size, what: `layer ${desc.digest}` });
+      const onProgress = request.onProgress;
+      const compressed = new DigestingStream(
+        desc.digest.algorithm,
+        { limit: desc.size, what: `layer ${desc.digest}` },
+        onProgress && ((bytes) => onProgress({ type: 'layer-bytes', digest: desc.digest.toString(), bytes, size: desc.size })),
+      );
       const uncompressed = new DigestingStream(diffId.algorithm);
-      if (request.onProgress) {
-        const onProgress = request.onProgress;
-        compressed.on('data', () =>
-          onProgress({ type: 'layer-bytes', digest: desc.digest.toString(), bytes: compressed.bytes, size: desc.size }),
-        );
-      }
       await pipeline(blob, compressed, this.deps.decompressor.create(compression), uncompressed, writer.sink, { signal });
       machine.to('verifying');
       if (compressed.bytes !== desc.size) throw new SizeMismatchError(`layer ${desc.digest}`, desc.size, compressed.bytes);

@@ -28,8 +28,11 @@ export function findImage(state: StoreState, query: string): ImageRecord | undef
   return Object.values(state.images).find((i) => i.names.includes(name) || i.names.includes(query));
 }
 
-/** Reference counts are derived, never stored, so they cannot drift from the records. */
-export function layerUsage(state: StoreState): LayerUsage[] {
+/**
+ * Reference counts are derived, never stored, so they cannot drift from the
+ * records. Unexpired leases count too: they protect what running pulls use.
+ */
+export function layerUsage(state: StoreState, now: Date): LayerUsage[] {
   const refs = new Map<string, number>();
   for (const image of Object.values(state.images)) {
     for (const id of new Set(image.layers.map((l) => l.diffId))) refs.set(id, (refs.get(id) ?? 0) + 1);
@@ -37,7 +40,12 @@ export function layerUsage(state: StoreState): LayerUsage[] {
   for (const bundle of Object.values(state.bundles)) {
     for (const id of new Set(bundle.layers)) refs.set(id, (refs.get(id) ?? 0) + 1);
   }
-  return Object.values(state.layers).map((l) => ({ diffId: l.diffId, size: l.size, refs: refs.get(l.diffId) ?? 0 }));
+  for (const lease of Object.values(state.leases)) {
+    if (Date.parse(lease.expiresAt) <= now.getTime()) continue;
+    for (const id of new Set(lease.layers)) refs.set(id, (refs.get(id) ?? 0) + 1);
+  }
+  const ids = new Set([...Object.keys(state.layers), ...refs.keys()]);
+  return [...ids].map((diffId) => ({ diffId, size: state.layers[diffId]?.size ?? 0, refs: refs.get(diffId) ?? 0 }));
 }
 
 export interface ManageDeps {
@@ -46,6 +54,7 @@ export interface ManageDeps {
   readonly snapshotters: readonly Snapshotter[];
   readonly bundles: BundleFs;
   readonly logger: Logger;
+  readonly clock: () => Date;
 }
 
 /** list, inspect, rm, gc and bundle rm: the store's housekeeping. */
@@ -61,7 +70,7 @@ export class ManageImages {
     const state = await this.deps.metadata.read();
     const image = findImage(state, query);
     if (!image) throw new NotFoundError(`no image ${query} in the store`);
-    const usage = new Map(layerUsage(state).map((u) => [u.diffId, u]));
+    const usage = new Map(layerUsage(state, this.deps.clock()).map((u) => [u.diffId, u]));
     return {
       image,
       layers: image.layers.map((l) => usage.get(l.diffId) ?? { diffId: l.diffId, size: 0, refs: 0 }),
@@ -92,7 +101,11 @@ export class ManageImages {
     const staleStaging = await this.deps.layers.cleanStaging();
     const onDisk = (await this.deps.layers.list()).map((d) => d.toString());
     const removed = await this.deps.metadata.update(async (state) => {
-      const used = new Set(layerUsage(state).filter((u) => u.refs > 0).map((u) => u.diffId));
+      const now = this.deps.clock();
+      for (const [id, lease] of Object.entries(state.leases)) {
+        if (Date.parse(lease.expiresAt) <= now.getTime()) delete state.leases[id];
+      }
+      const used = new Set(layerUsage(state, now).filter((u) => u.refs > 0).map((u) => u.diffId));
       const victims = new Set([...onDisk, ...Object.keys(state.layers)].filter((id) => !used.has(id)));
       let freed = 0;
       for (const id of victims) {

@@ -38,6 +38,12 @@ export interface BundleRecord {
   readonly createdAt: string;
 }
 
+/** Layers a running pull needs; gc keeps them until the lease ends or expires. */
+export interface LeaseRecord {
+  readonly layers: readonly string[];
+  readonly expiresAt: string;
+}
+
 /** The whole store state: small, read and written as one document. */
 export interface StoreState {
   version: 1;
@@ -47,10 +53,12 @@ export interface StoreState {
   layers: Record<string, LayerRecord>;
   /** Keyed by absolute bundle path. */
   bundles: Record<string, BundleRecord>;
+  /** Keyed by lease id. */
+  leases: Record<string, LeaseRecord>;
 }
 
 export function emptyState(): StoreState {
-  return { version: 1, images: {}, layers: {}, bundles: {} };
+  return { version: 1, images: {}, layers: {}, bundles: {}, leases: {} };
 }
 
 /**

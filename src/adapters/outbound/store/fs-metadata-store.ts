@@ -52,7 +52,8 @@ export class FsMetadataStore implements MetadataStore {
       typeof state.layers !== 'object' || typeof state.bundles !== 'object') {
       throw new StoreError(`${this.file} has an unknown format`);
     }
-    return state as StoreState;
+    // Files written before leases existed have none.
+    return { ...(state as StoreState), leases: state.leases ?? {} };
   }
 
   update<T>(mutate: (state: StoreState) => T | Promise<T>): Promise<T> {
