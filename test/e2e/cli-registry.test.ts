@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -136,6 +136,22 @@ describe('image-ts pull from docker-registry with TLS and htpasswd', () => {
     await writeFile(authFile, JSON.stringify({ auths: { [`${secure.host}/team`]: { auth }, [secure.host]: { auth: Buffer.from('wrong:wrong').toString('base64') } } }));
     const out = await pull([`${secure.host}/team/app:v1`, '--auth-file', authFile, '--ca-file', secure.caFile!]);
     await rootfsOk(out.bundle);
+  });
+
+  it('finds credentials in the default auth files, in containers/image order', async () => {
+    const home = join(dir, 'home');
+    const runtime = join(dir, 'run');
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    await mkdir(join(home, '.docker'), { recursive: true });
+    await writeFile(join(home, '.docker', 'config.json'), JSON.stringify({ auths: { [secure.host]: { auth: b64(`${secure.username}:${secure.password}`) } } }));
+    const env = { HOME: home, XDG_RUNTIME_DIR: runtime, XDG_CONFIG_HOME: join(home, '.config') };
+    const args = (b: string) => ['pull', `${secure.host}/team/app:v1`, b, '--work-dir', work(), '--ca-file', secure.caFile!];
+    const ok = await cli(args(bundle()), { env });
+    assert.equal(ok.code, 0, ok.stderr);
+    // The per-session containers file comes first, so its (wrong) entry wins over Docker's.
+    await mkdir(join(runtime, 'containers'), { recursive: true });
+    await writeFile(join(runtime, 'containers', 'auth.json'), JSON.stringify({ auths: { [secure.host]: { auth: b64('alice:wrong') } } }));
+    assertCliError(await cli(args(bundle()), { env }), 'UNAUTHORIZED');
   });
 
   it('takes extra CAs and the auth file from an image-rs style --config', async () => {

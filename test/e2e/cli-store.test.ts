@@ -75,6 +75,7 @@ describe('progress', () => {
   it('draws a progress line on a TTY and nothing extra otherwise', async () => {
     const tty = execFileSync('script', ['-qec', `${process.execPath} bin/image-ts.js pull oci:${layout}:v1 ${join(dir, 'tty-bundle')} --work-dir ${join(dir, 'work-tty')}`, '/dev/null'], { cwd: ROOT }).toString();
     assert.match(tty, /\r\x1b\[Klayers 2\/2 +[\d.]+\/[\d.]+ MB +[\d.]+ MB\/s/);
+    assert.match(tty, /\| [0-9a-f]{12} [\d.]+\/[\d.]+/, 'layers in flight show their own bytes');
     assert.match(tty, /pulled oci:/);
     const plain = await cli(['pull', `oci:${layout}:v1`, join(dir, 'plain-bundle'), '--work-dir', join(dir, 'work-tty')]);
     assert.equal(plain.code, 0);

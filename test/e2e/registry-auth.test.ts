@@ -162,12 +162,12 @@ describe('registry auth e2e: TLS + htpasswd', () => {
         [reg.host]: { auth: b64('alice:not-it') },
       },
     }));
-    const withFile = factory({ caFiles: [reg.caFile ?? ''], authFile });
+    const withFile = factory({ caFiles: [reg.caFile ?? ''], authFiles: [join(dir, 'absent.json'), authFile] });
     await use(withFile, `${reg.host}/team/app:v1`, (s) => pullsCleanly(s, image));
     // Per-open credentials win over the file; factory defaults win over the file too.
     const bad: Credentials = { kind: 'basic', username: 'alice', password: 'nope' };
     await assert.rejects(use(withFile, `${reg.host}/team/app:v1`, (s) => s.getManifest('v1'), bad), hasCode('UNAUTHORIZED'));
-    const withDefaults = factory({ caFiles: [reg.caFile ?? ''], authFile, credentials: bad });
+    const withDefaults = factory({ caFiles: [reg.caFile ?? ''], authFiles: [authFile], credentials: bad });
     await assert.rejects(use(withDefaults, `${reg.host}/team/app:v1`, (s) => s.getManifest('v1')), hasCode('UNAUTHORIZED'));
     await use(withDefaults, `${reg.host}/team/app:v1`, (s) => pullsCleanly(s, image), creds);
     // A malformed file is a config error that names the file, not the secret.
@@ -248,9 +248,9 @@ describe('registry auth e2e: bearer tokens', () => {
     const authFile = join(dir, 'auth.json');
     const b64 = (s: string): string => Buffer.from(s).toString('base64');
     await writeFile(authFile, JSON.stringify({ auths: { [`https://${reg.host}`]: { auth: b64(`${reg.username}:${reg.password}`) } } }));
-    await use(factory({ caFiles: [reg.caFile ?? ''], authFile }), `${reg.host}/team/app:v1`, (s) => pullsCleanly(s, image));
+    await use(factory({ caFiles: [reg.caFile ?? ''], authFiles: [authFile] }), `${reg.host}/team/app:v1`, (s) => pullsCleanly(s, image));
     await writeFile(authFile, JSON.stringify({ auths: { [reg.host]: { auth: b64(`${reg.username}:`), identitytoken: reg.identityToken } } }));
-    await use(factory({ caFiles: [reg.caFile ?? ''], authFile }), `${reg.host}/team/app:v1`, (s) => pullsCleanly(s, image));
+    await use(factory({ caFiles: [reg.caFile ?? ''], authFiles: [authFile] }), `${reg.host}/team/app:v1`, (s) => pullsCleanly(s, image));
   });
 });
 

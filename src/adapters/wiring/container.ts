@@ -78,7 +78,7 @@ function standaloneProfile(context: RuntimeContext): ContainerModule {
       insecureRegistries: settings.insecureRegistries,
       caFiles: settings.caFiles,
       caPems: settings.caPems,
-      authFile: settings.authFile,
+      authFiles: settings.authFiles,
       credentials: context.credentials,
       logger,
     }));

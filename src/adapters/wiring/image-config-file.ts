@@ -12,7 +12,8 @@ export interface Settings {
   insecureRegistries: string[];
   caFiles: string[];
   caPems: string[];
-  authFile: string | undefined;
+  /** Searched in order for credentials. */
+  authFiles: string[];
 }
 
 /** Keys image-rs reads that this build cannot honour yet. Refusing them beats running without a policy the user asked for. */
@@ -32,6 +33,18 @@ function uriToPath(uri: string, key: string): string {
   if (uri.startsWith('file://')) return decodeURIComponent(uri.slice('file://'.length));
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) throw new ConfigFileError(`${key}: only file paths and file:// URIs are supported in this build, not ${uri.split(':')[0]}://`);
   return uri;
+}
+
+/**
+ * Where containers/image looks for credentials when no --auth-file is given,
+ * in its order: the per-session containers file, the user's containers file,
+ * then Docker's. An explicit file replaces the whole list.
+ */
+export function defaultAuthFiles(env: NodeJS.ProcessEnv, uid: number, home: string): string[] {
+  const runtime = env['XDG_RUNTIME_DIR'] ? `${env['XDG_RUNTIME_DIR']}/containers/auth.json` : `/run/containers/${uid}/auth.json`;
+  const config = `${env['XDG_CONFIG_HOME'] || `${home}/.config`}/containers/auth.json`;
+  const docker = env['DOCKER_CONFIG'] ? `${env['DOCKER_CONFIG']}/config.json` : `${home}/.docker/config.json`;
+  return [runtime, config, docker];
 }
 
 export function defaultWorkDir(env: NodeJS.ProcessEnv, uid: number, home: string): string {
@@ -90,7 +103,7 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
       case 'extra_root_certificates': out.caPems = strList(key); break;
       case 'extra_root_certificate_files': out.caFiles = strList(key); break;
       case 'insecure_registries': out.insecureRegistries = strList(key); break;
-      case 'authenticated_registry_credentials_uri': out.authFile = uriToPath(str(key), key); break;
+      case 'authenticated_registry_credentials_uri': out.authFiles = [uriToPath(str(key), key)]; break;
       default:
         if (NOT_YET[key]) throw new ConfigFileError(`${key} (${NOT_YET[key]}) is not supported by this build yet; remove it rather than run without it`);
         if (!IGNORED.has(key)) warn(`config file ${path}: unknown key ${key} ignored`);

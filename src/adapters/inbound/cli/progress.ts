@@ -1,10 +1,18 @@
 import type { WriteStream } from 'node:tty';
 import type { ProgressEvent, ProgressListener } from '../../../ports/observability/progress.js';
 
-/** One status line on a TTY: layers done, bytes and overall rate. Redrawn at most 10 times a second. */
+const SHOWN_LAYERS = 3;
+
+const mb = (n: number): string => (n / 1e6).toFixed(1);
+
+/**
+ * One status line on a TTY: layers done, the bytes of the layers in flight,
+ * and the overall rate. Redrawn at most 10 times a second.
+ */
 export class ProgressRenderer {
   private readonly bytes = new Map<string, number>();
   private readonly sizes = new Map<string, number>();
+  private readonly active = new Set<string>();
   private readonly done = new Set<string>();
   private readonly started = Date.now();
   private total = 0;
@@ -20,11 +28,15 @@ export class ProgressRenderer {
         break;
       case 'layer-bytes':
         this.bytes.set(event.digest, event.bytes);
-        this.sizes.set(event.digest, event.size);
         break;
       case 'layer-state':
         this.sizes.set(event.digest, event.size);
-        if (event.state === 'committed' || event.state === 'cached') this.done.add(event.digest);
+        if (event.state === 'fetching' || event.state === 'shared') this.active.add(event.digest);
+        if (event.state === 'committed' || event.state === 'cached') {
+          this.active.delete(event.digest);
+          this.done.add(event.digest);
+        }
+        if (event.state === 'failed') this.active.delete(event.digest);
         break;
       default:
         break;
@@ -41,7 +53,12 @@ export class ProgressRenderer {
     let want = 0;
     for (const v of this.sizes.values()) want += v;
     const rate = got / Math.max((now - this.started) / 1000, 0.001) / 1e6;
-    this.out.write(`\r\x1b[Klayers ${this.done.size}/${this.total}  ${(got / 1e6).toFixed(1)}/${(want / 1e6).toFixed(1)} MB  ${rate.toFixed(1)} MB/s`);
+    const layers = [...this.active].slice(0, SHOWN_LAYERS).map((d) =>
+      `${d.slice(7, 19)} ${mb(this.bytes.get(d) ?? 0)}/${mb(this.sizes.get(d) ?? 0)}`);
+    const more = this.active.size > SHOWN_LAYERS ? ` +${this.active.size - SHOWN_LAYERS}` : '';
+    const line = `layers ${this.done.size}/${this.total}  ${mb(got)}/${mb(want)} MB  ${rate.toFixed(1)} MB/s${layers.length ? `  | ${layers.join(' | ')}${more}` : ''}`;
+    const width = this.out.columns || 120;
+    this.out.write(`\r\x1b[K${line.slice(0, width - 1)}`);
   }
 
   finish(): void {

@@ -29,8 +29,11 @@ export interface RegistrySourceOptions {
   readonly caFiles: readonly string[];
   /** Extra CA certificates given inline as PEM text. */
   readonly caPems?: readonly string[] | undefined;
-  /** An auth.json / docker config.json; a missing file means no credentials. */
-  readonly authFile?: string | undefined;
+  /**
+   * auth.json / docker config.json files, searched in order; the first with
+   * usable credentials for the image wins. Missing files are skipped.
+   */
+  readonly authFiles?: readonly string[] | undefined;
   /** Default credentials (e.g. `--creds`); per-open credentials win over them, they win over the auth file. */
   readonly credentials?: Credentials | undefined;
   /** Extra attempts for transient failures, and resumes per blob. Default 3. */
@@ -91,17 +94,19 @@ export class RegistrySourceFactory implements ImageSourceFactory {
   }
 
   private async fromAuthFile(reference: Reference): Promise<Credentials | undefined> {
-    const file = this.options.authFile;
-    if (file === undefined) return undefined;
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return undefined;
-      throw new ConfigFileError(`cannot read ${file}: ${code ?? 'read error'}`);
+    for (const file of this.options.authFiles ?? []) {
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+        throw new ConfigFileError(`cannot read ${file}: ${code ?? 'read error'}`);
+      }
+      const found = lookupCredentials(parseAuthFile(text, file), reference);
+      if (found) return found;
     }
-    return lookupCredentials(parseAuthFile(text, file), reference);
+    return undefined;
   }
 }
 
