@@ -1,0 +1,36 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { FsBundleFs } from '../src/adapters/outbound/snapshot/fs-bundle.js';
+import { MemoryBundleFs } from '../test/mocks/memory-snapshot.js';
+import { bundleFsContract } from './bundle-fs.contract.js';
+
+bundleFsContract('filesystem', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'image-ts-bundlefs-'));
+  let n = 0;
+  return {
+    bundles: new FsBundleFs(),
+    fresh: () => join(dir, `b${n++}`),
+    put: async (rootfs, path, content) => {
+      await mkdir(dirname(join(rootfs, path)), { recursive: true });
+      await writeFile(join(rootfs, path), content);
+    },
+    exists: async (b) => existsSync(b),
+    teardown: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+bundleFsContract('in-memory mock', async () => {
+  const bundles = new MemoryBundleFs();
+  let n = 0;
+  return {
+    bundles,
+    fresh: () => `/bundles/b${n++}`,
+    put: async (_rootfs, path, content) => {
+      bundles.rootfsFiles.set(path, content);
+    },
+    exists: async (b) => bundles.bundles.has(b),
+    teardown: async () => undefined,
+  };
+});
