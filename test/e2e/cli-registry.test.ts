@@ -166,6 +166,21 @@ describe('image-ts pull from docker-registry with TLS and htpasswd', () => {
     await rootfsOk((await pull([`${secure.host}/team/app:v1`, '--config', config])).bundle);
   });
 
+  it('trusts a CA from a certs.d directory for that registry only', async () => {
+    const certsDir = join(dir, 'certs.d');
+    const config = join(dir, 'certs-config.json');
+    await writeFile(config, JSON.stringify({ certs_dirs: [join(dir, 'missing.d'), certsDir] }));
+    const args = () => ['pull', `${secure.host}/team/app:v1`, bundle(), '--work-dir', work(), '--config', config, '--creds', `${secure.username}:${secure.password}`];
+    // Filed under another host's name, the CA must not be trusted for this one.
+    await mkdir(join(certsDir, token.host), { recursive: true });
+    await writeFile(join(certsDir, token.host, 'ca.crt'), await readFile(secure.caFile!));
+    assertCliError(await cli(args()), 'TLS');
+    await mkdir(join(certsDir, secure.host), { recursive: true });
+    await writeFile(join(certsDir, secure.host, 'ca.crt'), await readFile(secure.caFile!));
+    const ok = await cli(args());
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
   it('refuses wrong credentials with UNAUTHORIZED and an unknown CA with TLS, never echoing the password', async () => {
     const wrong = await cli(['pull', `${secure.host}/team/app:v1`, bundle(), '--work-dir', work(), '--creds', 'alice:hunter2-wrong', '--ca-file', secure.caFile!]);
     assertCliError(wrong, 'UNAUTHORIZED');

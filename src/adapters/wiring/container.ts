@@ -78,6 +78,7 @@ function standaloneProfile(context: RuntimeContext): ContainerModule {
       insecureRegistries: settings.insecureRegistries,
       caFiles: settings.caFiles,
       caPems: settings.caPems,
+      certsDirs: settings.certsDirs,
       authFiles: settings.authFiles,
       credentials: context.credentials,
       logger,

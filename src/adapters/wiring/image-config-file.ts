@@ -12,6 +12,8 @@ export interface Settings {
   insecureRegistries: string[];
   caFiles: string[];
   caPems: string[];
+  /** certs.d roots: `<dir>/<host[:port]>/*.crt` are CAs for that registry. */
+  certsDirs: string[];
   /** Searched in order for credentials. */
   authFiles: string[];
 }
@@ -45,6 +47,11 @@ export function defaultAuthFiles(env: NodeJS.ProcessEnv, uid: number, home: stri
   const config = `${env['XDG_CONFIG_HOME'] || `${home}/.config`}/containers/auth.json`;
   const docker = env['DOCKER_CONFIG'] ? `${env['DOCKER_CONFIG']}/config.json` : `${home}/.docker/config.json`;
   return [runtime, config, docker];
+}
+
+/** Where containers/image and docker look for per-registry CAs, user config first. */
+export function defaultCertsDirs(env: NodeJS.ProcessEnv, home: string): string[] {
+  return [`${env['XDG_CONFIG_HOME'] || `${home}/.config`}/containers/certs.d`, '/etc/containers/certs.d', '/etc/docker/certs.d'];
 }
 
 export function defaultWorkDir(env: NodeJS.ProcessEnv, uid: number, home: string): string {
@@ -103,6 +110,7 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
       case 'extra_root_certificates': out.caPems = strList(key); break;
       case 'extra_root_certificate_files': out.caFiles = strList(key); break;
       case 'insecure_registries': out.insecureRegistries = strList(key); break;
+      case 'certs_dirs': out.certsDirs = strList(key); break;
       case 'authenticated_registry_credentials_uri': out.authFiles = [uriToPath(str(key), key)]; break;
       default:
         if (NOT_YET[key]) throw new ConfigFileError(`${key} (${NOT_YET[key]}) is not supported by this build yet; remove it rather than run without it`);

@@ -9,7 +9,7 @@ import type { Credentials } from '../../../ports/image-source/image-source.js';
 import { LayerStoreToken, type LayerStore } from '../../../ports/layer/layer-store.js';
 import type { Logger, LogLevel } from '../../../ports/observability/logger.js';
 import { buildContainer } from '../../wiring/container.js';
-import { defaultAuthFiles, defaultWorkDir, loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
+import { defaultAuthFiles, defaultCertsDirs, defaultWorkDir, loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
 import { Tokens } from '../../wiring/tokens.js';
 import { ProgressRenderer } from './progress.js';
 
@@ -101,6 +101,7 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     insecureRegistries: [...(file.insecureRegistries ?? []), ...(flags['insecure-registry'] ?? [])],
     caFiles: [...(file.caFiles ?? []), ...(flags['ca-file'] ?? [])],
     caPems: file.caPems ?? [],
+    certsDirs: file.certsDirs ?? defaultCertsDirs(process.env, homedir()),
     authFiles: flags['auth-file'] !== undefined ? [flags['auth-file']] : (file.authFiles ?? defaultAuthFiles(process.env, uid, homedir())),
   };
 }

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Agent } from 'undici';
 import { lookupCredentials, parseAuthFile } from '../../../domain/auth/credential-lookup.js';
@@ -27,6 +28,11 @@ export interface RegistrySourceOptions {
   readonly insecureRegistries: readonly string[];
   /** Extra CA PEM files, or directories whose `*.crt` files are CAs. */
   readonly caFiles: readonly string[];
+  /**
+   * certs.d-style roots: `<dir>/<host[:port]>/*.crt` are extra CAs for that
+   * registry only, as containers/image and docker read them. Missing dirs are skipped.
+   */
+  readonly certsDirs?: readonly string[] | undefined;
   /** Extra CA certificates given inline as PEM text. */
   readonly caPems?: readonly string[] | undefined;
   /**
@@ -50,7 +56,8 @@ const TAG_RE = /^[\w][\w.-]{0,127}$/;
 
 /** Opens `docker://` targets against registries speaking the distribution API. */
 export class RegistrySourceFactory implements ImageSourceFactory {
-  private caBundle: Promise<string[] | undefined> | undefined;
+  /** CA bundles by registry host: the global extra CAs plus that host's certs.d files. */
+  private readonly caBundles = new Map<string, Promise<string[] | undefined>>();
   private readonly logger: Logger;
 
   constructor(private readonly options: RegistrySourceOptions) {
@@ -71,11 +78,7 @@ export class RegistrySourceFactory implements ImageSourceFactory {
     const reference = target.reference;
     const host = reference.registryHost;
     const insecure = this.options.insecureRegistries.some((h) => h === host || h === reference.domain);
-    this.caBundle ??= loadCaBundle(this.options.caFiles, this.options.caPems).catch((err: unknown) => {
-      this.caBundle = undefined;
-      throw err;
-    });
-    const ca = await this.caBundle;
+    const ca = await this.caBundleFor(reference.domain);
     const credentials = options?.credentials ?? this.options.credentials ?? (await this.fromAuthFile(reference));
     const dispatcher = new Agent(ca ? { connect: { ca } } : {});
     const retries = this.options.retries ?? DEFAULT_RETRIES;
@@ -91,6 +94,24 @@ export class RegistrySourceFactory implements ImageSourceFactory {
     });
     this.logger.log('debug', 'registry.open', { image: reference.toString(), scheme: insecure ? 'http' : 'https', creds: credentials?.kind ?? 'none' });
     return new RegistrySource(reference, client, dispatcher, retries, this.logger);
+  }
+
+  private caBundleFor(domain: string): Promise<string[] | undefined> {
+    let bundle = this.caBundles.get(domain);
+    if (!bundle) {
+      bundle = (async () => {
+        const hostDirs: string[] = [];
+        for (const root of this.options.certsDirs ?? []) {
+          const dir = join(root, domain);
+          if (await stat(dir).then((st) => st.isDirectory(), () => false)) hostDirs.push(dir);
+        }
+        return loadCaBundle([...this.options.caFiles, ...hostDirs], this.options.caPems);
+      })();
+      // A failed load is not cached: the user may fix the file and retry in a long-running service.
+      bundle.catch(() => this.caBundles.delete(domain));
+      this.caBundles.set(domain, bundle);
+    }
+    return bundle;
   }
 
   private async fromAuthFile(reference: Reference): Promise<Credentials | undefined> {
