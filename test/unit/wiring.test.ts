@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { buildContainer } from '../../src/adapters/wiring/container.js';
+import type { Settings } from '../../src/adapters/wiring/image-config-file.js';
+import { Tokens } from '../../src/adapters/wiring/tokens.js';
+import { ImageTsError } from '../../src/domain/errors.js';
+import { PullImage } from '../../src/domain/pull/pull-image.js';
+import { ManageImages } from '../../src/domain/store/manage-images.js';
+import { ImageSourceFactoryToken } from '../../src/ports/image-source/image-source.js';
+import { silentLogger } from '../../src/ports/observability/logger.js';
+import { buildImage } from '../helpers/image-builder.js';
+import { tar } from '../helpers/tar-writer.js';
+import { MemoryImageSourceFactory } from '../mocks/memory-image-source.js';
+
+const settings = (workDir: string, profile = 'standalone'): Settings => ({
+  profile, workDir, maxConcurrentLayers: 3, snapshotter: 'copy', platform: 'linux/amd64',
+  insecureRegistries: [], caFiles: [], caPems: [], certsDirs: [], authFiles: [],
+});
+
+describe('inversify wiring', () => {
+  it('the standalone profile resolves the use cases', async () => {
+    const c = await buildContainer({ settings: settings('/nonexistent'), logger: silentLogger });
+    assert.ok(c.get(Tokens.PullImage) instanceof PullImage);
+    assert.ok(c.get(Tokens.ManageImages) instanceof ManageImages);
+  });
+
+  it('refuses an unknown profile with CONFIG_FILE_INVALID', async () => {
+    await assert.rejects(buildContainer({ settings: settings('/x', 'kata-magic'), logger: silentLogger }),
+      (e: unknown) => e instanceof ImageTsError && e.code === 'CONFIG_FILE_INVALID' && /known: standalone/.test(e.message));
+  });
+
+  it('swapping the image source is a binding change and nothing more', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'image-ts-wiring-'));
+    try {
+      const c = await buildContainer({ settings: settings(join(work, 'store')), logger: silentLogger });
+      const memory = new MemoryImageSourceFactory();
+      const img = buildImage({ layers: [{ tar: tar([{ name: 'hello', content: 'from memory' }]) }] });
+      memory.put('example.com/app', 'v1', { bytes: img.manifest, digest: img.manifestDigest, mediaType: img.manifestMediaType }, img.blobs);
+      c.unbind(ImageSourceFactoryToken);
+      c.bind(ImageSourceFactoryToken).toConstantValue(memory);
+      const result = await c.get<PullImage>(Tokens.PullImage).execute({ image: 'example.com/app:v1', bundle: join(work, 'bundle') });
+      assert.equal(result.manifestDigest, img.manifestDigest);
+      assert.equal(await readFile(join(work, 'bundle', 'rootfs', 'hello'), 'utf8'), 'from memory');
+      await c.get<ManageImages>(Tokens.ManageImages).removeBundle(join(work, 'bundle'));
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});
