@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 declare -A NEED=(
   [docker-registry]=docker-registry [skopeo]=skopeo [busybox]=busybox-static
   [setfattr]=attr [htpasswd]=apache2-utils [openssl]=openssl [umoci]=umoci
+  [igzip]=isal [zstd]=zstd [script]=bsdutils
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -17,7 +17,7 @@ import { MemoryImageSourceFactory } from '../mocks/memory-image-source.js';
 
 const settings = (workDir: string, profile = 'standalone'): Settings => ({
   profile, workDir, maxConcurrentLayers: 3, snapshotter: 'copy', platform: 'linux/amd64',
-  insecureRegistries: [], caFiles: [], caPems: [], certsDirs: [], authFiles: [],
+  insecureRegistries: [], caFiles: [], caPems: [], certsDirs: [], authFiles: [], decompressor: 'auto',
 });
 
 describe('inversify wiring', () => {

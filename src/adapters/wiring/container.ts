@@ -12,6 +12,7 @@ import { BundleFsToken, type BundleFs } from '../../ports/snapshot/bundle-fs.js'
 import { SnapshottersToken, type Snapshotter } from '../../ports/snapshot/snapshotter.js';
 import { MetadataStoreToken, type MetadataStore } from '../../ports/store/metadata-store.js';
 import { NativeDecompressor } from '../outbound/decompress/native-decompressor.js';
+import { SubprocessDecompressor, findSubprocessCodecs } from '../outbound/decompress/subprocess-decompressor.js';
 import { FsLayerStore } from '../outbound/layer-store/fs-layer-store.js';
 import { OciLayoutSourceFactory } from '../outbound/oci-layout/oci-layout-source.js';
 import { RegistrySourceFactory } from '../outbound/registry/registry-source.js';
@@ -84,7 +85,10 @@ function standaloneProfile(context: RuntimeContext): ContainerModule {
       logger,
     }));
     bind(ImageSourceFactoryToken).toConstantValue(new OciLayoutSourceFactory());
-    bind(DecompressorToken).toConstantValue(new NativeDecompressor());
+    // igzip/zstd processes when the machine has them (measured faster, see bench/NOTES.md); node's codecs otherwise.
+    bind(DecompressorToken).toConstantValue(settings.decompressor === 'native'
+      ? new NativeDecompressor()
+      : new SubprocessDecompressor(findSubprocessCodecs(), new NativeDecompressor()));
     bind(LayerStoreToken).toConstantValue(new FsLayerStore(settings.workDir, { logger }));
     bind(SnapshottersToken).toConstantValue([new OverlaySnapshotter(settings.workDir), new CopySnapshotter()]);
     bind(BundleFsToken).toConstantValue(new FsBundleFs());

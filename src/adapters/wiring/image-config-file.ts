@@ -14,6 +14,8 @@ export interface Settings {
   caPems: string[];
   /** certs.d roots: `<dir>/<host[:port]>/*.crt` are CAs for that registry. */
   certsDirs: string[];
+  /** `auto`: igzip/zstd processes where installed, node's codecs otherwise; `native`: node's codecs only. */
+  decompressor: 'auto' | 'native';
   /** Searched in order for credentials. */
   authFiles: string[];
 }
@@ -111,6 +113,12 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
       case 'extra_root_certificate_files': out.caFiles = strList(key); break;
       case 'insecure_registries': out.insecureRegistries = strList(key); break;
       case 'certs_dirs': out.certsDirs = strList(key); break;
+      case 'decompressor': {
+        const v = str(key);
+        if (v !== 'auto' && v !== 'native') throw new ConfigFileError('decompressor must be "auto" or "native"');
+        out.decompressor = v;
+        break;
+      }
       case 'authenticated_registry_credentials_uri': out.authFiles = [uriToPath(str(key), key)]; break;
       default:
         if (NOT_YET[key]) throw new ConfigFileError(`${key} (${NOT_YET[key]}) is not supported by this build yet; remove it rather than run without it`);

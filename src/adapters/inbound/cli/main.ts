@@ -101,6 +101,7 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     insecureRegistries: [...(file.insecureRegistries ?? []), ...(flags['insecure-registry'] ?? [])],
     caFiles: [...(file.caFiles ?? []), ...(flags['ca-file'] ?? [])],
     caPems: file.caPems ?? [],
+    decompressor: file.decompressor ?? 'auto',
     certsDirs: file.certsDirs ?? defaultCertsDirs(process.env, homedir()),
     authFiles: flags['auth-file'] !== undefined ? [flags['auth-file']] : (file.authFiles ?? defaultAuthFiles(process.env, uid, homedir())),
   };

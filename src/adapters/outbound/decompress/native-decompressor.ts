@@ -1,5 +1,5 @@
-import { PassThrough, type Duplex } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { PassThrough, type Duplex, type TransformOptions } from 'node:stream';
+import { createGunzip, type ZlibOptions } from 'node:zlib';
 import { DecompressStream } from 'zstd-napi';
 import { ImageTsError } from '../../../domain/errors.js';
 import type { Compression } from '../../../domain/image/media-types.js';
@@ -23,6 +23,8 @@ function recodeErrors<T extends Duplex>(stream: T, kind: string): T {
   return stream;
 }
 
+const READ_AHEAD = 8 * 1024 * 1024;
+
 /** gzip through node's zlib (every member), zstd through zstd-napi (every frame). */
 export class NativeDecompressor implements Decompressor {
   readonly name = 'native';
@@ -34,8 +36,11 @@ export class NativeDecompressor implements Decompressor {
   create(compression: Compression): Duplex {
     switch (compression) {
       case 'gzip':
-        // Larger output chunks mean fewer callbacks into the unpacker.
-        return recodeErrors(createGunzip({ chunkSize: 128 * 1024 }), 'gzip');
+        // zlib works on the threadpool; a deep output buffer lets it run ahead of
+        // the unpacker on the main thread instead of taking turns with it.
+        // zlib hands its options to Transform, so stream options apply though ZlibOptions does not list them.
+        const options: ZlibOptions & TransformOptions = { chunkSize: 128 * 1024, readableHighWaterMark: READ_AHEAD };
+        return recodeErrors(createGunzip(options), 'gzip');
       case 'zstd':
         return recodeErrors(new DecompressStream(), 'zstd');
       case 'none':
