@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import '../dist/src/adapters/inbound/cli/bin.js';
+// One bundled file: resolving hundreds of ESM modules would cost more than the work of a warm pull.
+import '../dist/image-ts.mjs';
