@@ -12,13 +12,15 @@ import { tar } from '../test/helpers/tar-writer.js';
 import { layerStoreContract } from './layer-store.contract.js';
 
 for (const whiteoutFormat of ['overlay', 'marker'] as const satisfies readonly WhiteoutFormat[]) {
-  layerStoreContract(`FsLayerStore (${whiteoutFormat})`, async () => {
-    const root = await mkdtemp(join(tmpdir(), 'image-ts-ls-'));
-    return {
-      store: new FsLayerStore(root, { whiteoutFormat }),
-      teardown: () => rm(root, { recursive: true, force: true }),
-    };
-  });
+  for (const unpackIn of ['worker', 'main'] as const) {
+    layerStoreContract(`FsLayerStore (${whiteoutFormat}, unpack in ${unpackIn})`, async () => {
+      const root = await mkdtemp(join(tmpdir(), 'image-ts-ls-'));
+      return {
+        store: new FsLayerStore(root, { whiteoutFormat, unpackIn }),
+        teardown: () => rm(root, { recursive: true, force: true }),
+      };
+    });
+  }
 }
 
 describe('FsLayerStore on disk', () => {

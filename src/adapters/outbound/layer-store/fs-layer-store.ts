@@ -8,11 +8,17 @@ import type { CommittedLayer, LayerStore, LayerWriter, WhiteoutFormat } from '..
 import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
 import { errnoCode, tryNativeSyscalls } from '../native/syscalls.js';
 import { TarUnpacker, type Degradation } from './tar-unpacker.js';
+import { WorkerTarUnpacker } from './worker-unpacker.js';
 
 export interface FsLayerStoreOptions {
   /** Default: 'overlay' when root and the native helper can make whiteouts here, else 'marker'. */
   readonly whiteoutFormat?: WhiteoutFormat | undefined;
   readonly logger?: Logger | undefined;
+  /**
+   * Where tar entries become files: a worker thread (default), so the main
+   * thread keeps the download and digests moving, or the main thread.
+   */
+  readonly unpackIn?: 'worker' | 'main' | undefined;
 }
 
 /** Contents of layer.json, the commit marker. */
@@ -100,6 +106,7 @@ export class FsLayerStore implements LayerStore {
   private readonly logger: Logger;
   private format: WhiteoutFormat | undefined;
   private readonly warned = new Set<Degradation>();
+  private readonly unpackIn: 'worker' | 'main';
 
   constructor(
     private readonly root: string,
@@ -109,6 +116,7 @@ export class FsLayerStore implements LayerStore {
     this.stagingDir = join(root, 'staging');
     this.logger = options.logger ?? silentLogger;
     this.format = options.whiteoutFormat;
+    this.unpackIn = options.unpackIn ?? 'worker';
   }
 
   /** Probed once, on first use: can this process make overlay whiteouts in the store? */
@@ -163,12 +171,10 @@ export class FsLayerStore implements LayerStore {
     } catch (err) {
       throw asImageTsError(err);
     }
-    const sink = new TarUnpacker({
-      root: diff,
-      whiteoutFormat: format,
-      privileged,
-      onDegraded: (what, entry) => this.degraded(what, entry),
-    });
+    const onDegraded = (what: Degradation, entry: string): void => this.degraded(what, entry);
+    const sink = this.unpackIn === 'worker'
+      ? new WorkerTarUnpacker({ root: diff, whiteoutFormat: format, privileged }, onDegraded)
+      : new TarUnpacker({ root: diff, whiteoutFormat: format, privileged, onDegraded });
     let state: 'open' | 'committed' | 'aborted' = 'open';
 
     const commit = async (): Promise<CommittedLayer> => {

@@ -1,0 +1,52 @@
+/**
+ * Runs a TarUnpacker in a worker thread. Protocol with worker-unpacker.ts:
+ * in  {type:'chunk', buf} (transferred) | {type:'end'}
+ * out {type:'ack', bytes} | {type:'degraded', what, entry} | {type:'done', stats} | {type:'error', code, message}
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { asImageTsError } from '../../../domain/errors.js';
+import type { WhiteoutFormat } from '../../../ports/layer/layer-store.js';
+import { TarUnpacker } from './tar-unpacker.js';
+
+export interface UnpackWorkerData {
+  readonly root: string;
+  readonly whiteoutFormat: WhiteoutFormat;
+  readonly privileged: boolean;
+}
+
+export type WorkerInbound = { type: 'chunk'; buf: ArrayBuffer } | { type: 'end' };
+export type WorkerOutbound =
+  | { type: 'ack'; bytes: number }
+  | { type: 'degraded'; what: string; entry: string }
+  | { type: 'done'; stats: { entries: number; bytes: number } }
+  | { type: 'error'; code: string; message: string };
+
+const port = parentPort;
+if (port) {
+  const data = workerData as UnpackWorkerData;
+  const post = (m: WorkerOutbound): void => port.postMessage(m);
+  let failed = false;
+  const unpacker = new TarUnpacker({
+    root: data.root,
+    whiteoutFormat: data.whiteoutFormat,
+    privileged: data.privileged,
+    onDegraded: (what, entry) => post({ type: 'degraded', what, entry }),
+  });
+  unpacker.on('error', (err: unknown) => {
+    if (failed) return;
+    failed = true;
+    const e = asImageTsError(err);
+    post({ type: 'error', code: e.code, message: e.message });
+  });
+  port.on('message', (m: WorkerInbound) => {
+    if (failed) return;
+    if (m.type === 'chunk') {
+      const bytes = m.buf.byteLength;
+      unpacker.write(Buffer.from(m.buf), () => post({ type: 'ack', bytes }));
+    } else {
+      unpacker.end(() => {
+        if (!failed) post({ type: 'done', stats: unpacker.stats });
+      });
+    }
+  });
+}

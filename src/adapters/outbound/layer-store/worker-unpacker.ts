@@ -1,0 +1,118 @@
+import { Writable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import { ImageTsError, type ErrorCode } from '../../../domain/errors.js';
+import type { Degradation, UnpackStats } from './tar-unpacker.js';
+import type { UnpackWorkerData, WorkerInbound, WorkerOutbound } from './unpack-worker.js';
+
+/** Bytes sent to the worker and not yet unpacked; more waits for acks. */
+const IN_FLIGHT = 8 * 1024 * 1024;
+
+/**
+ * The worker's script: beside this module when running from source (tsx),
+ * beside the bundle (dist/unpack-worker.mjs) when running the built CLI.
+ */
+function startWorker(data: UnpackWorkerData): Worker {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return new Worker(new URL('./unpack-worker.mjs', here), { workerData: data });
+  // From source (tests under tsx) the worker must register tsx's loader before importing TypeScript.
+  const entry = JSON.stringify(new URL('./unpack-worker.ts', here).href);
+  return new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${entry}); });`, { eval: true, workerData: data });
+}
+
+/**
+ * A TarUnpacker on another thread. The main thread keeps the network, the
+ * digests and the decompressor's pipes moving while the worker makes files,
+ * so on two cores the syscalls of unpacking no longer stall the download.
+ * Chunks are copied once and transferred, never shared.
+ */
+export class WorkerTarUnpacker extends Writable {
+  private readonly worker: Worker;
+  private inFlight = 0;
+  private waiting: ((err?: Error | null) => void) | undefined;
+  private finishing: ((err?: Error | null) => void) | undefined;
+  private result: UnpackStats | undefined;
+  private failure: Error | undefined;
+
+  constructor(data: UnpackWorkerData, private readonly onDegraded?: (what: Degradation, entry: string) => void) {
+    super({ highWaterMark: 1024 * 1024 });
+    this.worker = startWorker(data);
+    this.worker.on('message', (m: WorkerOutbound) => this.onMessage(m));
+    this.worker.on('error', (err) => this.fail(new ImageTsError('INTERNAL', `unpack worker: ${err.message}`)));
+    this.worker.on('exit', (code) => {
+      if (!this.result && !this.failure && code !== 0) this.fail(new ImageTsError('INTERNAL', `unpack worker exited with ${code}`));
+    });
+  }
+
+  get stats(): UnpackStats {
+    return this.result ?? { entries: 0, bytes: 0 };
+  }
+
+  private onMessage(m: WorkerOutbound): void {
+    switch (m.type) {
+      case 'ack': {
+        this.inFlight -= m.bytes;
+        const resume = this.waiting;
+        if (resume && this.inFlight < IN_FLIGHT) {
+          this.waiting = undefined;
+          resume();
+        }
+        return;
+      }
+      case 'degraded':
+        this.onDegraded?.(m.what as Degradation, m.entry);
+        return;
+      case 'done': {
+        this.result = m.stats;
+        const done = this.finishing;
+        this.finishing = undefined;
+        void this.worker.terminate();
+        done?.();
+        return;
+      }
+      case 'error':
+        this.fail(new ImageTsError(m.code as ErrorCode, m.message));
+        return;
+    }
+  }
+
+  /** The first failure wins; it goes to whichever callback is pending, else it destroys the stream. */
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    void this.worker.terminate();
+    const pending = this.finishing ?? this.waiting;
+    this.finishing = undefined;
+    this.waiting = undefined;
+    if (pending) pending(err);
+    else this.destroy(err);
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.failure) {
+      cb(this.failure);
+      return;
+    }
+    const copy = new Uint8Array(chunk.length);
+    copy.set(chunk);
+    const message: WorkerInbound = { type: 'chunk', buf: copy.buffer };
+    this.worker.postMessage(message, [copy.buffer]);
+    this.inFlight += chunk.length;
+    if (this.inFlight < IN_FLIGHT) cb();
+    else this.waiting = cb;
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.failure) {
+      cb(this.failure);
+      return;
+    }
+    this.finishing = cb;
+    const message: WorkerInbound = { type: 'end' };
+    this.worker.postMessage(message);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    void this.worker.terminate();
+    cb(err);
+  }
+}
