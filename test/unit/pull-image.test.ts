@@ -91,6 +91,8 @@ describe('PullImage', () => {
   for (const [what, spec] of [
     ['a blob digest mismatch', { tar: top, digestOverride: `sha256:${'9'.repeat(64)}` }],
     ['a diff_id mismatch', { tar: top, diffIdOverride: `sha256:${'8'.repeat(64)}` }],
+    ['an uncompressed blob digest mismatch', { tar: top, compression: 'none', digestOverride: `sha256:${'6'.repeat(64)}` }],
+    ['an uncompressed diff_id mismatch', { tar: top, compression: 'none', diffIdOverride: `sha256:${'5'.repeat(64)}` }],
   ] as const) {
     it(`fails ${what} with DIGEST_MISMATCH and leaves nothing behind`, async () => {
       const img = buildImage({ layers: [{ tar: base }, spec] });

@@ -365,8 +365,11 @@ export class PullImage {
         { limit: desc.size, what: `layer ${desc.digest}` },
         onProgress && ((bytes) => onProgress({ type: 'layer-bytes', digest: desc.digest.toString(), bytes, size: desc.size })),
       );
-      const uncompressed = new DigestingStream(diffId.algorithm);
-      await pipeline(blob, compressed, this.deps.decompressor.create(compression), uncompressed, writer.sink, { signal });
+      // An uncompressed layer's blob is its tar: one hash serves as both digests.
+      const sameBytes = compression === 'none' && diffId.algorithm === desc.digest.algorithm;
+      const uncompressed = sameBytes ? compressed : new DigestingStream(diffId.algorithm);
+      if (sameBytes) await pipeline(blob, compressed, writer.sink, { signal });
+      else await pipeline(blob, compressed, this.deps.decompressor.create(compression), uncompressed, writer.sink, { signal });
       machine.to('verifying');
       if (compressed.bytes !== desc.size) throw new SizeMismatchError(`layer ${desc.digest}`, desc.size, compressed.bytes);
       if (!compressed.digest().equals(desc.digest)) {
