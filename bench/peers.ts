@@ -1,0 +1,182 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ROOT } from '../test/helpers/cli.js';
+import type { BenchImage } from './images.js';
+import { measure, type Measurement } from './measure.js';
+
+/** One way of turning a registry image into a rootfs, measured cold. */
+export interface Peer {
+  readonly name: string;
+  /** Anything to do before the timed run (fresh dirs, a fresh daemon); not timed. */
+  prepare(image: BenchImage): Promise<void>;
+  run(image: BenchImage): Promise<Measurement>;
+  /** Undo mounts and delete what the run made; not timed. */
+  cleanup(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface PeerContext {
+  /** tmpfs scratch root. */
+  readonly dir: string;
+  /** 127.0.0.1:port of the bench registry. */
+  readonly registry: string;
+}
+
+/** Unmounts everything below a directory, deepest first. */
+export function unmountBelow(dir: string): void {
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m === dir || m.startsWith(`${dir}/`));
+  for (const m of mounts.sort((a, b) => b.length - a.length)) {
+    try {
+      execFileSync('umount', [m]);
+    } catch {
+      execFileSync('umount', ['-l', m]);
+    }
+  }
+}
+
+export const imageRef = (ctx: PeerContext, image: BenchImage): string => `${ctx.registry}/bench/${image.name}:latest`;
+
+/** image-ts pull into a fresh store and bundle. */
+export function imageTs(ctx: PeerContext, snapshotter: 'overlay' | 'copy'): Peer {
+  const dir = join(ctx.dir, `image-ts-${snapshotter}`);
+  return {
+    name: `image-ts (${snapshotter})`,
+    async prepare() {
+      await this.cleanup();
+      await mkdir(dir, { recursive: true });
+    },
+    run(image) {
+      return measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), join(dir, 'bundle'),
+        '--work-dir', join(dir, 'work'), '--insecure-registry', ctx.registry, '--snapshotter', snapshotter, '--quiet']);
+    },
+    async cleanup() {
+      unmountBelow(dir);
+      await rm(dir, { recursive: true, force: true });
+    },
+    async close() {},
+  };
+}
+
+/** A second pull of an image already in the store, into a new bundle: what a guest pays per extra container. */
+export function imageTsWarm(ctx: PeerContext): Peer {
+  const dir = join(ctx.dir, 'image-ts-warm');
+  let n = 0;
+  return {
+    name: 'image-ts warm (overlay)',
+    async prepare(image) {
+      await this.cleanup();
+      await mkdir(dir, { recursive: true });
+      const seed = await measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), join(dir, 'seed'),
+        '--work-dir', join(dir, 'work'), '--insecure-registry', ctx.registry, '--snapshotter', 'overlay', '--quiet']);
+      if (seed.exitCode !== 0) throw new Error(`warm seed pull failed: ${seed.stderrTail}`);
+    },
+    run(image) {
+      return measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), join(dir, `bundle-${n++}`),
+        '--work-dir', join(dir, 'work'), '--insecure-registry', ctx.registry, '--snapshotter', 'overlay', '--quiet']);
+    },
+    async cleanup() {
+      unmountBelow(dir);
+      await rm(dir, { recursive: true, force: true });
+    },
+    async close() {},
+  };
+}
+
+/** containerd with the overlayfs snapshotter: `ctr image pull` fetches and unpacks. A fresh daemon per run. */
+export function containerd(ctx: PeerContext): Peer {
+  const dir = join(ctx.dir, 'containerd');
+  const sock = join(dir, 'containerd.sock');
+  let daemon: ChildProcess | undefined;
+  const stop = async (): Promise<void> => {
+    if (!daemon) return;
+    const d = daemon;
+    daemon = undefined;
+    d.kill('SIGTERM');
+    await Promise.race([new Promise((r) => d.once('exit', r)), sleep(5000)]);
+    d.kill('SIGKILL');
+  };
+  return {
+    name: 'containerd (overlayfs)',
+    async prepare() {
+      await this.cleanup();
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'config.toml'), [
+        'version = 2',
+        `root = "${join(dir, 'root')}"`,
+        `state = "${join(dir, 'state')}"`,
+        'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
+        '[grpc]',
+        `  address = "${sock}"`,
+        '[ttrpc]',
+        `  address = "${sock}.ttrpc"`,
+        '[debug]',
+        `  address = ""`,
+        '[metrics]',
+        '  address = ""',
+      ].join('\n'));
+      daemon = spawn('containerd', ['--config', join(dir, 'config.toml'), '--log-level', 'error'], { stdio: 'ignore' });
+      for (let i = 0; i < 200 && !existsSync(sock); i++) await sleep(25);
+      if (!existsSync(sock)) throw new Error('containerd did not start');
+      await sleep(100);
+    },
+    run(image) {
+      return measure('ctr', ['--address', sock, '--namespace', 'bench', 'image', 'pull', '--plain-http', '--snapshotter', 'overlayfs', imageRef(ctx, image)],
+        { extraPids: daemon?.pid !== undefined ? [daemon.pid] : [] });
+    },
+    async cleanup() {
+      await stop();
+      unmountBelow(dir);
+      await rm(dir, { recursive: true, force: true });
+    },
+    async close() {
+      await this.cleanup();
+    },
+  };
+}
+
+/** skopeo copy to an OCI layout, then umoci unpack into a bundle: the containers-tools way. */
+export function skopeoUmoci(ctx: PeerContext): Peer {
+  const dir = join(ctx.dir, 'skopeo-umoci');
+  return {
+    name: 'skopeo + umoci',
+    async prepare() {
+      await this.cleanup();
+      await mkdir(dir, { recursive: true });
+    },
+    run(image) {
+      const layout = join(dir, 'layout');
+      return measure('sh', ['-c',
+        `skopeo copy --quiet --src-tls-verify=false docker://${imageRef(ctx, image)} oci:${layout}:latest && umoci unpack --image ${layout}:latest ${join(dir, 'bundle')}`]);
+    },
+    async cleanup() {
+      unmountBelow(dir);
+      await rm(dir, { recursive: true, force: true });
+    },
+    async close() {},
+  };
+}
+
+/** GNU tar extracting the layer blobs one after another: no network, no verification, no whiteouts. The moonshot. */
+export function gnuTar(ctx: PeerContext): Peer {
+  const dir = join(ctx.dir, 'gnu-tar');
+  return {
+    name: 'GNU tar -x (floor)',
+    async prepare() {
+      await this.cleanup();
+      await mkdir(join(dir, 'rootfs'), { recursive: true });
+    },
+    run(image) {
+      const blobs = image.layers.map((l) => join(image.layout, 'blobs', 'sha256', l.digest.slice(7)));
+      const flag = (i: number): string => (image.layers[i]!.mediaType.endsWith('zstd') ? '--zstd' : image.layers[i]!.mediaType.endsWith('gzip') ? '-z' : '');
+      const script = blobs.map((b, i) => `tar ${flag(i)} -xf ${b} -C ${join(dir, 'rootfs')}`).join(' && ');
+      return measure('sh', ['-c', script]);
+    },
+    async cleanup() {
+      await rm(dir, { recursive: true, force: true });
+    },
+    async close() {},
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * npm run bench: image-ts against containerd and skopeo+umoci, all cold, all
+ * on tmpfs, interleaved, in one run. Writes bench/results/<time>.json and
+ * latest.md, and the README's results section.
+ *
+ *   npm run bench -- --rounds 3 --images debian-gzip,small-files --peers containerd,image-ts-overlay
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../test/harness/registry.js';
+import { ROOT } from '../test/helpers/cli.js';
+import { ensureBenchImages, type BenchImage } from './images.js';
+import { machineLimits, type MachineLimits } from './limits.js';
+import { median, type Measurement } from './measure.js';
+import { containerd, gnuTar, imageTs, imageTsWarm, skopeoUmoci, unmountBelow, type Peer, type PeerContext } from './peers.js';
+
+const PEERS: Record<string, (ctx: PeerContext) => Peer> = {
+  'image-ts-overlay': (c) => imageTs(c, 'overlay'),
+  'image-ts-copy': (c) => imageTs(c, 'copy'),
+  containerd,
+  'skopeo-umoci': skopeoUmoci,
+  'gnu-tar': gnuTar,
+};
+const SUBJECT = 'image-ts-overlay';
+
+const { values: opts } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    images: { type: 'string', default: 'debian-gzip,debian-zstd,small-files,big-file' },
+    peers: { type: 'string', default: Object.keys(PEERS).join(',') },
+    'warm-runs': { type: 'string', default: '5' },
+    dir: { type: 'string', default: '/tmp/image-ts-bench' },
+  },
+});
+
+interface PeerResult {
+  peer: string;
+  runs: Measurement[];
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  uncompressedMBps: number;
+  peakRssMB: number;
+  failures: string[];
+}
+
+interface ImageResult {
+  image: string;
+  description: string;
+  compressedMB: number;
+  uncompressedMB: number;
+  files: number;
+  layers: number;
+  peers: PeerResult[];
+  /** image-ts (overlay) wall time / peer wall time, per round. */
+  ratios: Record<string, { median: number; min: number; max: number }>;
+}
+
+const log = (line: string): void => void process.stdout.write(`${line}\n`);
+const MB = 1e6;
+
+async function mountTmpfs(dir: string): Promise<void> {
+  unmountBelow(dir);
+  await mkdir(dir, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${Math.floor(totalmem() * 0.7 / 2 ** 30)}g`, 'tmpfs', dir]);
+}
+
+function dropCaches(): void {
+  try {
+    execFileSync('sync');
+    execFileSync('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+  } catch {
+    // Not allowed here: the run goes on with whatever the machine keeps cached.
+  }
+}
+
+async function startRegistry(dir: string): Promise<{ host: string; stop(): void }> {
+  const port = await freePort();
+  const conf = join(dir, 'registry.yml');
+  await writeFile(conf, `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: ${join(dir, 'registry')}}}\nhttp: {addr: 127.0.0.1:${port}}\n`);
+  const proc = spawn('docker-registry', ['serve', conf], { stdio: 'ignore' });
+  for (let i = 0; i < 200; i++) {
+    if (await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.ok, () => false)) return { host: `127.0.0.1:${port}`, stop: () => proc.kill() };
+    await sleep(50);
+  }
+  proc.kill();
+  throw new Error('docker-registry did not start');
+}
+
+function summarize(peer: string, runs: Measurement[], image: BenchImage): PeerResult {
+  const ok = runs.filter((r) => r.exitCode === 0);
+  const walls = ok.map((r) => r.wallMs);
+  return {
+    peer,
+    runs,
+    medianMs: walls.length ? median(walls) : NaN,
+    minMs: walls.length ? Math.min(...walls) : NaN,
+    maxMs: walls.length ? Math.max(...walls) : NaN,
+    uncompressedMBps: walls.length ? image.uncompressedBytes / MB / (median(walls) / 1000) : NaN,
+    peakRssMB: ok.length ? Math.max(...ok.map((r) => r.peakRssBytes)) / MB : NaN,
+    failures: runs.filter((r) => r.exitCode !== 0).map((r) => r.stderrTail),
+  };
+}
+
+function ratios(subject: Measurement[], peer: Measurement[]): { median: number; min: number; max: number } {
+  const pairs = subject.map((s, i) => [s, peer[i]] as const).filter(([s, p]) => p && s.exitCode === 0 && p.exitCode === 0);
+  const r = pairs.map(([s, p]) => s.wallMs / p!.wallMs);
+  return r.length ? { median: median(r), min: Math.min(...r), max: Math.max(...r) } : { median: NaN, min: NaN, max: NaN };
+}
+
+const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '—');
+const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '—');
+
+function markdown(results: ImageResult[], limits: MachineLimits, warm: PeerResult | undefined, when: string, rounds: number): string {
+  const lines = [
+    `Run ${when}, ${cpus().length} cores (${cpus()[0]?.model ?? 'cpu'}), ${rounds} cold rounds per peer, interleaved; everything on tmpfs.`,
+    '',
+    '| image | peer | median s | min–max s | MB/s (uncompressed) | peak RSS MB | image-ts/peer (median, min–max) |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const r of results) {
+    for (const p of r.peers) {
+      const ratio = r.ratios[p.peer];
+      lines.push(`| ${r.image} | ${p.peer} | ${f2(p.medianMs / 1000)} | ${f2(p.minMs / 1000)}–${f2(p.maxMs / 1000)} | ${f1(p.uncompressedMBps)} | ${f1(p.peakRssMB)} | ${ratio ? `${f2(ratio.median)} (${f2(ratio.min)}–${f2(ratio.max)})` : '—'}${p.failures.length ? ` ⚠ ${p.failures.length} failed` : ''} |`);
+    }
+  }
+  lines.push('', '| image | layers | compressed MB | uncompressed MB | files |', '|---|---|---|---|---|');
+  for (const r of results) lines.push(`| ${r.image} | ${r.layers} | ${f1(r.compressedMB)} | ${f1(r.uncompressedMB)} | ${r.files} | `);
+  if (warm) lines.push('', `Warm pull (store already has every layer, new overlay bundle): median ${f2(warm.medianMs / 1000)} s (min ${f2(warm.minMs / 1000)}, max ${f2(warm.maxMs / 1000)}), peak RSS ${f1(warm.peakRssMB)} MB.`);
+  lines.push('', 'Machine limits, one core, same run: ' + [
+    `gzip -dc ${f1(limits.gzipDecompressMBps)} MB/s`,
+    limits.igzipDecompressMBps !== undefined ? `igzip -dc ${f1(limits.igzipDecompressMBps)} MB/s` : undefined,
+    limits.zstdDecompressMBps !== undefined ? `zstd -dc ${f1(limits.zstdDecompressMBps)} MB/s` : undefined,
+    `sha256sum ${f1(limits.sha256MBps)} MB/s`,
+    `AES-256-CTR ${f1(limits.aes256CtrMBps)} MB/s`,
+  ].filter(Boolean).join(', ') + '.');
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the benchmark runs as root (overlay mounts, containerd, tmpfs)');
+  const rounds = Number(opts.rounds);
+  const peerNames = opts.peers!.split(',');
+  for (const p of peerNames) if (!PEERS[p]) throw new Error(`unknown peer ${p}; known: ${Object.keys(PEERS).join(', ')}`);
+  const dir = opts.dir!;
+  await mountTmpfs(dir);
+  const registry = await startRegistry(dir);
+  const ctx: PeerContext = { dir: join(dir, 'runs'), registry: registry.host };
+  try {
+    const wanted = opts.images!.split(',');
+    const built = await ensureBenchImages(join(ROOT, 'bench', 'cache'), log, wanted);
+    // Layouts go onto tmpfs too, so that the floor (GNU tar) and the push read memory, not the virtual disk.
+    const images: BenchImage[] = [];
+    for (const image of built) {
+      const layout = join(dir, 'layouts', image.name);
+      await mkdir(join(dir, 'layouts'), { recursive: true });
+      execFileSync('cp', ['-r', image.layout, layout]);
+      images.push({ ...image, layout });
+      log(`push ${image.name} to ${registry.host}`);
+      execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${image.ref}`, `docker://${registry.host}/bench/${image.name}:latest`]);
+    }
+    const gz = images.find((i) => i.name === 'debian-gzip') ?? images[0]!;
+    log('measuring machine limits');
+    const limits = await machineLimits(gz, images.find((i) => i.name === 'debian-zstd'));
+
+    const peers = peerNames.map((n) => ({ key: n, peer: PEERS[n]!(ctx) }));
+    const results: ImageResult[] = [];
+    for (const image of images) {
+      const runs = new Map<string, Measurement[]>(peers.map((p) => [p.key, []]));
+      for (let round = 0; round < rounds; round++) {
+        // Rotate the order each round so that no peer always runs first or last.
+        const order = peers.map((_, i) => peers[(i + round) % peers.length]!);
+        for (const { key, peer } of order) {
+          await peer.prepare(image);
+          dropCaches();
+          const m = await peer.run(image);
+          await peer.cleanup();
+          runs.get(key)!.push(m);
+          log(`${image.name} round ${round + 1} ${peer.name}: ${(m.wallMs / 1000).toFixed(2)} s, ${(m.peakRssBytes / MB).toFixed(0)} MB RSS${m.exitCode ? ` FAILED: ${m.stderrTail}` : ''}`);
+        }
+      }
+      const subject = runs.get(SUBJECT) ?? [];
+      results.push({
+        image: image.name,
+        description: image.description,
+        compressedMB: image.layers.reduce((n, l) => n + l.size, 0) / MB,
+        uncompressedMB: image.uncompressedBytes / MB,
+        files: image.files,
+        layers: image.layers.length,
+        peers: peers.map(({ key, peer }) => summarize(peer.name, runs.get(key)!, image)),
+        ratios: Object.fromEntries(peers.filter((p) => p.key !== SUBJECT).map(({ key, peer }) => [peer.name, ratios(subject, runs.get(key)!)])),
+      });
+    }
+
+    let warm: PeerResult | undefined;
+    const warmRuns = Number(opts['warm-runs']);
+    if (warmRuns > 0) {
+      const peer = imageTsWarm(ctx);
+      await peer.prepare(gz);
+      const ms: Measurement[] = [];
+      for (let i = 0; i < warmRuns; i++) ms.push(await peer.run(gz));
+      await peer.cleanup();
+      warm = summarize(peer.name, ms, gz);
+      log(`warm pull: median ${(warm.medianMs / 1000).toFixed(3)} s`);
+    }
+    for (const { peer } of peers) await peer.close();
+
+    const when = new Date().toISOString();
+    const md = markdown(results, limits, warm, when, rounds);
+    await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
+    await writeFile(join(ROOT, 'bench', 'results', `${when.replace(/[:.]/g, '-')}.json`), JSON.stringify({ when, rounds, limits, results, warm }, null, 1));
+    await writeFile(join(ROOT, 'bench', 'results', 'latest.md'), `${md}\n`);
+    const readme = join(ROOT, 'README.md');
+    const text = await readFile(readme, 'utf8');
+    const start = '<!-- bench:start -->';
+    const end = '<!-- bench:end -->';
+    if (text.includes(start) && text.includes(end)) {
+      await writeFile(readme, `${text.slice(0, text.indexOf(start) + start.length)}\n${md}\n${text.slice(text.indexOf(end))}`);
+    }
+    log(`\n${md}`);
+  } finally {
+    registry.stop();
+    await sleep(200);
+    unmountBelow(dir);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (existsSync(opts.dir!)) unmountBelow(opts.dir!);
+  process.exit(1);
+});
