@@ -10,4 +10,7 @@ process.on('unhandledRejection', (err: unknown) => {
   process.exit(1);
 });
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// The command is done: exit once the output is flushed, rather than wait for
+// idle keep-alive timers of the HTTP client (measured: 240 ms of a warm pull).
+process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));

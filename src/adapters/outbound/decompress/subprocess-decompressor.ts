@@ -7,7 +7,7 @@ import type { Compression } from '../../../domain/image/media-types.js';
 import type { Decompressor } from '../../../ports/layer/decompressor.js';
 
 /** Input accepted ahead of the codec, so idle moments of the event loop keep its pipe full. */
-const INPUT_AHEAD = 4 * 1024 * 1024;
+const INPUT_AHEAD = 1024 * 1024;
 
 /** Finds an executable on PATH, as a shell would. */
 export function onPath(name: string, path = process.env['PATH'] ?? ''): string | undefined {
@@ -41,7 +41,7 @@ class ProcessDuplex extends Duplex {
   private settled = false;
 
   constructor(private readonly kind: string, command: string, args: readonly string[]) {
-    super({ readableHighWaterMark: 1024 * 1024 });
+    super({ readableHighWaterMark: 256 * 1024 });
     this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdin.on('error', () => undefined); // EPIPE when the codec quits early; the exit status tells why
     this.child.stderr.on('data', (d: Buffer) => {

@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { asImageTsError } from '../../../domain/errors.js';
 import type { WhiteoutFormat } from '../../../ports/layer/layer-store.js';
+import { ChunkGc } from './memory-hygiene.js';
 import { TarUnpacker } from './tar-unpacker.js';
 
 export interface UnpackWorkerData {
@@ -26,6 +27,7 @@ if (port) {
   const data = workerData as UnpackWorkerData;
   const post = (m: WorkerOutbound): void => port.postMessage(m);
   let failed = false;
+  const hygiene = new ChunkGc();
   const unpacker = new TarUnpacker({
     root: data.root,
     whiteoutFormat: data.whiteoutFormat,
@@ -43,6 +45,7 @@ if (port) {
     if (m.type === 'chunk') {
       const bytes = m.buf.byteLength;
       unpacker.write(Buffer.from(m.buf), () => post({ type: 'ack', bytes }));
+      hygiene.seen(bytes);
     } else {
       unpacker.end(() => {
         if (!failed) post({ type: 'done', stats: unpacker.stats });

@@ -1,11 +1,12 @@
 import { Writable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { ImageTsError, type ErrorCode } from '../../../domain/errors.js';
+import { ChunkGc } from './memory-hygiene.js';
 import type { Degradation, UnpackStats } from './tar-unpacker.js';
 import type { UnpackWorkerData, WorkerInbound, WorkerOutbound } from './unpack-worker.js';
 
 /** Bytes sent to the worker and not yet unpacked; more waits for acks. */
-const IN_FLIGHT = 8 * 1024 * 1024;
+const IN_FLIGHT = 2 * 1024 * 1024;
 
 /**
  * The worker's script: beside this module when running from source (tsx),
@@ -32,6 +33,7 @@ export class WorkerTarUnpacker extends Writable {
   private finishing: ((err?: Error | null) => void) | undefined;
   private result: UnpackStats | undefined;
   private failure: Error | undefined;
+  private readonly hygiene = new ChunkGc();
 
   constructor(data: UnpackWorkerData, private readonly onDegraded?: (what: Degradation, entry: string) => void) {
     super({ highWaterMark: 1024 * 1024 });
@@ -97,6 +99,7 @@ export class WorkerTarUnpacker extends Writable {
     const message: WorkerInbound = { type: 'chunk', buf: copy.buffer };
     this.worker.postMessage(message, [copy.buffer]);
     this.inFlight += chunk.length;
+    this.hygiene.seen(chunk.length);
     if (this.inFlight < IN_FLIGHT) cb();
     else this.waiting = cb;
   }
