@@ -20,6 +20,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } fr
 import { join, resolve } from 'node:path';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { processAlive } from '../src/adapters/outbound/process-alive.js';
 
 export interface BenchImage {
   name: string;
@@ -120,7 +121,7 @@ async function lock(path: string, log: Log): Promise<() => Promise<void>> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !alive(pid)) {
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !processAlive(pid)) {
       await rm(path, { force: true });
       continue;
     }
@@ -130,15 +131,6 @@ async function lock(path: string, log: Log): Promise<() => Promise<void>> {
       waitedSince = now;
     }
     await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '../../../ports/observability/logger.j
 import { errnoCode, tryNativeSyscalls } from '../native/syscalls.js';
 import { TarUnpacker, type Degradation } from './tar-unpacker.js';
 import { WorkerTarUnpacker } from './worker-unpacker.js';
+import { processAlive } from '../process-alive.js';
 
 export interface FsLayerStoreOptions {
   /** Default: 'overlay' when root and the native helper can make whiteouts here, else 'marker'. */
@@ -89,15 +90,6 @@ function parseRecord(text: string, diffId: Digest): LayerRecord | undefined {
 /** `<pid>-<random>`: the pid tells cleanStaging whether the owner still runs. */
 function stagingName(): string {
   return `${process.pid}-${randomBytes(12).toString('hex')}`;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
 }
 
 export class FsLayerStore implements LayerStore {

@@ -3,19 +3,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreError } from '../../../domain/errors.js';
 import { emptyState, type MetadataStore, type StoreState } from '../../../ports/store/metadata-store.js';
+import { processAlive } from '../process-alive.js';
 
 export const METADATA_FILE = 'metadata.json';
 const LOCK_DIR = 'metadata.lock';
 const LOCK_WAIT_MS = 30_000;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * The store's metadata as one JSON file under work_dir. Updates hold a lock
@@ -98,7 +90,7 @@ export class FsMetadataStore implements MetadataStore {
         const owner = Number(await readFile(join(this.lockDir, 'pid'), 'utf8').catch(() => 'NaN'));
         // A lock whose owner died (kill -9) is stale; a lock with no pid yet is being taken.
         const age = await stat(this.lockDir).then((st) => Date.now() - st.mtimeMs, () => 0);
-        if ((Number.isInteger(owner) && owner !== process.pid && !alive(owner)) || (!Number.isInteger(owner) && age > 5_000)) {
+        if ((Number.isInteger(owner) && owner !== process.pid && !processAlive(owner)) || (!Number.isInteger(owner) && age > 5_000)) {
           await rm(this.lockDir, { recursive: true, force: true });
           continue;
         }
