@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Writable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { ImageTsError, type ErrorCode } from '../../../domain/errors.js';
@@ -21,13 +22,43 @@ function startWorker(data: UnpackWorkerData): Worker {
 }
 
 /**
+ * At most one unpack worker per core: more only add isolates (25-40 MB each)
+ * to memory without adding speed. A layer past the limit waits for a slot,
+ * and its download waits with it through backpressure.
+ */
+class Slots {
+  private free: number;
+  private readonly queue: (() => void)[] = [];
+
+  constructor(count: number) {
+    this.free = Math.max(1, count);
+  }
+
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.queue.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.queue.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
+const slots = new Slots(availableParallelism());
+
+/**
  * A TarUnpacker on another thread. The main thread keeps the network, the
  * digests and the decompressor's pipes moving while the worker makes files,
  * so on two cores the syscalls of unpacking no longer stall the download.
  * Chunks are copied once and transferred, never shared.
  */
 export class WorkerTarUnpacker extends Writable {
-  private readonly worker: Worker;
+  private worker: Worker | undefined;
+  private starting: Promise<Worker> | undefined;
   private inFlight = 0;
   private waiting: ((err?: Error | null) => void) | undefined;
   private finishing: ((err?: Error | null) => void) | undefined;
@@ -35,14 +66,28 @@ export class WorkerTarUnpacker extends Writable {
   private failure: Error | undefined;
   private readonly hygiene = new ChunkGc();
 
-  constructor(data: UnpackWorkerData, private readonly onDegraded?: (what: Degradation, entry: string) => void) {
+  constructor(private readonly data: UnpackWorkerData, private readonly onDegraded?: (what: Degradation, entry: string) => void) {
     super({ highWaterMark: 1024 * 1024 });
-    this.worker = startWorker(data);
-    this.worker.on('message', (m: WorkerOutbound) => this.onMessage(m));
-    this.worker.on('error', (err) => this.fail(new ImageTsError('INTERNAL', `unpack worker: ${err.message}`)));
-    this.worker.on('exit', (code) => {
-      if (!this.result && !this.failure && code !== 0) this.fail(new ImageTsError('INTERNAL', `unpack worker exited with ${code}`));
+  }
+
+  /** Starts the worker once a slot is free; the slot returns when the thread exits. */
+  private start(): Promise<Worker> {
+    this.starting ??= slots.acquire().then((release) => {
+      if (this.destroyed || this.failure) {
+        release();
+        throw this.failure ?? new ImageTsError('INTERNAL', 'unpack cancelled');
+      }
+      const worker = startWorker(this.data);
+      worker.once('exit', (code) => {
+        release();
+        if (!this.result && !this.failure && code !== 0) this.fail(new ImageTsError('INTERNAL', `unpack worker exited with ${code}`));
+      });
+      worker.on('message', (m: WorkerOutbound) => this.onMessage(m));
+      worker.on('error', (err) => this.fail(new ImageTsError('INTERNAL', `unpack worker: ${err.message}`)));
+      this.worker = worker;
+      return worker;
     });
+    return this.starting;
   }
 
   get stats(): UnpackStats {
@@ -67,7 +112,7 @@ export class WorkerTarUnpacker extends Writable {
         this.result = m.stats;
         const done = this.finishing;
         this.finishing = undefined;
-        void this.worker.terminate();
+        void this.worker?.terminate();
         done?.();
         return;
       }
@@ -81,7 +126,7 @@ export class WorkerTarUnpacker extends Writable {
   private fail(err: Error): void {
     if (this.failure) return;
     this.failure = err;
-    void this.worker.terminate();
+    void this.worker?.terminate();
     const pending = this.finishing ?? this.waiting;
     this.finishing = undefined;
     this.waiting = undefined;
@@ -92,6 +137,10 @@ export class WorkerTarUnpacker extends Writable {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.failure) {
       cb(this.failure);
+      return;
+    }
+    if (!this.worker) {
+      this.start().then(() => this._write(chunk, _enc, cb), (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))));
       return;
     }
     const copy = new Uint8Array(chunk.length);
@@ -109,13 +158,15 @@ export class WorkerTarUnpacker extends Writable {
       cb(this.failure);
       return;
     }
-    this.finishing = cb;
-    const message: WorkerInbound = { type: 'end' };
-    this.worker.postMessage(message);
+    this.start().then((worker) => {
+      this.finishing = cb;
+      const message: WorkerInbound = { type: 'end' };
+      worker.postMessage(message);
+    }, (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))));
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    void this.worker.terminate();
+    void this.worker?.terminate();
     cb(err);
   }
 }
