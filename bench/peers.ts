@@ -1,9 +1,10 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT } from '../test/helpers/cli.js';
+import { unmountBelow } from '../test/helpers/mounts.js';
 import type { BenchImage } from './images.js';
 import { measure, type Measurement } from './measure.js';
 
@@ -25,19 +26,13 @@ export interface PeerContext {
   readonly registry: string;
 }
 
-/** Unmounts everything below a directory, deepest first. */
-export function unmountBelow(dir: string): void {
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m === dir || m.startsWith(`${dir}/`));
-  for (const m of mounts.sort((a, b) => b.length - a.length)) {
-    try {
-      execFileSync('umount', [m]);
-    } catch {
-      execFileSync('umount', ['-l', m]);
-    }
-  }
-}
-
 export const imageRef = (ctx: PeerContext, image: BenchImage): string => `${ctx.registry}/bench/${image.name}:latest`;
+
+/** One `image-ts pull` of the bench image, timed with the RSS of its process tree. */
+function pullImageTs(ctx: PeerContext, image: BenchImage, bundle: string, workDir: string, snapshotter: 'overlay' | 'copy'): Promise<Measurement> {
+  return measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), bundle,
+    '--work-dir', workDir, '--insecure-registry', ctx.registry, '--snapshotter', snapshotter, '--quiet']);
+}
 
 /** image-ts pull into a fresh store and bundle. */
 export function imageTs(ctx: PeerContext, snapshotter: 'overlay' | 'copy'): Peer {
@@ -49,8 +44,7 @@ export function imageTs(ctx: PeerContext, snapshotter: 'overlay' | 'copy'): Peer
       await mkdir(dir, { recursive: true });
     },
     run(image) {
-      return measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), join(dir, 'bundle'),
-        '--work-dir', join(dir, 'work'), '--insecure-registry', ctx.registry, '--snapshotter', snapshotter, '--quiet']);
+      return pullImageTs(ctx, image, join(dir, 'bundle'), join(dir, 'work'), snapshotter);
     },
     async cleanup() {
       unmountBelow(dir);
@@ -69,13 +63,11 @@ export function imageTsWarm(ctx: PeerContext): Peer {
     async prepare(image) {
       await this.cleanup();
       await mkdir(dir, { recursive: true });
-      const seed = await measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), join(dir, 'seed'),
-        '--work-dir', join(dir, 'work'), '--insecure-registry', ctx.registry, '--snapshotter', 'overlay', '--quiet']);
+      const seed = await pullImageTs(ctx, image, join(dir, 'seed'), join(dir, 'work'), 'overlay');
       if (seed.exitCode !== 0) throw new Error(`warm seed pull failed: ${seed.stderrTail}`);
     },
     run(image) {
-      return measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), join(dir, `bundle-${n++}`),
-        '--work-dir', join(dir, 'work'), '--insecure-registry', ctx.registry, '--snapshotter', 'overlay', '--quiet']);
+      return pullImageTs(ctx, image, join(dir, `bundle-${n++}`), join(dir, 'work'), 'overlay');
     },
     async cleanup() {
       unmountBelow(dir);

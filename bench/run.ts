@@ -5,19 +5,19 @@
  *
  *   npm run bench -- --rounds 3 --images debian-gzip,small-files --peers containerd,image-ts-overlay
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../test/harness/registry.js';
+import { startRegistry } from '../test/harness/registry.js';
 import { ROOT } from '../test/helpers/cli.js';
 import { ensureBenchImages, type BenchImage } from './images.js';
 import { machineLimits, type MachineLimits } from './limits.js';
 import { median, type Measurement } from './measure.js';
-import { containerd, gnuTar, imageTs, imageTsWarm, skopeoUmoci, unmountBelow, type Peer, type PeerContext } from './peers.js';
+import { unmountBelow } from '../test/helpers/mounts.js';
+import { containerd, gnuTar, imageTs, imageTsWarm, skopeoUmoci, type Peer, type PeerContext } from './peers.js';
 
 const PEERS: Record<string, (ctx: PeerContext) => Peer> = {
   'image-ts-overlay': (c) => imageTs(c, 'overlay'),
@@ -79,19 +79,6 @@ function dropCaches(): void {
   }
 }
 
-async function startRegistry(dir: string): Promise<{ host: string; stop(): void }> {
-  const port = await freePort();
-  const conf = join(dir, 'registry.yml');
-  await writeFile(conf, `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: ${join(dir, 'registry')}}}\nhttp: {addr: 127.0.0.1:${port}}\n`);
-  const proc = spawn('docker-registry', ['serve', conf], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) {
-    if (await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.ok, () => false)) return { host: `127.0.0.1:${port}`, stop: () => proc.kill() };
-    await sleep(50);
-  }
-  proc.kill();
-  throw new Error('docker-registry did not start');
-}
-
 function summarize(peer: string, runs: Measurement[], image: BenchImage): PeerResult {
   const ok = runs.filter((r) => r.exitCode === 0);
   const walls = ok.map((r) => r.wallMs);
@@ -149,7 +136,8 @@ async function main(): Promise<void> {
   for (const p of peerNames) if (!PEERS[p]) throw new Error(`unknown peer ${p}; known: ${Object.keys(PEERS).join(', ')}`);
   const dir = opts.dir!;
   await mountTmpfs(dir);
-  const registry = await startRegistry(dir);
+  // Its storage on the tmpfs too, so serving blobs never touches the virtual disk.
+  const registry = await startRegistry('open', { parentDir: dir });
   const ctx: PeerContext = { dir: join(dir, 'runs'), registry: registry.host };
   try {
     const wanted = opts.images!.split(',');
@@ -224,8 +212,7 @@ async function main(): Promise<void> {
     }
     log(`\n${md}`);
   } finally {
-    registry.stop();
-    await sleep(200);
+    await registry.stop();
     unmountBelow(dir);
   }
 }

@@ -3,13 +3,13 @@
  * local docker-registry when one is installed), then pulls it into bundles
  * with the CLI, showing each step. Offline; everything stays under .tmp/demo.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { startRegistry } from '../test/harness/registry.js';
 import { ROOT } from '../test/helpers/cli.js';
+import { unmountBelow } from '../test/helpers/mounts.js';
 import { buildImage, imageManifestEntry, writeOciLayout } from '../test/helpers/image-builder.js';
 import { tar, type TarEntry } from '../test/helpers/tar-writer.js';
 
@@ -28,41 +28,9 @@ function run(args: string[]): string {
   return out;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function startRegistry(): Promise<{ host: string; proc: ChildProcess } | undefined> {
-  if (!existsSync('/usr/bin/docker-registry')) return undefined;
-  const port = await freePort();
-  const conf = join(DEMO, 'registry.yml');
-  await writeFile(conf, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${join(DEMO, 'registry')}}}\nhttp: {addr: 127.0.0.1:${port}}\n`);
-  const proc = spawn('/usr/bin/docker-registry', ['serve', conf], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.ok, () => false);
-    if (ok) return { host: `127.0.0.1:${port}`, proc };
-    await sleep(50);
-  }
-  proc.kill();
-  return undefined;
-}
-
-/** A demo stopped half-way may have left overlay mounts; they would block the fresh start. */
-async function unmountLeftovers(): Promise<void> {
-  const mounts = existsSync('/proc/mounts') ? await readFile('/proc/mounts', 'utf8') : '';
-  for (const target of mounts.split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${DEMO}/`))) {
-    execFileSync('umount', ['-l', target]);
-  }
-}
-
 async function main(): Promise<void> {
-  await unmountLeftovers();
+  // A demo stopped half-way may have left overlay mounts; they would block the fresh start.
+  unmountBelow(DEMO);
   await rm(DEMO, { recursive: true, force: true });
   await mkdir(DEMO, { recursive: true });
 
@@ -103,8 +71,8 @@ async function main(): Promise<void> {
     process.stdout.write(`chroot rootfs ${spec.process.args.join(' ')}: ${out}`);
   }
 
-  const registry = await startRegistry();
-  if (registry && existsSync('/usr/bin/skopeo')) {
+  const registry = existsSync('/usr/bin/docker-registry') && existsSync('/usr/bin/skopeo') ? await startRegistry('open') : undefined;
+  if (registry) {
     try {
       step(`3. Push it to a local docker-registry (${registry.host}) with skopeo, and pull it from there`);
       execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:demo`, `docker://${registry.host}/demo/hello:1.0`], { stdio: 'inherit' });
@@ -112,7 +80,7 @@ async function main(): Promise<void> {
       run(['pull', `${registry.host}/demo/hello:1.0`, bundle2, '--work-dir', WORK, '--insecure-registry', registry.host]);
       process.stdout.write('(both layers came from the store: they were verified and committed once)\n');
     } finally {
-      registry.proc.kill();
+      await registry.stop();
     }
   } else {
     step('3. (skipped: docker-registry and skopeo are not installed; npm test installs them)');

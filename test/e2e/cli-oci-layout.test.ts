@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { assertCliError, cli } from '../helpers/cli.js';
+import { unmountBelow } from '../helpers/mounts.js';
 import { buildImage, imageManifestEntry, sha256, writeOciLayout, type BuiltImage } from '../helpers/image-builder.js';
 import { tar, type TarEntry } from '../helpers/tar-writer.js';
 
@@ -101,7 +102,7 @@ after(async () => {
   for (const b of (await readdir(dir).catch(() => [] as string[])).filter((n) => n.startsWith('bundle'))) {
     await cli(['bundle', 'rm', join(dir, b), '--work-dir', join(dir, 'work')]).catch(() => undefined);
   }
-  execFileSync('sh', ['-c', `grep -F ${JSON.stringify(dir)} /proc/mounts | cut -d' ' -f2 | xargs -r -n1 umount -l`]);
+  unmountBelow(dir);
   await rm(dir, { recursive: true, force: true });
 });
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, startRegistry, type StartedRegistry } from '../harness/registry.js';
 import { assertCliError, cli } from '../helpers/cli.js';
+import { unmountBelow } from '../helpers/mounts.js';
 import { buildImage, buildIndex, imageManifestEntry, writeOciLayout, type BuiltImage } from '../helpers/image-builder.js';
 import { tar, type TarEntry } from '../helpers/tar-writer.js';
 
@@ -53,8 +54,7 @@ before(async () => {
 });
 
 after(async () => {
-  const mounted = (await readFile('/proc/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
-  for (const m of mounted) execFileSync('umount', ['-l', m]);
+  unmountBelow(dir);
   await Promise.all([open?.stop(), secure?.stop(), token?.stop()]);
   await rm(dir, { recursive: true, force: true });
 });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startRegistry, type StartedRegistry } from '../harness/registry.js';
 import { ROOT, assertCliError, cli } from '../helpers/cli.js';
+import { unmountBelow } from '../helpers/mounts.js';
 import { buildImage, imageManifestEntry, sha256, writeOciLayout, type BuiltImage } from '../helpers/image-builder.js';
 import { tar, type TarEntry } from '../helpers/tar-writer.js';
 
@@ -42,8 +43,7 @@ before(async () => {
 });
 
 after(async () => {
-  const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
-  for (const m of mounts) execFileSync('umount', ['-l', m]);
+  unmountBelow(dir);
   await registry?.stop();
   await rm(dir, { recursive: true, force: true });
 });

@@ -30,6 +30,8 @@ export type RegistryVariant = 'open' | 'tls-htpasswd' | 'token';
 export interface StartOptions {
   readonly username?: string;
   readonly password?: string;
+  /** Where the registry's temporary dir goes (e.g. a tmpfs); the system temp dir otherwise. */
+  readonly parentDir?: string;
 }
 
 /** What pushImage needs; test/helpers' BuiltImage fits it. */
@@ -239,7 +241,7 @@ function descriptorOf(mediaType: string, bytes: Buffer): Descriptor {
 
 export async function startRegistry(variant: RegistryVariant, opts: StartOptions = {}): Promise<StartedRegistry> {
   requireTool(REGISTRY_BIN, 'docker-registry');
-  const dir = await mkdtemp(join(tmpdir(), 'image-ts-registry-'));
+  const dir = await mkdtemp(join(opts.parentDir ?? tmpdir(), 'image-ts-registry-'));
   const children: { child?: ChildProcess; issuer?: TokenIssuer; agent?: Agent } = {};
   try {
     return await start(variant, opts, dir, children);
