@@ -25,6 +25,11 @@ export type ErrorCode =
   | 'STORE'
   | 'IN_USE'
   | 'IO'
+  | 'MISSING_KEY'
+  | 'DECRYPT_FAILED'
+  | 'KEY_BROKER_UNAVAILABLE'
+  | 'KEY_BROKER_DENIED'
+  | 'ATTESTATION_FAILED'
   | 'INTERNAL';
 
 export class ImageTsError extends Error {
@@ -126,6 +131,40 @@ export class BundleExistsError extends ImageTsError {
 export class StoreError extends ImageTsError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('STORE', message, options);
+  }
+}
+
+/** No configured key unwraps any recipient of an encrypted layer. */
+export class MissingKeyError extends ImageTsError {
+  constructor(message: string) {
+    super('MISSING_KEY', message);
+  }
+}
+
+/** The layer key or the layer itself does not decrypt: bad HMAC, bad options, unsupported cipher. */
+export class DecryptFailedError extends ImageTsError {
+  constructor(message: string) {
+    super('DECRYPT_FAILED', message);
+  }
+}
+
+/** A key broker, key provider or attestation service could not be reached or answered nonsense. */
+export class KeyBrokerUnavailableError extends ImageTsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('KEY_BROKER_UNAVAILABLE', message, options);
+  }
+}
+
+/** The key broker answered, and refused to release the resource. */
+export class KeyBrokerDeniedError extends ImageTsError {
+  constructor(message: string) {
+    super('KEY_BROKER_DENIED', message);
+  }
+}
+
+export class AttestationFailedError extends ImageTsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ATTESTATION_FAILED', message, options);
   }
 }
 

@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { compress as zstdCompress } from 'zstd-napi';
+import { encryptBlob } from './encryption.js';
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
 export type ManifestFormat = 'oci' | 'docker';
@@ -23,6 +24,9 @@ export interface BuiltLayer {
   digest: string;
   diffId: string;
   mediaType: string;
+  annotations?: Record<string, string>;
+  /** The wrapped secret of an encrypted layer. */
+  privopts?: Buffer;
 }
 
 export interface BuiltImage {
@@ -43,6 +47,14 @@ export interface LayerSpec {
   mediaType?: string;
   digestOverride?: string;
   diffIdOverride?: string;
+  /** Encrypts the blob as ocicrypt does; `wrap` turns privopts into key annotations. */
+  encrypt?: {
+    wrap: (privopts: Buffer) => Record<string, string>;
+    /** Changes the blob after the HMAC was taken (the digest is recomputed: only the HMAC can tell). */
+    tamperCiphertext?: boolean;
+    /** Writes a wrong HMAC into pubopts. */
+    tamperHmac?: boolean;
+  };
 }
 
 export interface ImageSpec {
@@ -78,7 +90,28 @@ export function buildImage(spec: ImageSpec): BuiltImage {
   const blobs = new Map<string, Buffer>();
   const layers: BuiltLayer[] = spec.layers.map((l) => {
     const compression = l.compression ?? 'gzip';
-    const bytes = compressLayer(l.tar, compression);
+    let bytes = compressLayer(l.tar, compression);
+    let mediaType = l.mediaType ?? LAYER_TYPES[format][compression];
+    let annotations: Record<string, string> | undefined;
+    let privopts: Buffer | undefined;
+    if (l.encrypt) {
+      const enc = encryptBlob(bytes, sha256(bytes));
+      bytes = enc.ciphertext;
+      if (l.encrypt.tamperCiphertext) {
+        bytes = Buffer.from(bytes);
+        bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+      }
+      let pubopts = enc.pubopts;
+      if (l.encrypt.tamperHmac) {
+        const p = JSON.parse(Buffer.from(pubopts, 'base64').toString()) as { hmac: string };
+        const h = Buffer.from(p.hmac, 'base64');
+        h[0]! ^= 0xff;
+        pubopts = Buffer.from(JSON.stringify({ ...p, hmac: h.toString('base64') })).toString('base64');
+      }
+      privopts = enc.privopts;
+      annotations = { ...l.encrypt.wrap(enc.privopts), 'org.opencontainers.image.enc.pubopts': pubopts };
+      mediaType = `${compression === 'none' ? 'application/vnd.oci.image.layer.v1.tar' : `application/vnd.oci.image.layer.v1.tar+${compression}`}+encrypted`;
+    }
     const digest = sha256(bytes);
     blobs.set(digest, bytes);
     return {
@@ -86,7 +119,9 @@ export function buildImage(spec: ImageSpec): BuiltImage {
       bytes,
       digest: l.digestOverride ?? digest,
       diffId: l.diffIdOverride ?? sha256(l.tar),
-      mediaType: l.mediaType ?? LAYER_TYPES[format][compression],
+      mediaType,
+      ...(annotations ? { annotations } : {}),
+      ...(privopts ? { privopts } : {}),
     };
   });
   const config = Buffer.from(JSON.stringify({
@@ -108,7 +143,7 @@ export function buildImage(spec: ImageSpec): BuiltImage {
       digest: configDigest,
       size: config.length,
     },
-    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.bytes.length })),
+    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.bytes.length, ...(l.annotations ? { annotations: l.annotations } : {}) })),
   }));
   const manifestDigest = sha256(manifest);
   blobs.set(manifestDigest, manifest);

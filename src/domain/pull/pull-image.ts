@@ -2,6 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
+  DecryptFailedError,
   DigestMismatchError,
   ImageTsError,
   InvalidManifestError,
@@ -15,7 +16,12 @@ import { ImageConfig } from '../image/image-config.js';
 import { ImageIndex } from '../image/image-index.js';
 import { ImageTarget } from '../image/image-target.js';
 import { Manifest } from '../image/manifest.js';
-import { isEncryptedLayer, layerCompression } from '../image/media-types.js';
+import { layerCompression } from '../image/media-types.js';
+import { EMPTY_DECRYPT_CONFIG, type DecryptConfig } from '../encryption/decrypt-config.js';
+import { LayerDecipher, ciphertextHmac } from '../encryption/layer-decipher.js';
+import { LayerEncryption } from '../encryption/layer-encryption.js';
+import type { LayerKeys } from '../encryption/layer-keys.js';
+import type { PrivateLayerOptions } from '../encryption/layer-options.js';
 import { Platform } from '../image/platform.js';
 import { LayerStateMachine } from '../layer/layer-state.js';
 import { buildRuntimeSpec } from '../runtime/runtime-spec.js';
@@ -43,6 +49,8 @@ export interface PullRequest {
   readonly platform?: Platform | undefined;
   readonly snapshotter?: SnapshotterName | undefined;
   readonly credentials?: Credentials | undefined;
+  /** Keys for encrypted layers, on top of the key providers the deployment configures. */
+  readonly decryptConfig?: DecryptConfig | undefined;
   readonly maxConcurrentLayers?: number | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ProgressListener | undefined;
@@ -83,6 +91,14 @@ export interface PullImageDeps {
   readonly metadata: MetadataStore;
   readonly logger: Logger;
   readonly clock: () => Date;
+  /** Unwraps layer keys; without it an encrypted image cannot be pulled. */
+  readonly keys?: LayerKeys | undefined;
+}
+
+/** What decrypting one layer needs, found before any of its bytes are fetched. */
+interface LayerSecret {
+  readonly encryption: LayerEncryption;
+  readonly options: PrivateLayerOptions;
 }
 
 interface ResolvedImage {
@@ -279,13 +295,18 @@ export class PullImage {
     const controller = new AbortController();
     const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
 
+    // Every key before any layer byte: a missing key costs no download. Also for
+    // layers already in the store, so that holding the plaintext is not a way
+    // around the key (as imgcrypt checks authorization).
+    const secrets = await this.unwrapKeys(image.manifest.layers, request, limiter);
+
     const jobs = image.manifest.layers.map((desc, i) => {
       const diffId = image.config.diffIds[i]!;
       // The same diff_id twice in one image is one job.
       const key = diffId.toString();
       let job = layerJobs.get(key);
       if (!job) {
-        job = this.layer(source, desc, diffId, limiter, signal, request);
+        job = this.layer(source, desc, diffId, secrets[i], limiter, signal, request);
         layerJobs.set(key, job);
       }
       return job.then((r) => ({
@@ -303,10 +324,25 @@ export class PullImage {
     }
   }
 
+  private async unwrapKeys(layers: readonly Descriptor[], request: PullRequest, limiter: Limiter): Promise<(LayerSecret | undefined)[]> {
+    const encrypted = layers.some((d) => LayerEncryption.isEncrypted(d));
+    if (!encrypted) return layers.map(() => undefined);
+    const keys = this.deps.keys;
+    const dc = request.decryptConfig ?? EMPTY_DECRYPT_CONFIG;
+    return Promise.all(layers.map(async (desc) => {
+      if (!LayerEncryption.isEncrypted(desc)) return undefined;
+      const encryption = LayerEncryption.of(desc);
+      if (!keys) throw new UnsupportedError(`layer ${desc.digest} is encrypted and this deployment has no key unwrapping configured`);
+      const options = await limiter.run(() => keys.unwrap(`layer ${desc.digest}`, encryption, dc, request.signal));
+      return { encryption, options };
+    }));
+  }
+
   private async layer(
     source: ImageSource,
     desc: Descriptor,
     diffId: Digest,
+    secret: LayerSecret | undefined,
     limiter: Limiter,
     signal: AbortSignal,
     request: PullRequest,
@@ -315,10 +351,7 @@ export class PullImage {
     const machine = new LayerStateMachine((_from, to) =>
       progress?.({ type: 'layer-state', digest: desc.digest.toString(), state: to, size: desc.size }),
     );
-    if (isEncryptedLayer(desc.mediaType)) {
-      throw new UnsupportedError(`layer ${desc.digest} is encrypted (${desc.mediaType}); decryption is not available in this build`);
-    }
-    const compression = layerCompression(desc.mediaType);
+    const compression = layerCompression(secret ? secret.encryption.plainMediaType : desc.mediaType);
     if (compression === undefined || !this.deps.decompressor.supports(compression)) {
       throw new UnsupportedError(`layer ${desc.digest} has unsupported media type ${desc.mediaType}`);
     }
@@ -330,7 +363,7 @@ export class PullImage {
       }
       const key = diffId.toString();
       const flight = this.inFlight.do(key, () =>
-        limiter.run(() => this.produceLayer(source, desc, diffId, compression, signal, machine, request)),
+        limiter.run(() => this.produceLayer(source, desc, diffId, secret, compression, signal, machine, request)),
       );
       if (flight.shared) machine.to('shared');
       const committed = await flight.promise;
@@ -346,6 +379,7 @@ export class PullImage {
     source: ImageSource,
     desc: Descriptor,
     diffId: Digest,
+    secret: LayerSecret | undefined,
     compression: 'gzip' | 'zstd' | 'none',
     signal: AbortSignal,
     machine: LayerStateMachine,
@@ -365,25 +399,71 @@ export class PullImage {
         { limit: desc.size, what: `layer ${desc.digest}` },
         onProgress && ((bytes) => onProgress({ type: 'layer-bytes', digest: desc.digest.toString(), bytes, size: desc.size })),
       );
-      // An uncompressed layer's blob is its tar: one hash serves as both digests.
-      const sameBytes = compression === 'none' && diffId.algorithm === desc.digest.algorithm;
-      const uncompressed = sameBytes ? compressed : new DigestingStream(diffId.algorithm);
-      if (sameBytes) await pipeline(blob, compressed, writer.sink, { signal });
-      else await pipeline(blob, compressed, this.deps.decompressor.create(compression), uncompressed, writer.sink, { signal });
-      machine.to('verifying');
-      if (compressed.bytes !== desc.size) throw new SizeMismatchError(`layer ${desc.digest}`, desc.size, compressed.bytes);
-      if (!compressed.digest().equals(desc.digest)) {
-        throw new DigestMismatchError(`layer blob`, desc.digest.toString(), compressed.digest().toString());
-      }
-      if (!uncompressed.digest().equals(diffId)) {
-        throw new DigestMismatchError(`layer ${desc.digest} diff_id`, diffId.toString(), uncompressed.digest().toString());
+      if (secret) {
+        await this.decryptInto(blob, compressed, secret, compression, diffId, desc, writer.sink, signal);
+        machine.to('verifying');
+      } else {
+        // An uncompressed layer's blob is its tar: one hash serves as both digests.
+        const sameBytes = compression === 'none' && diffId.algorithm === desc.digest.algorithm;
+        const uncompressed = sameBytes ? compressed : new DigestingStream(diffId.algorithm);
+        if (sameBytes) await pipeline(blob, compressed, writer.sink, { signal });
+        else await pipeline(blob, compressed, this.deps.decompressor.create(compression), uncompressed, writer.sink, { signal });
+        machine.to('verifying');
+        this.checkBlob(compressed, desc);
+        if (!uncompressed.digest().equals(diffId)) {
+          throw new DigestMismatchError(`layer ${desc.digest} diff_id`, diffId.toString(), uncompressed.digest().toString());
+        }
       }
       const committed = await writer.commit();
       machine.to('committed');
       return committed;
     } catch (err) {
       await writer.abort().catch((e: unknown) => this.warnCleanup('layer staging', e));
-      throw await this.attribute(err, source, desc, signal);
+      throw await this.attribute(err, source, desc, secret, signal);
+    }
+  }
+
+  private checkBlob(compressed: DigestingStream, desc: Descriptor): void {
+    if (compressed.bytes !== desc.size) throw new SizeMismatchError(`layer ${desc.digest}`, desc.size, compressed.bytes);
+    if (!compressed.digest().equals(desc.digest)) {
+      throw new DigestMismatchError(`layer blob`, desc.digest.toString(), compressed.digest().toString());
+    }
+  }
+
+  /**
+   * ciphertext digest → AES-CTR with HMAC → decompress → diff_id → staging,
+   * in one pass. After it: blob digest, then HMAC, then diff_id, so that
+   * each failure names its cause.
+   */
+  private async decryptInto(
+    blob: Readable,
+    compressed: DigestingStream,
+    secret: LayerSecret,
+    compression: 'gzip' | 'zstd' | 'none',
+    diffId: Digest,
+    desc: Descriptor,
+    sink: NodeJS.WritableStream,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const decipher = new LayerDecipher(secret.options, secret.encryption.pub);
+    const wanted = secret.options.digest;
+    const plainBlob = wanted ? new DigestingStream(wanted.algorithm) : undefined;
+    const uncompressed = new DigestingStream(diffId.algorithm);
+    const stages: NodeJS.ReadWriteStream[] = [compressed, decipher];
+    if (plainBlob) stages.push(plainBlob);
+    if (compression !== 'none') stages.push(this.deps.decompressor.create(compression));
+    stages.push(uncompressed);
+    await pipeline([blob, ...stages, sink], { signal });
+    // The blob first: a short or altered download is the registry's fault, not the key's.
+    this.checkBlob(compressed, desc);
+    decipher.verify(`layer ${desc.digest}`);
+    if (!uncompressed.digest().equals(diffId)) {
+      throw new DigestMismatchError(`layer ${desc.digest} diff_id`, diffId.toString(), uncompressed.digest().toString());
+    }
+    // skopeo may recompress before encrypting yet record the source digest
+    // (spec 2.5): the diff_id above is the check that counts.
+    if (wanted && plainBlob && !plainBlob.digest().equals(wanted)) {
+      this.deps.logger.log('warn', 'privopts-digest-differs', { layer: desc.digest.toString(), expected: wanted.toString(), actual: plainBlob.digest().toString() });
     }
   }
 
@@ -393,16 +473,21 @@ export class PullImage {
    * only (bounded by its size); if it does not match its digest, that is the
    * error. Costs a second read, on the failure path only.
    */
-  private async attribute(err: unknown, source: ImageSource, desc: Descriptor, signal: AbortSignal): Promise<unknown> {
+  private async attribute(err: unknown, source: ImageSource, desc: Descriptor, secret: LayerSecret | undefined, signal: AbortSignal): Promise<unknown> {
     if (!(err instanceof ImageTsError) || (err.code !== 'INVALID_LAYER' && err.code !== 'UNSAFE_LAYER') || signal.aborted) return err;
     try {
       const hasher = new DigestingStream(desc.digest.algorithm, { limit: desc.size, what: `layer ${desc.digest}` });
+      const mac = secret ? ciphertextHmac(secret.options) : undefined;
       await pipeline(await source.getBlob(desc, { signal }), hasher, async (chunks: AsyncIterable<Buffer>) => {
-        for await (const _ of chunks) { /* hashing is all */ }
+        for await (const chunk of chunks) mac?.update(chunk);
       }, { signal });
       if (hasher.bytes !== desc.size) return new SizeMismatchError(`layer ${desc.digest}`, desc.size, hasher.bytes);
       if (!hasher.digest().equals(desc.digest)) {
         return new DigestMismatchError('layer blob', desc.digest.toString(), hasher.digest().toString());
+      }
+      // Garbage after decryption with an intact blob: the ciphertext or the key is not what the HMAC vouches for.
+      if (mac && secret && !secret.encryption.pub.hmacMatches(mac.digest())) {
+        return new DecryptFailedError(`layer ${desc.digest}: HMAC of the ciphertext does not match; the layer was tampered with or the key is wrong`);
       }
       return err;
     } catch (recheck) {
@@ -434,6 +519,7 @@ export class PullImage {
           diffId: image.config.diffIds[i]!.toString(),
           mediaType: l.mediaType,
           size: l.size,
+          ...(LayerEncryption.isEncrypted(l) ? { encryption: LayerEncryption.schemes(l) } : {}),
         })),
         size: image.manifest.layers.reduce((n, l) => n + l.size, image.manifest.config.size),
         pulledAt: now,

@@ -5,6 +5,8 @@ export interface LayerEntry {
   readonly diffId: string;
   readonly mediaType: string;
   readonly size: number;
+  /** Wrap schemes of an encrypted layer (`jwe`, `provider.attestation-agent`, ...); never key material. */
+  readonly encryption?: readonly string[] | undefined;
 }
 
 export interface ImageRecord {
