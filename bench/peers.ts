@@ -29,13 +29,13 @@ export interface PeerContext {
 export const imageRef = (ctx: PeerContext, image: BenchImage): string => `${ctx.registry}/bench/${image.name}:latest`;
 
 /** One `image-ts pull` of the bench image, timed with the RSS of its process tree. */
-function pullImageTs(ctx: PeerContext, image: BenchImage, bundle: string, workDir: string, snapshotter: 'overlay' | 'copy'): Promise<Measurement> {
+function pullImageTs(ctx: PeerContext, image: BenchImage, bundle: string, workDir: string, snapshotter: 'overlay' | 'copy', extra: readonly string[] = []): Promise<Measurement> {
   return measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), bundle,
-    '--work-dir', workDir, '--insecure-registry', ctx.registry, '--snapshotter', snapshotter, '--quiet']);
+    '--work-dir', workDir, '--insecure-registry', ctx.registry, '--snapshotter', snapshotter, '--quiet', ...extra]);
 }
 
 /** image-ts pull into a fresh store and bundle. */
-export function imageTs(ctx: PeerContext, snapshotter: 'overlay' | 'copy'): Peer {
+export function imageTs(ctx: PeerContext, snapshotter: 'overlay' | 'copy', extra: readonly string[] = []): Peer {
   const dir = join(ctx.dir, `image-ts-${snapshotter}`);
   return {
     name: `image-ts (${snapshotter})`,
@@ -44,7 +44,7 @@ export function imageTs(ctx: PeerContext, snapshotter: 'overlay' | 'copy'): Peer
       await mkdir(dir, { recursive: true });
     },
     run(image) {
-      return pullImageTs(ctx, image, join(dir, 'bundle'), join(dir, 'work'), snapshotter);
+      return pullImageTs(ctx, image, join(dir, 'bundle'), join(dir, 'work'), snapshotter, extra);
     },
     async cleanup() {
       unmountBelow(dir);

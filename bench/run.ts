@@ -17,6 +17,7 @@ import { ensureBenchImages, type BenchImage } from './images.js';
 import { machineLimits, type MachineLimits } from './limits.js';
 import { median, type Measurement } from './measure.js';
 import { unmountBelow } from '../test/helpers/mounts.js';
+import { ensureEncryptedImage } from './encrypted.js';
 import { containerd, gnuTar, imageTs, imageTsWarm, skopeoUmoci, type Peer, type PeerContext } from './peers.js';
 
 const PEERS: Record<string, (ctx: PeerContext) => Peer> = {
@@ -34,6 +35,8 @@ const { values: opts } = parseArgs({
     images: { type: 'string', default: 'debian-gzip,debian-zstd,small-files,big-file' },
     peers: { type: 'string', default: Object.keys(PEERS).join(',') },
     'warm-runs': { type: 'string', default: '5' },
+    /** Rounds of encrypted vs plaintext pulls of debian-gzip; 0 skips them. */
+    'encrypted-rounds': { type: 'string', default: '3' },
     dir: { type: 'string', default: '/tmp/image-ts-bench' },
   },
 });
@@ -103,7 +106,15 @@ function ratios(subject: Measurement[], peer: Measurement[]): { median: number; 
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '—');
 const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '—');
 
-function markdown(results: ImageResult[], limits: MachineLimits, warm: PeerResult | undefined, when: string, rounds: number): string {
+interface EncryptedResult {
+  image: string;
+  plain: PeerResult;
+  encrypted: PeerResult;
+  /** encrypted wall time / plaintext wall time, per round. */
+  ratio: { median: number; min: number; max: number };
+}
+
+function markdown(results: ImageResult[], limits: MachineLimits, warm: PeerResult | undefined, when: string, rounds: number, enc?: EncryptedResult): string {
   const lines = [
     `Run ${when}, ${cpus().length} cores (${cpus()[0]?.model ?? 'cpu'}), ${rounds} cold rounds per peer, interleaved; everything on tmpfs.`,
     '',
@@ -118,6 +129,11 @@ function markdown(results: ImageResult[], limits: MachineLimits, warm: PeerResul
   }
   lines.push('', '| image | layers | compressed MB | uncompressed MB | files |', '|---|---|---|---|---|');
   for (const r of results) lines.push(`| ${r.image} | ${r.layers} | ${f1(r.compressedMB)} | ${f1(r.uncompressedMB)} | ${r.files} | `);
+  if (enc) {
+    lines.push('', `Encrypted (${enc.image}, jwe, every layer): median ${f2(enc.encrypted.medianMs / 1000)} s against ${f2(enc.plain.medianMs / 1000)} s plaintext, ` +
+      `encrypted/plaintext ${f2(enc.ratio.median)} (${f2(enc.ratio.min)}–${f2(enc.ratio.max)}), peak RSS ${f1(enc.encrypted.peakRssMB)} MB` +
+      `${enc.encrypted.failures.length ? ` ⚠ ${enc.encrypted.failures.length} failed` : ''}.`);
+  }
   if (warm) lines.push('', `Warm pull (store already has every layer, new overlay bundle): median ${f2(warm.medianMs / 1000)} s (min ${f2(warm.minMs / 1000)}, max ${f2(warm.maxMs / 1000)}), peak RSS ${f1(warm.peakRssMB)} MB.`);
   lines.push('', 'Machine limits, one core, same run: ' + [
     `gzip -dc ${f1(limits.gzipDecompressMBps)} MB/s`,
@@ -153,6 +169,12 @@ async function main(): Promise<void> {
       execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${image.ref}`, `docker://${registry.host}/bench/${image.name}:latest`]);
     }
     const gz = images.find((i) => i.name === 'debian-gzip') ?? images[0]!;
+    const encryptedRounds = Number(opts['encrypted-rounds']);
+    const encrypted = encryptedRounds > 0 ? await ensureEncryptedImage(join(ROOT, 'bench', 'cache'), built.find((i) => i.name === gz.name)!, log) : undefined;
+    if (encrypted) {
+      log(`push ${encrypted.image.name} to ${registry.host}`);
+      execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${encrypted.image.layout}:latest`, `docker://${registry.host}/bench/${encrypted.image.name}:latest`]);
+    }
     log('measuring machine limits');
     const limits = await machineLimits(gz, images.find((i) => i.name === 'debian-zstd'));
 
@@ -198,10 +220,31 @@ async function main(): Promise<void> {
     }
     for (const { peer } of peers) await peer.close();
 
+    // Encrypted against plaintext, same image, same peer, interleaved: what decryption costs.
+    let enc: EncryptedResult | undefined;
+    if (encrypted) {
+      const plainPeer = imageTs(ctx, 'overlay');
+      const encPeer = imageTs(ctx, 'overlay', ['--decryption-key', encrypted.privateKey]);
+      const plainRuns: Measurement[] = [];
+      const encRuns: Measurement[] = [];
+      for (let round = 0; round < encryptedRounds; round++) {
+        const order = round % 2 ? [[encPeer, encrypted.image, encRuns], [plainPeer, gz, plainRuns]] as const : [[plainPeer, gz, plainRuns], [encPeer, encrypted.image, encRuns]] as const;
+        for (const [peer, image, runs] of order) {
+          await peer.prepare(image);
+          dropCaches();
+          const m = await peer.run(image);
+          await peer.cleanup();
+          runs.push(m);
+          log(`${image.name} round ${round + 1} image-ts (overlay): ${(m.wallMs / 1000).toFixed(2)} s, ${(m.peakRssBytes / MB).toFixed(0)} MB RSS${m.exitCode ? ` FAILED: ${m.stderrTail}` : ''}`);
+        }
+      }
+      enc = { plain: summarize('image-ts (overlay), plaintext', plainRuns, gz), encrypted: summarize('image-ts (overlay), encrypted', encRuns, encrypted.image), ratio: ratios(encRuns, plainRuns), image: encrypted.image.name };
+    }
+
     const when = new Date().toISOString();
-    const md = markdown(results, limits, warm, when, rounds);
+    const md = markdown(results, limits, warm, when, rounds, enc);
     await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
-    await writeFile(join(ROOT, 'bench', 'results', `${when.replace(/[:.]/g, '-')}.json`), JSON.stringify({ when, rounds, limits, results, warm }, null, 1));
+    await writeFile(join(ROOT, 'bench', 'results', `${when.replace(/[:.]/g, '-')}.json`), JSON.stringify({ when, rounds, limits, results, warm, encrypted: enc }, null, 1));
     await writeFile(join(ROOT, 'bench', 'results', 'latest.md'), `${md}\n`);
     const readme = join(ROOT, 'README.md');
     const text = await readFile(readme, 'utf8');

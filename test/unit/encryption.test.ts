@@ -326,3 +326,23 @@ describe('PullImage with encrypted layers', async () => {
     }
   });
 });
+
+describe('LayerKeys with a malformed recipient', () => {
+  it('skips a recipient its unwrapper cannot read and tries the next', async () => {
+    const plain = Buffer.from('x');
+    const enc = encryptBlob(plain, Digest.of(plain, 'sha256').toString());
+    const picky: KeyUnwrapper = {
+      scheme: 'jwe',
+      hasKeys: () => true,
+      unwrap: async (i) => {
+        if (i.toString() === 'garbage') throw new ImageTsError('DECRYPT_FAILED', 'not a JWE');
+        return enc.privopts;
+      },
+    };
+    const keys = new LayerKeys([picky], new Map());
+    const d = encryptedDesc('application/vnd.oci.image.layer.v1.tar+gzip+encrypted', {
+      [PUBOPTS]: enc.pubopts, 'org.opencontainers.image.enc.keys.jwe': `${Buffer.from('garbage').toString('base64')},${Buffer.from('fine').toString('base64')}`,
+    });
+    assert.equal((await keys.unwrap('layer', LayerEncryption.of(d), EMPTY_DECRYPT_CONFIG)).symkey.length, 32);
+  });
+});

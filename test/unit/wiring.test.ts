@@ -18,6 +18,7 @@ import { MemoryImageSourceFactory } from '../mocks/memory-image-source.js';
 const settings = (workDir: string, profile = 'standalone'): Settings => ({
   profile, workDir, maxConcurrentLayers: 3, snapshotter: 'copy', platform: 'linux/amd64',
   insecureRegistries: [], caFiles: [], caPems: [], certsDirs: [], authFiles: [], decompressor: 'auto',
+  keyproviderConfig: undefined, decryptionKeys: [], keyBroker: undefined, attestationAgent: undefined,
 });
 
 describe('inversify wiring', () => {

@@ -20,7 +20,19 @@ import { CopySnapshotter } from '../outbound/snapshot/copy-snapshotter.js';
 import { FsBundleFs } from '../outbound/snapshot/fs-bundle.js';
 import { OverlaySnapshotter } from '../outbound/snapshot/overlay-snapshotter.js';
 import { FsMetadataStore } from '../outbound/store/fs-metadata-store.js';
-import type { Settings } from './image-config-file.js';
+import { LayerKeys } from '../../domain/encryption/layer-keys.js';
+import { AttestationAgentToken, type AttestationAgent } from '../../ports/keys/attestation-agent.js';
+import { KeyBrokerToken, type KeyBroker } from '../../ports/keys/key-broker.js';
+import { KeyProvidersToken, type KeyProvider } from '../../ports/keys/key-provider.js';
+import { KeyUnwrapperToken, type KeyUnwrapper } from '../../ports/keys/key-unwrapper.js';
+import { AA_DEFAULT_TTRPC } from '../outbound/keys/aa-client.js';
+import { CDH_DEFAULT_TTRPC } from '../outbound/keys/cdh-key-broker.js';
+import { JweKeyUnwrapper } from '../outbound/keys/jwe-unwrapper.js';
+import { OFFLINE_FS_DEFAULT_FILES } from '../outbound/keys/offline-fs-key-broker.js';
+import { PgpKeyUnwrapper } from '../outbound/keys/pgp-unwrapper.js';
+import { Pkcs7KeyUnwrapper } from '../outbound/keys/pkcs7-unwrapper.js';
+import type { KeyBrokerSettings, Settings } from './image-config-file.js';
+import { attestationAgentFor, keyBrokerFor, keyProvidersFor, NoKeyBroker } from './keys.js';
 import { Tokens } from './tokens.js';
 
 export interface RuntimeContext {
@@ -50,6 +62,11 @@ function useCases(): ContainerModule {
           metadata: ctx.get<MetadataStore>(MetadataStoreToken),
           logger: ctx.get<Logger>(LoggerToken),
           clock: ctx.get<() => Date>(Tokens.Clock),
+          keys: new LayerKeys(
+            ctx.getAll<KeyUnwrapper>(KeyUnwrapperToken),
+            ctx.get<ReadonlyMap<string, KeyProvider>>(KeyProvidersToken),
+            ctx.get<Logger>(LoggerToken),
+          ),
         },
         {
           hostPlatform: settings.platform ? Platform.parse(settings.platform) : Platform.fromNode(process.platform, process.arch),
@@ -66,13 +83,40 @@ function useCases(): ContainerModule {
       logger: ctx.get<Logger>(LoggerToken),
       clock: ctx.get<() => Date>(Tokens.Clock),
     })).inSingletonScope();
+    // Local keys are the same everywhere; brokers and providers are the profile's.
+    bind(KeyUnwrapperToken).toConstantValue(new JweKeyUnwrapper());
+    bind(KeyUnwrapperToken).toConstantValue(new Pkcs7KeyUnwrapper());
+    bind(KeyUnwrapperToken).toConstantValue(new PgpKeyUnwrapper());
+    bind(KeyProvidersToken).toDynamicValue((ctx) => keyProvidersFor(ctx.get<Settings>(Tokens.Settings), ctx.get<KeyBroker>(KeyBrokerToken))).inSingletonScope();
   });
 }
 
-/** `standalone`: the CLI on a host or guest, local files and keys, registries over the network. */
-function standaloneProfile(context: RuntimeContext): ContainerModule {
-  const { settings, logger } = context;
+/**
+ * Where `kbs://` keys come from, per profile. The config file's key_broker
+ * wins; a profile only supplies the default its deployment implies.
+ */
+interface KeyProfile {
+  readonly broker?: KeyBrokerSettings | undefined;
+  readonly attestationAgent?: Settings['attestationAgent'];
+  /** Refuses to start without a broker of this kind. */
+  readonly requires?: KeyBrokerSettings['kind'] | undefined;
+}
+
+/** Everything a profile binds: the image sources, the store, the snapshotters, the keys. */
+function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule {
+  const logger = context.logger;
+  const settings: Settings = {
+    ...context.settings,
+    keyBroker: context.settings.keyBroker ?? keys.broker,
+    attestationAgent: context.settings.attestationAgent ?? keys.attestationAgent,
+  };
+  if (keys.requires && settings.keyBroker?.kind !== keys.requires) {
+    throw new ConfigFileError(`profile ${settings.profile} needs key_broker {"kind": "${keys.requires}", ...} in the config file`);
+  }
   return new ContainerModule(({ bind }) => {
+    bind(KeyBrokerToken).toConstantValue(settings.keyBroker ? keyBrokerFor(settings.keyBroker, settings, logger) : new NoKeyBroker());
+    const aa: AttestationAgent | undefined = attestationAgentFor(settings);
+    if (aa) bind(AttestationAgentToken).toConstantValue(aa);
     bind(Tokens.Settings).toConstantValue(settings);
     bind(LoggerToken).toConstantValue(logger);
     bind(ImageSourceFactoryToken).toConstantValue(new RegistrySourceFactory({
@@ -97,7 +141,17 @@ function standaloneProfile(context: RuntimeContext): ContainerModule {
 }
 
 export const PROFILES: Readonly<Record<string, (c: RuntimeContext) => ContainerModule>> = {
-  standalone: standaloneProfile,
+  /** The CLI on a host or guest: local keys, and a key broker only if the config names one. */
+  standalone: (c) => baseProfile(c, {}),
+  /** In a Kata guest next to the Confidential Data Hub: keys through CDH, measurements to the AA, both over ttrpc. */
+  'kata-cdh': (c) => baseProfile(c, {
+    broker: { kind: 'cdh', address: CDH_DEFAULT_TTRPC, transport: 'ttrpc' },
+    attestationAgent: { address: AA_DEFAULT_TTRPC, transport: 'ttrpc' },
+  }),
+  /** Straight to a Trustee KBS, attesting through the guest's AA (or the sample attester when asked). */
+  kbs: (c) => baseProfile(c, { requires: 'kbs' }),
+  /** No network for keys: the offline-fs KBC's JSON files. */
+  offline: (c) => baseProfile(c, { broker: { kind: 'offline-fs', files: OFFLINE_FS_DEFAULT_FILES } }),
 };
 
 export async function buildContainer(context: RuntimeContext): Promise<Container> {

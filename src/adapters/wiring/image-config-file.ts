@@ -18,7 +18,25 @@ export interface Settings {
   decompressor: 'auto' | 'native';
   /** Searched in order for credentials. */
   authFiles: string[];
+  /** ocicrypt key-provider config (`OCICRYPT_KEYPROVIDER_CONFIG` when unset). */
+  keyproviderConfig: string | undefined;
+  /** `--decryption-key` strings every pull gets, e.g. `provider:attestation-agent`. */
+  decryptionKeys: string[];
+  /** Where `kbs://` resources come from; a profile may set a default. */
+  keyBroker: KeyBrokerSettings | undefined;
+  attestationAgent: RpcEndpoint | undefined;
 }
+
+export interface RpcEndpoint {
+  /** `unix:///path` for ttrpc or gRPC, `host:port` for gRPC. */
+  readonly address: string;
+  readonly transport: 'ttrpc' | 'grpc';
+}
+
+export type KeyBrokerSettings =
+  | { readonly kind: 'kbs'; readonly url: string; readonly attester: 'sample' | 'aa' }
+  | ({ readonly kind: 'cdh' } & RpcEndpoint)
+  | { readonly kind: 'offline-fs'; readonly files: readonly string[] };
 
 /** Keys image-rs reads that this build cannot honour yet. Refusing them beats running without a policy the user asked for. */
 const NOT_YET: Readonly<Record<string, string>> = {
@@ -32,6 +50,37 @@ const NOT_YET: Readonly<Record<string, string>> = {
 };
 
 const IGNORED: ReadonlySet<string> = new Set(['default_snapshot', 'kbc', 'kbs_uri']);
+
+function rpcEndpoint(v: unknown, key: string): RpcEndpoint {
+  if (!isObject(v) || typeof v['address'] !== 'string' || v['address'] === '') throw new ConfigFileError(`${key}.address must be a non-empty string`);
+  const transport = v['transport'] ?? (v['address'].startsWith('unix://') ? 'ttrpc' : 'grpc');
+  if (transport !== 'ttrpc' && transport !== 'grpc') throw new ConfigFileError(`${key}.transport must be "ttrpc" or "grpc"`);
+  if (transport === 'ttrpc' && !v['address'].startsWith('unix://')) throw new ConfigFileError(`${key}: ttrpc needs a unix:// address`);
+  return { address: v['address'], transport };
+}
+
+/** `{"kind": "kbs"|"cdh"|"offline-fs", ...}`: one backend, named explicitly. */
+export function keyBrokerSettings(v: unknown, key = 'key_broker'): KeyBrokerSettings {
+  if (!isObject(v)) throw new ConfigFileError(`${key} must be an object with a kind`);
+  switch (v['kind']) {
+    case 'kbs': {
+      const url = v['url'];
+      if (typeof url !== 'string' || !/^https?:\/\/[^/]/.test(url)) throw new ConfigFileError(`${key}.url must be an http:// or https:// URL`);
+      const attester = v['attester'] ?? 'aa';
+      if (attester !== 'sample' && attester !== 'aa') throw new ConfigFileError(`${key}.attester must be "aa" or "sample"`);
+      return { kind: 'kbs', url, attester };
+    }
+    case 'cdh': return { kind: 'cdh', ...rpcEndpoint(v, key) };
+    case 'offline-fs': {
+      const files = v['files'];
+      if (!Array.isArray(files) || files.length === 0 || !files.every((f) => typeof f === 'string' && f !== '')) {
+        throw new ConfigFileError(`${key}.files must be a non-empty array of paths`);
+      }
+      return { kind: 'offline-fs', files: files as string[] };
+    }
+    default: throw new ConfigFileError(`${key}.kind must be "kbs", "cdh" or "offline-fs"`);
+  }
+}
 
 function uriToPath(uri: string, key: string): string {
   if (uri.startsWith('file://')) return decodeURIComponent(uri.slice('file://'.length));
@@ -120,6 +169,10 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
         break;
       }
       case 'authenticated_registry_credentials_uri': out.authFiles = [uriToPath(str(key), key)]; break;
+      case 'keyprovider_config': out.keyproviderConfig = str(key); break;
+      case 'decryption_keys': out.decryptionKeys = strList(key); break;
+      case 'key_broker': out.keyBroker = keyBrokerSettings(value); break;
+      case 'attestation_agent': out.attestationAgent = rpcEndpoint(value, key); break;
       default:
         if (NOT_YET[key]) throw new ConfigFileError(`${key} (${NOT_YET[key]}) is not supported by this build yet; remove it rather than run without it`);
         if (!IGNORED.has(key)) warn(`config file ${path}: unknown key ${key} ignored`);

@@ -31,7 +31,15 @@ export class LayerKeys {
       if (!unwrapper || !unwrapper.hasKeys(dc)) continue;
       for (const item of w.items) {
         signal?.throwIfAborted();
-        const opts = await unwrapper.unwrap(item, dc);
+        let opts: Buffer | undefined;
+        try {
+          opts = await unwrapper.unwrap(item, dc);
+        } catch (err) {
+          // One malformed recipient must not hide the others, as in ocicrypt.
+          const e = asImageTsError(err);
+          this.logger?.log('warn', 'recipient-unreadable', { scheme: w.scheme, code: e.code, message: `${what}: a ${w.scheme} recipient cannot be read: ${e.message}` });
+          continue;
+        }
         if (opts) return PrivateLayerOptions.parse(opts, enc.pub);
       }
     }

@@ -8,6 +8,8 @@ import type { ManageImages } from '../../../domain/store/manage-images.js';
 import type { Credentials } from '../../../ports/image-source/image-source.js';
 import { LayerStoreToken, type LayerStore } from '../../../ports/layer/layer-store.js';
 import type { Logger, LogLevel } from '../../../ports/observability/logger.js';
+import { parseDecryptionKey } from '../../../domain/encryption/decrypt-config.js';
+import { loadDecryptConfig } from '../../outbound/keys/key-files.js';
 import { buildContainer } from '../../wiring/container.js';
 import { defaultAuthFiles, defaultCertsDirs, defaultWorkDir, loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
 import { Tokens } from '../../wiring/tokens.js';
@@ -16,14 +18,15 @@ import { ProgressRenderer } from './progress.js';
 const USAGE = `usage:
   image-ts pull IMAGE BUNDLE_DIR [--work-dir DIR] [--config FILE] [--creds USER:PASS] [--auth-file FILE]
                 [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST[:PORT]]... [--ca-file PEM]...
-                [--snapshotter overlay|copy] [--max-concurrent-layers N] [--json] [--quiet]
+                [--decryption-key KEY]... [--snapshotter overlay|copy] [--max-concurrent-layers N] [--json] [--quiet]
   image-ts list [--work-dir DIR] [--json]
   image-ts inspect IMAGE [--work-dir DIR] [--json]
   image-ts rm IMAGE [--work-dir DIR]
   image-ts gc [--work-dir DIR]
   image-ts bundle rm BUNDLE_DIR [--work-dir DIR]
 
-IMAGE is a docker reference (docker:// optional) or oci:DIR[:REF].`;
+IMAGE is a docker reference (docker:// optional) or oci:DIR[:REF].
+KEY is PATH, PATH:pass=PASSWORD, PATH:file=PASSWORD_FILE or provider:NAME[:PARAMS] (as skopeo).`;
 
 /** Errors in how the command was called: exit status 2. */
 class UsageError extends InvalidArgumentError {}
@@ -36,6 +39,7 @@ const OPTIONS = {
   platform: { type: 'string' },
   'insecure-registry': { type: 'string', multiple: true },
   'ca-file': { type: 'string', multiple: true },
+  'decryption-key': { type: 'string', multiple: true },
   snapshotter: { type: 'string' },
   'max-concurrent-layers': { type: 'string' },
   json: { type: 'boolean' },
@@ -49,7 +53,7 @@ type Flags = {
 
 /** Which flags each command takes; anything else is a usage error, not silently ignored. */
 const COMMAND_FLAGS: Readonly<Record<string, readonly (keyof Flags)[]>> = {
-  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
+  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'decryption-key', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
   list: ['work-dir', 'config', 'json', 'quiet'],
   inspect: ['work-dir', 'config', 'json', 'quiet'],
   rm: ['work-dir', 'config', 'json', 'quiet'],
@@ -104,6 +108,10 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     decompressor: file.decompressor ?? 'auto',
     certsDirs: file.certsDirs ?? defaultCertsDirs(process.env, homedir()),
     authFiles: flags['auth-file'] !== undefined ? [flags['auth-file']] : (file.authFiles ?? defaultAuthFiles(process.env, uid, homedir())),
+    keyproviderConfig: file.keyproviderConfig ?? (process.env['OCICRYPT_KEYPROVIDER_CONFIG'] || undefined),
+    decryptionKeys: [...(file.decryptionKeys ?? []), ...(flags['decryption-key'] ?? [])],
+    keyBroker: file.keyBroker,
+    attestationAgent: file.attestationAgent,
   };
 }
 
@@ -191,6 +199,7 @@ async function run(argv: string[]): Promise<void> {
           platform: settings.platform ? Platform.parse(settings.platform) : undefined,
           snapshotter: settings.snapshotter,
           maxConcurrentLayers: settings.maxConcurrentLayers,
+          decryptConfig: await loadDecryptConfig(settings.decryptionKeys.map(parseDecryptionKey)),
           signal: controller.signal,
           onProgress: progress?.listener,
         });
@@ -226,7 +235,7 @@ async function run(argv: string[]): Promise<void> {
         `platform  ${info.image.platform}`,
         `pulled    ${info.image.pulledAt}`,
         `layers:`,
-        ...info.image.layers.map((l, i) => `  ${l.digest}  ${l.mediaType}  ${humanSize(l.size)}  refs=${info.layers[i]?.refs ?? 0}`),
+        ...info.image.layers.map((l, i) => `  ${l.digest}  ${l.mediaType}  ${humanSize(l.size)}  refs=${info.layers[i]?.refs ?? 0}${l.encryption ? `  encrypted: ${l.encryption.join(', ')}` : ''}`),
         `bundles:   ${info.bundles.length ? info.bundles.join(', ') : 'none'}`,
       ].join('\n'));
       return;
