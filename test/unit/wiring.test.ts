@@ -14,11 +14,40 @@ import { silentLogger } from '../../src/ports/observability/logger.js';
 import { buildImage } from '../helpers/image-builder.js';
 import { tar } from '../helpers/tar-writer.js';
 import { MemoryImageSourceFactory } from '../mocks/memory-image-source.js';
+import { CdhKeyBroker } from '../../src/adapters/outbound/keys/cdh-key-broker.js';
+import { KbsKeyBroker } from '../../src/adapters/outbound/keys/kbs-key-broker.js';
+import { OfflineFsKeyBroker } from '../../src/adapters/outbound/keys/offline-fs-key-broker.js';
+import { NoKeyBroker } from '../../src/adapters/wiring/keys.js';
+import { CocoKeyProvider } from '../../src/domain/encryption/coco-key-provider.js';
+import { KeyBrokerToken, type KeyBroker } from '../../src/ports/keys/key-broker.js';
+import { KeyProvidersToken } from '../../src/ports/keys/key-provider.js';
 
 const settings = (workDir: string, profile = 'standalone'): Settings => ({
   profile, workDir, maxConcurrentLayers: 3, snapshotter: 'copy', platform: 'linux/amd64',
   insecureRegistries: [], caFiles: [], caPems: [], certsDirs: [], authFiles: [], decompressor: 'auto',
   keyproviderConfig: undefined, decryptionKeys: [], keyBroker: undefined, attestationAgent: undefined,
+});
+
+describe('deployment profiles bind the key broker, nothing else differs', () => {
+  const brokerOf = async (profile: string, extra: Partial<Settings> = {}) => {
+    const c = await buildContainer({ settings: { ...settings('/nonexistent', profile), ...extra }, logger: silentLogger });
+    assert.ok(c.get(Tokens.PullImage) instanceof PullImage);
+    return c.get<KeyBroker>(KeyBrokerToken);
+  };
+  it('standalone has none until the config names one; kata-cdh uses CDH; offline uses files; kbs needs a URL', async () => {
+    assert.ok(await brokerOf('standalone') instanceof NoKeyBroker);
+    assert.ok(await brokerOf('kata-cdh') instanceof CdhKeyBroker);
+    assert.ok(await brokerOf('offline') instanceof OfflineFsKeyBroker);
+    assert.ok(await brokerOf('kbs', { keyBroker: { kind: 'kbs', url: 'http://127.0.0.1:1', attester: 'sample' } }) instanceof KbsKeyBroker);
+    assert.ok(await brokerOf('standalone', { keyBroker: { kind: 'offline-fs', files: ['/x.json'] } }) instanceof OfflineFsKeyBroker);
+    await assert.rejects(brokerOf('kbs'), (e: unknown) => e instanceof ImageTsError && e.code === 'CONFIG_FILE_INVALID');
+    await assert.rejects(brokerOf('kbs', { keyBroker: { kind: 'kbs', url: 'http://127.0.0.1:1', attester: 'aa' } }),
+      (e: unknown) => e instanceof ImageTsError && e.code === 'CONFIG_FILE_INVALID' && /attestation_agent/.test(e.message));
+  });
+  it('registers the in-process attestation-agent key provider over the bound broker', async () => {
+    const c = await buildContainer({ settings: settings('/nonexistent', 'offline'), logger: silentLogger });
+    assert.ok(c.get<ReadonlyMap<string, unknown>>(KeyProvidersToken).get('attestation-agent') instanceof CocoKeyProvider);
+  });
 });
 
 describe('inversify wiring', () => {

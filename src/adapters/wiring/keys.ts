@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { CocoKeyProvider } from '../../domain/encryption/coco-key-provider.js';
 import { ConfigFileError, KeyBrokerUnavailableError } from '../../domain/errors.js';
 import type { ResourceUri } from '../../domain/encryption/resource-uri.js';
@@ -26,13 +27,17 @@ export function attestationAgentFor(settings: Settings): AttestationAgent | unde
   return settings.attestationAgent ? new AttestationAgentClient(rpcTransport(settings.attestationAgent)) : undefined;
 }
 
+/** The same extra CAs the registry trusts: inline PEMs, PEM files, certs.d-style directories of `*.crt`. */
 function caPems(settings: Settings): string[] {
   const pems = [...settings.caPems];
-  for (const file of settings.caFiles) {
+  for (const path of settings.caFiles) {
     try {
-      pems.push(readFileSync(file, 'utf8'));
+      const files = statSync(path).isDirectory()
+        ? readdirSync(path).filter((n) => n.endsWith('.crt')).sort().map((n) => join(path, n))
+        : [path];
+      for (const file of files) pems.push(readFileSync(file, 'utf8'));
     } catch (err) {
-      throw new ConfigFileError(`cannot read CA file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new ConfigFileError(`cannot read CA certificates from ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
     }
   }
   return pems;
