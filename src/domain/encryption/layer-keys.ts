@@ -56,7 +56,8 @@ export class LayerKeys {
           const e = asImageTsError(err);
           if (signal?.aborted) throw e;
           if (e.code === 'DECRYPT_FAILED' || !SERVICE_CODES.has(e.code)) throw e;
-          this.logger?.log('warn', 'key-provider-failed', { provider: name, code: e.code, message: e.message });
+          // debug, not warn: if nothing else unwraps the key this error is thrown below, and the CLI must print it once.
+          this.logger?.log('debug', 'key-provider-failed', { provider: name, code: e.code, message: e.message });
           serviceError ??= e;
         }
       }
