@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 declare -A NEED=(
   [docker-registry]=docker-registry [skopeo]=skopeo [busybox]=busybox-static
   [setfattr]=attr [htpasswd]=apache2-utils [openssl]=openssl [umoci]=umoci
-  [igzip]=isal [zstd]=zstd [script]=bsdutils
+  [igzip]=isal [zstd]=zstd [script]=bsdutils [gpg]=gnupg [gpg-agent]=gpg-agent [getfattr]=attr
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
