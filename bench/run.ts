@@ -29,11 +29,20 @@ const PEERS: Record<string, (ctx: PeerContext) => Peer> = {
 };
 const SUBJECT = 'image-ts-overlay';
 
+const DEFAULT_IMAGES = 'debian-gzip,debian-zstd,small-files,big-file';
+const DEFAULT_PEERS = Object.keys(PEERS).join(',');
+
+/** Replaces what lies between two marker comments; text without them is left alone. */
+function replaceBetween(text: string, start: string, end: string, body: string): string {
+  if (!text.includes(start) || !text.includes(end)) return text;
+  return `${text.slice(0, text.indexOf(start) + start.length)}\n${body}\n${text.slice(text.indexOf(end))}`;
+}
+
 const { values: opts } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' },
-    images: { type: 'string', default: 'debian-gzip,debian-zstd,small-files,big-file' },
-    peers: { type: 'string', default: Object.keys(PEERS).join(',') },
+    images: { type: 'string', default: DEFAULT_IMAGES },
+    peers: { type: 'string', default: DEFAULT_PEERS },
     'warm-runs': { type: 'string', default: '5' },
     /** Rounds of encrypted vs plaintext pulls of debian-gzip; 0 skips them. */
     'encrypted-rounds': { type: 'string', default: '3' },
@@ -112,6 +121,18 @@ interface EncryptedResult {
   encrypted: PeerResult;
   /** encrypted wall time / plaintext wall time, per round. */
   ratio: { median: number; min: number; max: number };
+}
+
+function encryptedMarkdown(enc: EncryptedResult, when: string): string {
+  return [
+    `Run ${when}: ${enc.image} against its plaintext twin, image-ts (overlay), ${enc.plain.runs.length} cold rounds each, interleaved.`,
+    '',
+    '| image | median s | min–max s | peak RSS MB |',
+    '|---|---|---|---|',
+    ...[enc.plain, enc.encrypted].map((p) => `| ${p.peer} | ${f2(p.medianMs / 1000)} | ${f2(p.minMs / 1000)}–${f2(p.maxMs / 1000)} | ${f1(p.peakRssMB)} |${p.failures.length ? ` ⚠ ${p.failures.length} failed` : ''}`),
+    '',
+    `Encrypted/plaintext wall time per round: median ${f2(enc.ratio.median)} (${f2(enc.ratio.min)}–${f2(enc.ratio.max)}); the target is ≤ 1.15.`,
+  ].join('\n');
 }
 
 function markdown(results: ImageResult[], limits: MachineLimits, warm: PeerResult | undefined, when: string, rounds: number, enc?: EncryptedResult): string {
@@ -245,14 +266,14 @@ async function main(): Promise<void> {
     const md = markdown(results, limits, warm, when, rounds, enc);
     await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
     await writeFile(join(ROOT, 'bench', 'results', `${when.replace(/[:.]/g, '-')}.json`), JSON.stringify({ when, rounds, limits, results, warm, encrypted: enc }, null, 1));
-    await writeFile(join(ROOT, 'bench', 'results', 'latest.md'), `${md}\n`);
+    // A partial run (other images or peers than the defaults) must not replace the full table.
+    const full = opts.images === DEFAULT_IMAGES && opts.peers === DEFAULT_PEERS;
     const readme = join(ROOT, 'README.md');
-    const text = await readFile(readme, 'utf8');
-    const start = '<!-- bench:start -->';
-    const end = '<!-- bench:end -->';
-    if (text.includes(start) && text.includes(end)) {
-      await writeFile(readme, `${text.slice(0, text.indexOf(start) + start.length)}\n${md}\n${text.slice(text.indexOf(end))}`);
-    }
+    let text = await readFile(readme, 'utf8');
+    if (full) text = replaceBetween(text, '<!-- bench:start -->', '<!-- bench:end -->', md);
+    if (enc) text = replaceBetween(text, '<!-- bench-encrypted:start -->', '<!-- bench-encrypted:end -->', encryptedMarkdown(enc, when));
+    await writeFile(readme, text);
+    if (full) await writeFile(join(ROOT, 'bench', 'results', 'latest.md'), `${md}\n`);
     log(`\n${md}`);
   } finally {
     await registry.stop();
