@@ -416,7 +416,7 @@ describe('gRPC helpers', () => {
   it('makes unary calls with raw bytes over a unix socket, and maps statuses', async () => {
     const { dir, cleanup } = await socketDir();
     const handle = await listenGrpc(`unix://${join(dir, 'g.sock')}`, services);
-    const client = createGrpcClient(handle.target);
+    const client = await createGrpcClient(handle.target);
     try {
       const blob = randomBytes(100_000);
       assert.deepEqual(await grpcUnaryCall(client, `/${SERVICE}/Echo`, blob), blob);
@@ -441,7 +441,7 @@ describe('gRPC helpers', () => {
 
   it('reports a socket where nothing listens as UNAVAILABLE', async () => {
     const dead = await deadTarget();
-    const client = createGrpcClient(dead.target);
+    const client = await createGrpcClient(dead.target);
     try {
       await assert.rejects(grpcUnaryCall(client, `/${SERVICE}/Echo`, Buffer.alloc(0), { timeoutMs: 5000 }), status(RpcStatus.UNAVAILABLE));
     } finally {

@@ -1,4 +1,8 @@
-import { decrypt, decryptKey, readMessage, readPrivateKeys, type Message, type PrivateKey } from 'openpgp';
+import type { Message, PrivateKey } from 'openpgp';
+
+let openpgpModule: Promise<typeof import('openpgp')> | undefined;
+/** openpgp is large; only a pull that meets a pgp recipient loads it. */
+const openpgp = (): Promise<typeof import('openpgp')> => (openpgpModule ??= import('openpgp'));
 import type { DecryptConfig, KeyMaterial } from '../../../domain/encryption/decrypt-config.js';
 import { DecryptFailedError } from '../../../domain/errors.js';
 import type { KeyUnwrapper } from '../../../ports/keys/key-unwrapper.js';
@@ -25,7 +29,7 @@ export class PgpKeyUnwrapper implements KeyUnwrapper {
     const keys = (await Promise.all(dc.gpgPrivateKeys.map(keyringOf))).flat();
     if (keys.length === 0) return undefined;
     try {
-      const { data } = await decrypt({ message, decryptionKeys: keys, format: 'binary', expectSigned: false });
+      const { data } = await (await openpgp()).decrypt({ message, decryptionKeys: keys, format: 'binary', expectSigned: false });
       return Buffer.from(data);
     } catch {
       // No PKESK for these keys, or its session key does not decrypt: not ours.
@@ -37,9 +41,9 @@ export class PgpKeyUnwrapper implements KeyUnwrapper {
 async function parseMessage(item: Buffer): Promise<Message<Uint8Array | string>> {
   try {
     if (item.subarray(0, 32).toString('latin1').trimStart().startsWith(ARMOR)) {
-      return await readMessage({ armoredMessage: item.toString('utf8') });
+      return await (await openpgp()).readMessage({ armoredMessage: item.toString('utf8') });
     }
-    return await readMessage({ binaryMessage: new Uint8Array(item) });
+    return await (await openpgp()).readMessage({ binaryMessage: new Uint8Array(item) });
   } catch {
     throw new DecryptFailedError('pgp recipient is not an OpenPGP message');
   }
@@ -59,8 +63,8 @@ async function unlock(k: KeyMaterial): Promise<PrivateKey[]> {
   let keys: PrivateKey[];
   try {
     keys = k.bytes.subarray(0, 64).toString('latin1').trimStart().startsWith(ARMOR)
-      ? await readPrivateKeys({ armoredKeys: k.bytes.toString('utf8') })
-      : await readPrivateKeys({ binaryKeys: new Uint8Array(k.bytes) });
+      ? await (await openpgp()).readPrivateKeys({ armoredKeys: k.bytes.toString('utf8') })
+      : await (await openpgp()).readPrivateKeys({ binaryKeys: new Uint8Array(k.bytes) });
   } catch {
     return [];
   }
@@ -73,7 +77,7 @@ async function unlock(k: KeyMaterial): Promise<PrivateKey[]> {
     }
     if (passphrase === undefined) continue;
     try {
-      out.push(await decryptKey({ privateKey: key, passphrase }));
+      out.push(await (await openpgp()).decryptKey({ privateKey: key, passphrase }));
     } catch {
       // Wrong passphrase for this key; another ring entry may still fit.
     }

@@ -1,16 +1,13 @@
 import { readFileSync } from 'node:fs';
-import {
+import type {
+  ChannelCredentials,
   Client,
-  Metadata,
+  MethodDefinition,
   Server,
-  ServerCredentials,
-  credentials,
-  type ChannelCredentials,
-  type MethodDefinition,
-  type ServerUnaryCall,
-  type ServiceDefinition,
-  type UntypedServiceImplementation,
-  type sendUnaryData,
+  ServerUnaryCall,
+  ServiceDefinition,
+  UntypedServiceImplementation,
+  sendUnaryData,
 } from '@grpc/grpc-js';
 import { ConfigFileError } from '../../../domain/errors.js';
 import { abortError } from '../registry/transport-errors.js';
@@ -33,6 +30,15 @@ import {
  */
 
 const identity = (b: Buffer): Buffer => b;
+
+type GrpcModule = typeof import('@grpc/grpc-js');
+let grpcModule: Promise<GrpcModule> | undefined;
+
+/** grpc-js is a third of the CLI's code: a pull that never speaks gRPC never loads it. */
+export function loadGrpc(): Promise<GrpcModule> {
+  // grpc-js is CommonJS: its exports are the namespace's default when bundled, named ones under node's loader.
+  return (grpcModule ??= import('@grpc/grpc-js').then((m) => (m as { default?: GrpcModule }).default ?? m));
+}
 
 /** ocicrypt's `grpc-tls` object, with file paths resolved by the caller. */
 export interface GrpcTlsOptions {
@@ -65,7 +71,8 @@ function readTlsFile(what: string, path: string | undefined): Buffer | null {
   }
 }
 
-export function createGrpcClient(target: string, tls?: GrpcTlsOptions): Client {
+export async function createGrpcClient(target: string, tls?: GrpcTlsOptions): Promise<Client> {
+  const { Client, credentials } = await loadGrpc();
   let creds: ChannelCredentials = credentials.createInsecure();
   const options: Record<string, string> = {};
   if (tls) {
@@ -88,13 +95,15 @@ const tidyDetails = (details: string): string =>
   details.replace(/\.?\s*Resolution note:\s*$/, '').replace(/Last error: Error: /, 'last error: ');
 
 /** One unary call; a non-OK status rejects with RpcError, an abort with the signal's reason. */
-export function grpcUnaryCall(client: Client, path: string, request: Buffer, options: RpcCallOptions = {}): Promise<Buffer> {
+export async function grpcUnaryCall(client: Client, path: string, request: Buffer, options: RpcCallOptions = {}): Promise<Buffer> {
   const { signal } = options;
-  if (signal?.aborted) return Promise.reject(abortError(signal));
+  if (signal?.aborted) throw abortError(signal);
   const timeoutMs = options.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
+  const { Metadata } = await loadGrpc();
+  if (signal?.aborted) throw abortError(signal);
   const metadata = new Metadata();
   for (const [k, v] of Object.entries(options.metadata ?? {})) metadata.set(k, v);
-  return new Promise<Buffer>((resolve, reject) => {
+  return await new Promise<Buffer>((resolve, reject) => {
     let done = false;
     const call = client.makeUnaryRequest<Buffer, Buffer>(
       path,
@@ -124,7 +133,7 @@ export function grpcUnaryCall(client: Client, path: string, request: Buffer, opt
 /** A client for one target, made on first use. */
 export class GrpcTransport implements RpcTransport {
   readonly description: string;
-  private client: Client | undefined;
+  private client: Promise<Client> | undefined;
 
   constructor(
     readonly target: string,
@@ -133,21 +142,22 @@ export class GrpcTransport implements RpcTransport {
     this.description = `gRPC ${target}`;
   }
 
-  unary(service: string, method: string, request: Buffer, options: RpcCallOptions = {}): Promise<Buffer> {
-    try {
-      this.client ??= createGrpcClient(this.target, this.options.tls);
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-    return grpcUnaryCall(this.client, `/${service}/${method}`, request, {
+  async unary(service: string, method: string, request: Buffer, options: RpcCallOptions = {}): Promise<Buffer> {
+    const made = (this.client ??= createGrpcClient(this.target, this.options.tls));
+    // A failed creation (an unreadable TLS file) is retried on the next call, not cached.
+    made.catch(() => {
+      if (this.client === made) this.client = undefined;
+    });
+    return grpcUnaryCall(await made, `/${service}/${method}`, request, {
       ...options,
       timeoutMs: options.timeoutMs ?? this.options.timeoutMs,
     });
   }
 
   close(): void {
-    this.client?.close();
+    const client = this.client;
     this.client = undefined;
+    void client?.then((c) => c.close(), () => undefined);
   }
 }
 
@@ -210,6 +220,7 @@ export interface GrpcServerHandle {
 
 /** Serves the services, plaintext, on `unix:///path` or `host:port` (port 0 picks one). */
 export async function listenGrpc(address: string, services: RpcServices): Promise<GrpcServerHandle> {
+  const { Server, ServerCredentials } = await loadGrpc();
   const server = new Server();
   for (const [service, methods] of Object.entries(services)) addUnaryService(server, service, methods);
   const bindTo = grpcTarget(address);
