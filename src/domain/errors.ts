@@ -30,6 +30,11 @@ export type ErrorCode =
   | 'KEY_BROKER_UNAVAILABLE'
   | 'KEY_BROKER_DENIED'
   | 'ATTESTATION_FAILED'
+  | 'POLICY_INVALID'
+  | 'POLICY_DENIED'
+  | 'SIGNATURE_MISSING'
+  | 'SIGNATURE_INVALID'
+  | 'UNENCRYPTED_IMAGE_REJECTED'
   | 'INTERNAL';
 
 export class ImageTsError extends Error {
@@ -165,6 +170,32 @@ export class KeyBrokerDeniedError extends ImageTsError {
 export class AttestationFailedError extends ImageTsError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ATTESTATION_FAILED', message, options);
+  }
+}
+
+/** A policy.json (or registries.d file) that does not parse; the message is containers/image's where it has one. */
+export class PolicyInvalidError extends ImageTsError {
+  constructor(message: string) {
+    super('POLICY_INVALID', message);
+  }
+}
+
+/** The policy refuses the image; the message names the scope and the requirement. */
+export class PolicyDeniedError extends ImageTsError {
+  constructor(message: string) {
+    super('POLICY_DENIED', message);
+  }
+}
+
+export class SignatureMissingError extends ImageTsError {
+  constructor(message: string) {
+    super('SIGNATURE_MISSING', message);
+  }
+}
+
+export class SignatureInvalidError extends ImageTsError {
+  constructor(message: string) {
+    super('SIGNATURE_INVALID', message);
   }
 }
 

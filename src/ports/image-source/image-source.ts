@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Descriptor } from '../../domain/image/descriptor.js';
+import type { Digest } from '../../domain/image/digest.js';
 import type { ImageTarget } from '../../domain/image/image-target.js';
 
 /** Credentials a caller passes with one request; they win over any auth file. */
@@ -29,6 +30,12 @@ export interface ImageSource {
   getManifest(ref: string, signal?: AbortSignal): Promise<FetchedManifest>;
   /** A blob's bytes as a stream. Transient failures are retried and resumed inside the source. */
   getBlob(descriptor: Descriptor, request?: BlobRequest): Promise<Readable>;
+  /**
+   * Simple-signing signatures the source itself serves (the registry
+   * signature extension, X-Registry-Supports-Signatures); undefined when it
+   * has no such thing, and lookaside applies.
+   */
+  getSimpleSignatures?(manifestDigest: Digest, signal?: AbortSignal): Promise<Buffer[] | undefined>;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,13 @@
+import type { Digest } from '../../domain/image/digest.js';
+import type { Reference } from '../../domain/image/reference.js';
+
+/**
+ * Where simple-signing signatures live: a registries.d lookaside (file,
+ * http, https) for the repository the image was read from. Returns the
+ * signature blobs in order, `signature-1` upward, none when there are none.
+ */
+export interface SimpleSignatureSource {
+  getSignatures(physical: Reference, manifestDigest: Digest, signal?: AbortSignal): Promise<Buffer[]>;
+}
+
+export const SimpleSignatureSourceToken = Symbol.for('image-ts.SimpleSignatureSource');
