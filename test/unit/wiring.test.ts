@@ -26,6 +26,7 @@ const settings = (workDir: string, profile = 'standalone'): Settings => ({
   profile, workDir, maxConcurrentLayers: 3, snapshotter: 'copy', platform: 'linux/amd64',
   insecureRegistries: [], caFiles: [], caPems: [], certsDirs: [], authFiles: [], decompressor: 'auto',
   keyproviderConfig: undefined, decryptionKeys: [], keyBroker: undefined, attestationAgent: undefined,
+  policy: undefined, registriesD: undefined, admission: { unencryptedSigned: true, unencryptedUnsigned: true },
 });
 
 describe('deployment profiles bind the key broker, nothing else differs', () => {

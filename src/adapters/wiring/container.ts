@@ -32,7 +32,21 @@ import { OFFLINE_FS_DEFAULT_FILES } from '../outbound/keys/offline-fs-key-broker
 import { PgpKeyUnwrapper } from '../outbound/keys/pgp-unwrapper.js';
 import { Pkcs7KeyUnwrapper } from '../outbound/keys/pkcs7-unwrapper.js';
 import type { KeyBrokerSettings, Settings } from './image-config-file.js';
-import { attestationAgentFor, keyBrokerFor, keyProvidersFor, NoKeyBroker } from './keys.js';
+import { attestationAgentFor, caPems, keyBrokerFor, keyProvidersFor, NoKeyBroker } from './keys.js';
+import { ConfiguredLookaside, policyLoader } from './signatures.js';
+import { ImagePolicy } from '../../domain/policy/image-policy.js';
+import { PolicyGate } from '../../domain/policy/policy-gate.js';
+import { ResourceLoaderToken, type ResourceLoader } from '../../ports/resources/resource-loader.js';
+import { SimpleSignatureSourceToken, type SimpleSignatureSource } from '../../ports/signatures/signature-source.js';
+import {
+  SigstoreVerifierToken,
+  SimpleSigningVerifierToken,
+  type SigstoreVerifier,
+  type SimpleSigningVerifier,
+} from '../../ports/signatures/signature-verifier.js';
+import { BrokerResourceLoader } from '../outbound/resources/resource-loader.js';
+import { NodeSigstoreVerifier } from '../outbound/signatures/sigstore-verifier.js';
+import { OpenPgpSimpleSigningVerifier } from '../outbound/signatures/openpgp-verifier.js';
 import { Tokens } from './tokens.js';
 
 export interface RuntimeContext {
@@ -67,6 +81,16 @@ function useCases(): ContainerModule {
             ctx.get<ReadonlyMap<string, KeyProvider>>(KeyProvidersToken),
             ctx.get<Logger>(LoggerToken),
           ),
+          policy: new PolicyGate(
+            policyLoader(settings, ctx.get<ResourceLoader>(ResourceLoaderToken)),
+            new ImagePolicy({
+              resources: ctx.get<ResourceLoader>(ResourceLoaderToken),
+              simpleSignatures: ctx.get<SimpleSignatureSource>(SimpleSignatureSourceToken),
+              simpleVerifier: ctx.get<SimpleSigningVerifier>(SimpleSigningVerifierToken),
+              sigstoreVerifier: ctx.get<SigstoreVerifier>(SigstoreVerifierToken),
+            }),
+            settings.admission,
+          ),
         },
         {
           hostPlatform: settings.platform ? Platform.parse(settings.platform) : Platform.fromNode(process.platform, process.arch),
@@ -88,6 +112,14 @@ function useCases(): ContainerModule {
     bind(KeyUnwrapperToken).toConstantValue(new Pkcs7KeyUnwrapper());
     bind(KeyUnwrapperToken).toConstantValue(new PgpKeyUnwrapper());
     bind(KeyProvidersToken).toDynamicValue((ctx) => keyProvidersFor(ctx.get<Settings>(Tokens.Settings), ctx.get<KeyBroker>(KeyBrokerToken))).inSingletonScope();
+    // Policies and their keys may live in the key broker, like layer keys.
+    bind(ResourceLoaderToken).toDynamicValue((ctx) => new BrokerResourceLoader(ctx.get<KeyBroker>(KeyBrokerToken))).inSingletonScope();
+    bind(SimpleSigningVerifierToken).toConstantValue(new OpenPgpSimpleSigningVerifier());
+    bind(SigstoreVerifierToken).toConstantValue(new NodeSigstoreVerifier());
+    bind(SimpleSignatureSourceToken).toDynamicValue((ctx) => {
+      const settings = ctx.get<Settings>(Tokens.Settings);
+      return new ConfiguredLookaside(settings, caPems(settings), ctx.get<Logger>(LoggerToken));
+    }).inSingletonScope();
   });
 }
 

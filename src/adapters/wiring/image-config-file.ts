@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigFileError } from '../../domain/errors.js';
 import { isObject } from '../../domain/image/json-fields.js';
+import { DEFAULT_ADMISSION, type Admission } from '../../domain/policy/policy-gate.js';
 
 /** The settings image-ts runs with; an image-rs style config file fills them in, flags win over it. */
 export interface Settings {
@@ -25,6 +26,26 @@ export interface Settings {
   /** Where `kbs://` resources come from; a profile may set a default. */
   keyBroker: KeyBrokerSettings | undefined;
   attestationAgent: RpcEndpoint | undefined;
+  /** containers-policy.json: a path, `file://` or `kbs://` URI, or the policy itself. None: no signature policy. */
+  policy: { readonly uri: string } | { readonly inline: string } | undefined;
+  /** registries.d directories for simple-signing lookaside, or inline YAML. */
+  registriesD: { readonly dirs: readonly string[] } | { readonly inline: string } | undefined;
+  admission: AdmissionSettings;
+}
+
+export type AdmissionSettings = Admission;
+export { DEFAULT_ADMISSION };
+
+function admissionSettings(v: unknown): AdmissionSettings {
+  if (!isObject(v)) throw new ConfigFileError('image_admission must be an object');
+  const out = { ...DEFAULT_ADMISSION };
+  for (const [k, val] of Object.entries(v)) {
+    if (typeof val !== 'boolean') throw new ConfigFileError(`image_admission.${k} must be true or false`);
+    if (k === 'allow_unencrypted_signed') out.unencryptedSigned = val;
+    else if (k === 'allow_unencrypted_unsigned') out.unencryptedUnsigned = val;
+    else throw new ConfigFileError(`image_admission.${k} is not a known key (allow_unencrypted_signed, allow_unencrypted_unsigned)`);
+  }
+  return out;
 }
 
 export interface RpcEndpoint {
@@ -40,10 +61,6 @@ export type KeyBrokerSettings =
 
 /** Keys image-rs reads that this build cannot honour yet. Refusing them beats running without a policy the user asked for. */
 const NOT_YET: Readonly<Record<string, string>> = {
-  image_security_policy_uri: 'signature policy',
-  image_security_policy: 'signature policy',
-  sigstore_config_uri: 'signature lookaside',
-  sigstore_config: 'signature lookaside',
   registry_configuration_uri: 'registries.conf',
   registry_config: 'registries.conf',
   image_pull_proxy: 'proxies',
@@ -173,6 +190,16 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
       case 'decryption_keys': out.decryptionKeys = strList(key); break;
       case 'key_broker': out.keyBroker = keyBrokerSettings(value); break;
       case 'attestation_agent': out.attestationAgent = rpcEndpoint(value, key); break;
+      // image-rs: the URI wins over the inline policy.
+      case 'image_security_policy_uri': out.policy = { uri: str(key) }; break;
+      case 'image_security_policy':
+        if (!('image_security_policy_uri' in doc)) out.policy = { inline: typeof value === 'string' ? str(key) : JSON.stringify(value) };
+        break;
+      case 'sigstore_config_uri': out.registriesD = { dirs: [uriToPath(str(key), key)] }; break;
+      case 'sigstore_config':
+        if (!('sigstore_config_uri' in doc)) out.registriesD = { inline: str(key) };
+        break;
+      case 'image_admission': out.admission = admissionSettings(value); break;
       default:
         if (NOT_YET[key]) throw new ConfigFileError(`${key} (${NOT_YET[key]}) is not supported by this build yet; remove it rather than run without it`);
         if (!IGNORED.has(key)) warn(`config file ${path}: unknown key ${key} ignored`);

@@ -28,7 +28,7 @@ export function attestationAgentFor(settings: Settings): AttestationAgent | unde
 }
 
 /** The same extra CAs the registry trusts: inline PEMs, PEM files, certs.d-style directories of `*.crt`. */
-function caPems(settings: Settings): string[] {
+export function caPems(settings: Settings): string[] {
   const pems = [...settings.caPems];
   for (const path of settings.caFiles) {
     try {

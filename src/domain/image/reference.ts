@@ -8,6 +8,16 @@ const TAG_RE = /^[\w][\w.-]{0,127}$/;
 const ANCHORED_HEX64 = /^[a-f0-9]{64}$/;
 const MAX_NAME_LENGTH = 255;
 
+/** A registry host as the reference grammar has it: `host[:port]`, or a bracketed IPv6 address. */
+export function isReferenceDomain(s: string): boolean {
+  return DOMAIN_RE.test(s);
+}
+
+/** One lowercase repository path component, `[a-z0-9]+` joined by `.`, `_`, `__` or dashes. */
+export function isReferencePathComponent(s: string): boolean {
+  return PATH_COMPONENT_RE.test(s);
+}
+
 export const DEFAULT_DOMAIN = 'docker.io';
 export const DOCKER_HUB_API_HOST = 'registry-1.docker.io';
 const LEGACY_DEFAULT_DOMAIN = 'index.docker.io';
@@ -27,8 +37,28 @@ export class Reference {
 
   /** Parses user input. A `docker://` prefix is accepted; a missing tag and digest means `latest`. */
   static parse(input: string): Reference {
-    let s = input;
-    if (s.startsWith('docker://')) s = s.slice('docker://'.length);
+    const s = input.startsWith('docker://') ? input.slice('docker://'.length) : input;
+    const ref = Reference.normalize(input, s);
+    return ref.nameOnly ? new Reference(ref.domain, ref.path, DEFAULT_TAG, undefined) : ref;
+  }
+
+  /**
+   * ParseNormalizedNamed proper: no transport prefix and no default tag, so
+   * `busybox` stays name-only. Signatures and policies need to tell the two apart.
+   */
+  static parseNormalized(input: string): Reference {
+    return Reference.normalize(input, input);
+  }
+
+  /** ParseNamed: like parseNormalized, but the input must already be fully expanded. */
+  static parseCanonical(input: string): Reference {
+    const ref = Reference.normalize(input, input);
+    if (ref.toString() !== input) throw new InvalidReferenceError(input, 'repository name must be canonical');
+    return ref;
+  }
+
+  private static normalize(input: string, text: string): Reference {
+    let s = text;
     if (s.length === 0) throw new InvalidReferenceError(input, 'empty reference');
     if (/\s/.test(s)) throw new InvalidReferenceError(input, 'contains whitespace');
 
@@ -84,8 +114,12 @@ export class Reference {
     if (domain.length + 1 + path.length > MAX_NAME_LENGTH) {
       throw new InvalidReferenceError(input, `name longer than ${MAX_NAME_LENGTH} characters`);
     }
-    if (tag === undefined && digest === undefined) tag = DEFAULT_TAG;
     return new Reference(domain, path, tag, digest);
+  }
+
+  /** Neither tag nor digest; only parseNormalized and parseCanonical return such references. */
+  get nameOnly(): boolean {
+    return this.tag === undefined && this.digest === undefined;
   }
 
   /** `domain/path`, the repository name. */

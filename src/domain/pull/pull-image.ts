@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import {
   DecryptFailedError,
   DigestMismatchError,
+  type ErrorCode,
   ImageTsError,
   InvalidManifestError,
   SizeMismatchError,
@@ -22,6 +23,8 @@ import { LayerDecipher, ciphertextHmac } from '../encryption/layer-decipher.js';
 import { LayerEncryption } from '../encryption/layer-encryption.js';
 import type { LayerKeys } from '../encryption/layer-keys.js';
 import type { PrivateLayerOptions } from '../encryption/layer-options.js';
+import type { PolicySubject, PolicyVerdict } from '../policy/image-policy.js';
+import type { PolicyGate } from '../policy/policy-gate.js';
 import { Platform } from '../image/platform.js';
 import { LayerStateMachine } from '../layer/layer-state.js';
 import { buildRuntimeSpec } from '../runtime/runtime-spec.js';
@@ -93,6 +96,26 @@ export interface PullImageDeps {
   readonly clock: () => Date;
   /** Unwraps layer keys; without it an encrypted image cannot be pulled. */
   readonly keys?: LayerKeys | undefined;
+  /** Signature policy and admission, checked on every pull; without it every image is admitted. */
+  readonly policy?: PolicyGate | undefined;
+}
+
+export interface VerifyRequest {
+  readonly image: string;
+  readonly platform?: Platform | undefined;
+  readonly credentials?: Credentials | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface VerifyResult {
+  readonly reference: string;
+  readonly manifestDigest: string;
+  readonly indexDigest: string | undefined;
+  readonly encrypted: boolean;
+  /** Undefined when no policy is configured. */
+  readonly verdict: PolicyVerdict | undefined;
+  /** The error a pull would fail with, if any. */
+  readonly refusal: { readonly code: ErrorCode; readonly message: string } | undefined;
 }
 
 /** What decrypting one layer needs, found before any of its bytes are fetched. */
@@ -108,6 +131,11 @@ interface ResolvedImage {
   readonly config: ImageConfig;
   readonly configDigest: Digest;
   readonly platform: Platform;
+}
+
+/** An image is encrypted when any of its layers is: that layer's key is then the gate. */
+function isEncryptedImage(image: ResolvedImage): boolean {
+  return image.manifest.layers.some((l) => LayerEncryption.isEncrypted(l));
 }
 
 /**
@@ -142,6 +170,8 @@ export class PullImage {
       let layers: { committed: CommittedLayer; pulled: PulledLayer }[];
       try {
         resolved = await this.resolve(source, target, request);
+        // Before the store is consulted: a cached image must pass today's policy too.
+        await this.deps.policy?.check(this.policySubject(target, source, resolved, request.signal), isEncryptedImage(resolved), ImageTarget.canonicalName(target));
         request.onProgress?.({
           type: 'resolved',
           reference: ImageTarget.canonicalName(target),
@@ -209,6 +239,50 @@ export class PullImage {
       }
       throw asImageTsError(err);
     }
+  }
+
+  /** Evaluates the policy and admission for an image without fetching any layer. */
+  async verify(request: VerifyRequest): Promise<VerifyResult> {
+    const target = ImageTarget.parse(request.image);
+    const factory = this.deps.sources.find((s) => s.supports(target));
+    if (!factory) throw new UnsupportedError(`no image source handles ${request.image}`);
+    const source = await factory.open(target, { credentials: request.credentials, signal: request.signal });
+    try {
+      const resolved = await this.resolve(source, target, { image: request.image, bundle: '', platform: request.platform, signal: request.signal });
+      const subject = this.policySubject(target, source, resolved, request.signal);
+      const encrypted = isEncryptedImage(resolved);
+      const verdict = await this.deps.policy?.judge(subject);
+      let refusal: VerifyResult['refusal'];
+      try {
+        await this.deps.policy?.check(subject, encrypted, ImageTarget.canonicalName(target));
+      } catch (err) {
+        const e = asImageTsError(err);
+        refusal = { code: e.code, message: e.message };
+      }
+      return {
+        reference: ImageTarget.canonicalName(target),
+        manifestDigest: resolved.manifestDigest.toString(),
+        indexDigest: resolved.indexDigest?.toString(),
+        encrypted,
+        verdict,
+        refusal,
+      };
+    } finally {
+      await source.close();
+    }
+  }
+
+  private policySubject(target: ImageTarget, source: ImageSource, resolved: ResolvedImage, signal: AbortSignal | undefined): PolicySubject {
+    const reference = target.kind === 'registry' ? target.reference : undefined;
+    return {
+      reference,
+      layout: target.kind === 'oci-layout' ? { dir: target.dir, ref: target.ref } : undefined,
+      source,
+      physical: reference,
+      manifestDigest: resolved.manifestDigest,
+      indexDigest: resolved.indexDigest,
+      signal,
+    };
   }
 
   private async pickSnapshotter(name: SnapshotterName | undefined): Promise<Snapshotter> {

@@ -11,14 +11,16 @@ import type { Logger, LogLevel } from '../../../ports/observability/logger.js';
 import { parseDecryptionKey } from '../../../domain/encryption/decrypt-config.js';
 import { loadDecryptConfig } from '../../outbound/keys/key-files.js';
 import { buildContainer } from '../../wiring/container.js';
-import { defaultAuthFiles, defaultCertsDirs, defaultWorkDir, loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
+import { DEFAULT_ADMISSION, defaultAuthFiles, defaultCertsDirs, defaultWorkDir, loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
 import { Tokens } from '../../wiring/tokens.js';
 import { ProgressRenderer } from './progress.js';
 
 const USAGE = `usage:
   image-ts pull IMAGE BUNDLE_DIR [--work-dir DIR] [--config FILE] [--creds USER:PASS] [--auth-file FILE]
                 [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST[:PORT]]... [--ca-file PEM]...
-                [--decryption-key KEY]... [--snapshotter overlay|copy] [--max-concurrent-layers N] [--json] [--quiet]
+                [--decryption-key KEY]... [--policy FILE|URI] [--registries-d DIR]...
+                [--snapshotter overlay|copy] [--max-concurrent-layers N] [--json] [--quiet]
+  image-ts verify IMAGE [--policy FILE|URI] [--registries-d DIR]... [registry options as for pull] [--json]
   image-ts list [--work-dir DIR] [--json]
   image-ts inspect IMAGE [--work-dir DIR] [--json]
   image-ts rm IMAGE [--work-dir DIR]
@@ -40,6 +42,8 @@ const OPTIONS = {
   'insecure-registry': { type: 'string', multiple: true },
   'ca-file': { type: 'string', multiple: true },
   'decryption-key': { type: 'string', multiple: true },
+  policy: { type: 'string' },
+  'registries-d': { type: 'string', multiple: true },
   snapshotter: { type: 'string' },
   'max-concurrent-layers': { type: 'string' },
   json: { type: 'boolean' },
@@ -53,7 +57,8 @@ type Flags = {
 
 /** Which flags each command takes; anything else is a usage error, not silently ignored. */
 const COMMAND_FLAGS: Readonly<Record<string, readonly (keyof Flags)[]>> = {
-  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'decryption-key', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
+  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
+  verify: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'policy', 'registries-d', 'json', 'quiet'],
   list: ['work-dir', 'config', 'json', 'quiet'],
   inspect: ['work-dir', 'config', 'json', 'quiet'],
   rm: ['work-dir', 'config', 'json', 'quiet'],
@@ -112,6 +117,9 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     decryptionKeys: [...(file.decryptionKeys ?? []), ...(flags['decryption-key'] ?? [])],
     keyBroker: file.keyBroker,
     attestationAgent: file.attestationAgent,
+    policy: flags.policy !== undefined ? { uri: flags.policy } : file.policy,
+    registriesD: flags['registries-d'] !== undefined ? { dirs: flags['registries-d'] } : file.registriesD,
+    admission: file.admission ?? DEFAULT_ADMISSION,
   };
 }
 
@@ -170,6 +178,7 @@ async function run(argv: string[]): Promise<void> {
   switch (command) {
     case 'pull': positional = arity(2, 'IMAGE BUNDLE_DIR'); break;
     case 'inspect':
+    case 'verify':
     case 'rm': positional = arity(1, 'IMAGE'); break;
     case 'bundle':
       if (rest[0] !== 'rm') throw new UsageError('bundle takes the subcommand rm');
@@ -217,6 +226,25 @@ async function run(argv: string[]): Promise<void> {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
+      return;
+    }
+    case 'verify': {
+      const image = positional[0]!;
+      const r = await container.get<PullImage>(Tokens.PullImage).verify({
+        image: image.startsWith('oci:') ? `oci:${resolve(image.slice(4))}` : image,
+        platform: settings.platform ? Platform.parse(settings.platform) : undefined,
+      });
+      const v = r.verdict;
+      print(json, r, flags.quiet ? (r.refusal ? 'refused' : 'allowed') : [
+        `image     ${r.reference}`,
+        `manifest  ${r.manifestDigest}${r.indexDigest ? ` (index ${r.indexDigest})` : ''}`,
+        `encrypted ${r.encrypted ? 'yes' : 'no'}`,
+        v ? `policy    scope ${JSON.stringify(v.scope)}` : 'policy    none configured',
+        ...(v?.requirements ?? []).map((q) => `  ${q.requirement}: ${q.allowed ? 'accepted' : `denied (${q.code ?? 'POLICY_DENIED'})`}: ${q.reason}`),
+        `result    ${r.refusal ? 'refused' : 'allowed'}`,
+      ].join('\n'));
+      // The report is on stdout; the refusal is the one stderr line and the exit status, as for pull.
+      if (r.refusal) throw new ImageTsError(r.refusal.code, r.refusal.message);
       return;
     }
     case 'list': {

@@ -42,6 +42,7 @@ export class RegistryClient {
   private challenge: Promise<AuthChallenge | undefined> | undefined;
   private token: CachedToken | undefined;
   private tokenFlight: Promise<string> | undefined;
+  private signatureExtension = false;
 
   constructor(private readonly o: RegistryClientOptions) {
     this.origin = new URL(`${o.scheme}://${o.host}`).origin;
@@ -78,6 +79,12 @@ export class RegistryClient {
     return new NetworkError(`${what}: ${this.o.host} answered HTTP ${status}${detail ? ` (${detail})` : ''}`);
   }
 
+  /** Whether the `/v2/` answer carried `X-Registry-Supports-Signatures: 1` (the OpenShift signature extension). */
+  async supportsSignatureExtension(signal: AbortSignal | undefined): Promise<boolean> {
+    await this.ping(signal);
+    return this.signatureExtension;
+  }
+
   /** The challenge from `GET /v2/`, fetched once and reused for every request. */
   private ping(signal: AbortSignal | undefined): Promise<AuthChallenge | undefined> {
     this.challenge ??= this.doPing(signal).catch((err: unknown) => {
@@ -97,6 +104,8 @@ export class RegistryClient {
       }
       throw new UnsupportedError(`${this.o.host} is not a registry (HTTP ${res.statusCode} for /v2/)`);
     }
+    const ext = res.headers['x-registry-supports-signatures'];
+    this.signatureExtension = (Array.isArray(ext) ? ext[0] : ext) === '1';
     // The first challenge we understand wins; others are ignored, as c/image does.
     const challenge = parseChallenges(res.headers['www-authenticate']).find(
       (c) => c.scheme === 'basic' || c.scheme === 'bearer',

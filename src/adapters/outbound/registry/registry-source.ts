@@ -21,6 +21,7 @@ import type {
 import { loadCaBundle } from './ca-bundle.js';
 import { readCapped, RegistryClient, type Response } from './registry-client.js';
 import { resumingStream, type BlobBody } from './resuming-stream.js';
+import { MAX_SIGNATURE_LIST_BYTES, parseSignatureList, signatureExtensionPath } from './signature-extension.js';
 import { abortError, isTransientError, transportError } from './transport-errors.js';
 
 export interface RegistrySourceOptions {
@@ -186,6 +187,22 @@ class RegistrySource implements ImageSource {
       onResume: (offset, attempt, reason) =>
         this.logger.log('info', 'registry.blob.resume', { digest, offset, attempt, reason }),
     });
+  }
+
+  /** The registry's own simple signatures when its ping announced the extension; else undefined (lookaside applies). */
+  async getSimpleSignatures(manifestDigest: Digest, signal?: AbortSignal): Promise<Buffer[] | undefined> {
+    if (!(await this.client.supportsSignatureExtension(signal))) return undefined;
+    const what = `signatures of ${this.reference.name}@${manifestDigest.toString()}`;
+    const res = await this.client.get(signatureExtensionPath(this.reference.path, manifestDigest), { accept: 'application/json' }, signal);
+    if (res.statusCode !== 200) throw await this.client.statusError(res, what);
+    let body: Buffer;
+    try {
+      body = await readCapped(res, MAX_SIGNATURE_LIST_BYTES, what, 'NETWORK');
+    } catch (err) {
+      if (signal?.aborted) throw abortError(signal);
+      throw transportError(err, this.reference.registryHost);
+    }
+    return parseSignatureList(body, what);
   }
 
   /** Destroys rather than drains the connections: a blob stream nobody reads must not keep close() waiting. */

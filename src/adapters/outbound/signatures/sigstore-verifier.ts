@@ -1,0 +1,216 @@
+import { constants, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { SignatureInvalidError } from '../../../domain/errors.js';
+import { canonicalJson } from '../../../domain/encryption/jcs.js';
+import {
+  COSIGN_BUNDLE_ANNOTATION,
+  COSIGN_SIGNATURE_ANNOTATION,
+  COSIGN_SIGNATURE_MEDIA_TYPE,
+} from '../../../domain/policy/cosign-signatures.js';
+import type { SigstoreSignature, SigstoreVerifier } from '../../../ports/signatures/signature-verifier.js';
+
+/** A trusted key as cosign uses it: the key itself and its PKIX DER, which Rekor entries name. */
+export interface CosignPublicKey {
+  readonly key: KeyObject;
+  readonly spkiDer: Buffer;
+  readonly kind: 'ecdsa' | 'rsa' | 'ed25519';
+}
+
+const EC_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+const invalid = (m: string): SignatureInvalidError => new SignatureInvalidError(m);
+
+/**
+ * Cosign's keyed verification with node:crypto. The signature annotation is
+ * checked against every trusted key (ECDSA/RSA PKCS#1 v1.5 over SHA-256,
+ * pure Ed25519); with Rekor keys, the bundle's SET and hashedrekord body must
+ * also vouch for exactly this payload, signature and key. Keyless (Fulcio)
+ * signatures are not handled here.
+ */
+export class NodeSigstoreVerifier implements SigstoreVerifier {
+  async verify(signature: SigstoreSignature, publicKeys: readonly Buffer[], rekorPublicKeys?: readonly Buffer[]): Promise<void> {
+    if (publicKeys.length === 0) throw invalid('no public keys to verify the cosign signature with');
+    const keys = publicKeys.map((pem, i) => parseCosignPublicKey(pem, `public key ${i + 1}`));
+    const rekorKeys = (rekorPublicKeys ?? []).map((pem, i) => {
+      const k = parseCosignPublicKey(pem, `Rekor public key ${i + 1}`);
+      if (k.kind !== 'ecdsa') throw invalid(`Rekor public key ${i + 1} is ${k.kind}, but Rekor keys must be ECDSA`);
+      return k;
+    });
+    if (signature.mimeType !== COSIGN_SIGNATURE_MEDIA_TYPE) {
+      throw invalid(`signature has MIME type ${signature.mimeType}, not ${COSIGN_SIGNATURE_MEDIA_TYPE}`);
+    }
+    const base64Signature = signature.annotations[COSIGN_SIGNATURE_ANNOTATION];
+    if (base64Signature === undefined) throw invalid(`missing ${COSIGN_SIGNATURE_ANNOTATION} annotation`);
+    const sig = decodeStdBase64(base64Signature);
+    if (sig === undefined || sig.length === 0) throw invalid(`${COSIGN_SIGNATURE_ANNOTATION} annotation is not base64`);
+
+    const signer = keys.find((k) => verifyWithKey(k, signature.payload, sig));
+    if (!signer) {
+      throw invalid(`cryptographic signature verification failed: the signature matches none of the ${keys.length} trusted public key(s)`);
+    }
+    if (rekorKeys.length === 0) return;
+    const bundle = signature.annotations[COSIGN_BUNDLE_ANNOTATION];
+    if (bundle === undefined) throw invalid(`missing ${COSIGN_BUNDLE_ANNOTATION} annotation, required when Rekor public keys are configured`);
+    verifyRekorBundle(bundle, rekorKeys, signer, sig, signature.payload);
+  }
+}
+
+/**
+ * The first PEM block of `pem`, which must be a PKIX `PUBLIC KEY` (ECDSA
+ * P-256/P-384/P-521, RSA, Ed25519) or a PKCS#1 `RSA PUBLIC KEY`.
+ */
+export function parseCosignPublicKey(pem: Buffer | string, what = 'public key'): CosignPublicKey {
+  const block = firstPemBlock(typeof pem === 'string' ? pem : pem.toString('latin1'));
+  if (!block) throw invalid(`${what} is not PEM`);
+  if (block.type !== 'PUBLIC KEY' && block.type !== 'RSA PUBLIC KEY') {
+    throw invalid(`${what}: PEM block is ${block.type}, not PUBLIC KEY or RSA PUBLIC KEY`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: block.der, format: 'der', type: block.type === 'PUBLIC KEY' ? 'spki' : 'pkcs1' });
+  } catch {
+    throw invalid(`${what}: ${block.type} does not parse`);
+  }
+  const type = key.asymmetricKeyType;
+  let kind: CosignPublicKey['kind'];
+  if (type === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (!curve || !EC_CURVES.has(curve)) throw invalid(`${what}: unsupported ECDSA curve ${curve ?? 'unknown'}`);
+    kind = 'ecdsa';
+  } else if (type === 'rsa') {
+    kind = 'rsa';
+  } else if (type === 'ed25519') {
+    kind = 'ed25519';
+  } else {
+    throw invalid(`${what}: unsupported key type ${type ?? 'unknown'}`);
+  }
+  return { key, kind, spkiDer: key.export({ type: 'spki', format: 'der' }) };
+}
+
+function verifyWithKey(k: CosignPublicKey, data: Buffer, sig: Buffer): boolean {
+  try {
+    switch (k.kind) {
+      case 'ecdsa':
+        return verify('sha256', data, { key: k.key, dsaEncoding: 'der' }, sig);
+      case 'rsa':
+        return verify('sha256', data, { key: k.key, padding: constants.RSA_PKCS1_PADDING }, sig);
+      case 'ed25519':
+        return verify(null, data, k.key, sig);
+    }
+  } catch {
+    return false;
+  }
+}
+
+interface PemBlock {
+  readonly type: string;
+  readonly der: Buffer;
+  /** Offset just past the END line. */
+  readonly end: number;
+}
+
+/** Like Go's pem.Decode: the first well-formed block; headers are skipped, the body must be base64. */
+function firstPemBlock(text: string): PemBlock | undefined {
+  const re = /(?:^|\n)-----BEGIN ([^\r\n]*?)-----[ \t]*\r?\n([\s\S]*?)\n-----END \1-----[ \t]*(?:\r?\n|$)/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const [, type, rawBody] = m;
+    if (type === undefined || rawBody === undefined) continue;
+    let body = rawBody;
+    const headerEnd = /\r?\n\r?\n/.exec(body);
+    if (headerEnd && body.slice(0, headerEnd.index).includes(':')) body = body.slice(headerEnd.index + headerEnd[0].length);
+    const der = decodeStdBase64(body.replace(/[ \t\r\n]/g, ''));
+    if (der !== undefined && der.length > 0) return { type, der, end: m.index + m[0].length };
+    re.lastIndex = m.index + 1;
+  }
+  return undefined;
+}
+
+/** Standard padded base64 as Go's decoder takes it: `\r` and `\n` are ignored, anything else non-base64 fails. */
+export function decodeStdBase64(text: string): Buffer | undefined {
+  const s = text.replace(/[\r\n]/g, '');
+  if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(s)) return undefined;
+  return Buffer.from(s, 'base64');
+}
+
+type JsonRecord = Record<string, unknown>;
+
+const isRecord = (v: unknown): v is JsonRecord => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function exactKeys(o: JsonRecord, keys: readonly string[], what: string): void {
+  for (const k of Object.keys(o)) if (!keys.includes(k)) throw invalid(`Rekor bundle: unknown key ${JSON.stringify(k)} in ${what}`);
+  for (const k of keys) if (!(k in o)) throw invalid(`Rekor bundle: ${what} lacks ${JSON.stringify(k)}`);
+}
+
+/**
+ * The checks of containers/image's VerifyRekorSET for a keyed signature: the
+ * SET is an ECDSA signature by a Rekor key over SHA-256 of the RFC 8785 form
+ * of `Payload`, and the logged hashedrekord entry names this payload's
+ * SHA-256, this signature and the key that verified it.
+ */
+function verifyRekorBundle(bundleText: string, rekorKeys: readonly CosignPublicKey[], signer: CosignPublicKey, sig: Buffer, payload: Buffer): void {
+  let bundle: unknown;
+  try {
+    bundle = JSON.parse(bundleText);
+  } catch {
+    throw invalid('Rekor bundle is not valid JSON');
+  }
+  if (!isRecord(bundle)) throw invalid('Rekor bundle is not a JSON object');
+  exactKeys(bundle, ['SignedEntryTimestamp', 'Payload'], 'the bundle');
+  const setText = bundle['SignedEntryTimestamp'];
+  const set = typeof setText === 'string' ? decodeStdBase64(setText) : undefined;
+  if (!set || set.length === 0) throw invalid('Rekor bundle: SignedEntryTimestamp is not base64');
+  const p = bundle['Payload'];
+  if (!isRecord(p)) throw invalid('Rekor bundle: Payload is not an object');
+  exactKeys(p, ['body', 'integratedTime', 'logIndex', 'logID'], 'Payload');
+  const { body: bodyText, integratedTime, logIndex, logID } = p;
+  const body = typeof bodyText === 'string' ? decodeStdBase64(bodyText) : undefined;
+  if (!body) throw invalid('Rekor bundle: Payload.body is not base64');
+  if (typeof integratedTime !== 'number' || !Number.isSafeInteger(integratedTime)) throw invalid('Rekor bundle: Payload.integratedTime is not an integer');
+  if (typeof logIndex !== 'number' || !Number.isSafeInteger(logIndex)) throw invalid('Rekor bundle: Payload.logIndex is not an integer');
+  if (typeof logID !== 'string') throw invalid('Rekor bundle: Payload.logID is not a string');
+
+  const canonical = canonicalJson({ body: body.toString('base64'), integratedTime, logIndex, logID });
+  const setOk = rekorKeys.some((k) => {
+    try {
+      return verify('sha256', Buffer.from(canonical, 'utf8'), { key: k.key, dsaEncoding: 'der' }, set);
+    } catch {
+      return false;
+    }
+  });
+  if (!setOk) throw invalid(`Rekor bundle: SignedEntryTimestamp matches none of the ${rekorKeys.length} Rekor public key(s)`);
+
+  let entry: unknown;
+  try {
+    entry = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw invalid('Rekor entry body is not valid JSON');
+  }
+  if (!isRecord(entry)) throw invalid('Rekor entry body is not a JSON object');
+  if (entry['kind'] !== 'hashedrekord') throw invalid(`Rekor entry kind is ${JSON.stringify(entry['kind'])}, not "hashedrekord"`);
+  if (entry['apiVersion'] !== '0.0.1') throw invalid(`Rekor hashedrekord apiVersion is ${JSON.stringify(entry['apiVersion'])}, not "0.0.1"`);
+  const spec = entry['spec'];
+  if (!isRecord(spec)) throw invalid('Rekor hashedrekord has no spec');
+
+  const signature = spec['signature'];
+  if (!isRecord(signature)) throw invalid('Rekor hashedrekord has no signature');
+  const content = typeof signature['content'] === 'string' ? decodeStdBase64(signature['content']) : undefined;
+  if (!content) throw invalid('Rekor hashedrekord signature has no base64 content');
+  const publicKey = signature['publicKey'];
+  const keyPemBytes = isRecord(publicKey) && typeof publicKey['content'] === 'string' ? decodeStdBase64(publicKey['content']) : undefined;
+  if (!keyPemBytes) throw invalid('Rekor hashedrekord has no base64 publicKey content');
+  const keyBlock = singlePemBlock(keyPemBytes.toString('latin1'));
+  if (!keyBlock) throw invalid('Rekor hashedrekord publicKey is not a single PEM block');
+  if (!keyBlock.der.equals(signer.spkiDer)) throw invalid('Rekor hashedrekord publicKey is not the key that verified the signature');
+  if (!content.equals(sig)) throw invalid('Rekor hashedrekord signature is not the signature being verified');
+
+  const data = spec['data'];
+  const hash = isRecord(data) ? data['hash'] : undefined;
+  if (!isRecord(hash)) throw invalid('Rekor hashedrekord has no data.hash');
+  if (hash['algorithm'] !== 'sha256') throw invalid(`Rekor hashedrekord hash algorithm is ${JSON.stringify(hash['algorithm'])}, not "sha256"`);
+  const expected = createHash('sha256').update(payload).digest('hex');
+  if (hash['value'] !== expected) throw invalid('Rekor hashedrekord hash is not the SHA-256 of the payload');
+}
+
+/** A PEM block with nothing but whitespace after it, as VerifyRekorSET demands. */
+function singlePemBlock(text: string): PemBlock | undefined {
+  const block = firstPemBlock(text);
+  return block && text.slice(block.end).trim() === '' ? block : undefined;
+}
