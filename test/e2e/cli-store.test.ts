@@ -97,7 +97,9 @@ describe('--config', () => {
   it('refuses malformed values and keys whose features this build lacks', async () => {
     const cases: [unknown, RegExp][] = [
       [{ max_concurrent_layer_downloads_per_image: 0 }, /from 1 to 64/],
-      [{ image_security_policy_uri: 'file:///etc/policy.json' }, /not supported by this build yet/],
+      [{ image_admission: { allow_unencrypted_unsigned: 'no' } }, /must be true or false/],
+      [{ image_admission: { allow_everything: true } }, /not a known key/],
+      [{ key_broker: { kind: 'vault' } }, /kind must be/],
       [{ registry_configuration_uri: 'kbs:///default/registry/test' }, /not supported by this build yet/],
       [{ authenticated_registry_credentials_uri: 'kbs:///default/credential/test' }, /only file paths/],
       [[1, 2], /JSON object/],
