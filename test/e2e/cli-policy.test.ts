@@ -190,6 +190,36 @@ describe('image-ts pull under a containers-policy.json', { concurrency: 3 }, () 
     assertCliError(await pull(unsigned, ['--config', config]), 'SIGNATURE_MISSING');
   });
 
+  it('a multi-arch image: cosign may sign the index; simple signing must sign the chosen platform manifest', async () => {
+    const { buildImage, buildIndex } = await import('../helpers/image-builder.js');
+    const { tar } = await import('../helpers/tar-writer.js');
+    const amd = buildImage({ layers: [{ tar: tar([{ name: 'arch', content: 'amd64' }]) }], architecture: 'amd64' });
+    const arm = buildImage({ layers: [{ tar: tar([{ name: 'arch', content: 'arm64' }]) }], architecture: 'arm64' });
+    const index = buildIndex([{ image: amd, platform: { os: 'linux', architecture: 'amd64' } }, { image: arm, platform: { os: 'linux', architecture: 'arm64' } }]);
+    for (const img of [amd, arm]) {
+      for (const [, blob] of img.blobs) if (!blob.equals(img.manifest)) await registry.pushBlob('policy/multi', blob);
+      await registry.pushManifest('policy/multi', img.manifestDigest, img.manifest, img.manifestMediaType);
+    }
+    await registry.pushManifest('policy/multi', 'v1', index.bytes, index.mediaType);
+    await pushCosignSignatures(registry, 'policy/multi', index.digest, [{ key: cosignKey }]);
+    const keyFile = join(dir, 'multi-cosign.pub');
+    await writeFile(keyFile, cosignKey.publicPem);
+    const image = `${registry.host}/policy/multi:v1`;
+    const viaIndex = await pull(image, ['--platform', 'linux/arm64', '--policy', await writePolicy({ default: [{ type: 'sigstoreSigned', keyPath: keyFile }] })]);
+    assert.equal(viaIndex.code, 0, viaIndex.stderr);
+    assert.equal(await readFile(join(viaIndex.bundle, 'rootfs', 'arch'), 'utf8'), 'arm64');
+    // A simple signature of the index does not cover the arm64 manifest, which is what the lookaside is asked for.
+    const manifestFile = join(dir, 'index.json');
+    await writeFile(manifestFile, index.bytes);
+    const sigDir = join(lookaside, 'policy', `multi@sha256=${index.digest.slice('sha256:'.length)}`);
+    await mkdir(sigDir, { recursive: true });
+    const { stdout } = await execFileP('gpg', ['--list-keys', '--with-colons'], { env: { ...process.env, GNUPGHOME: join(dir, 'gpg-signer') } });
+    const fpr = /^fpr:::::::::([0-9A-F]{40}):/m.exec(stdout)![1]!;
+    await execFileP('skopeo', ['standalone-sign', manifestFile, image, fpr, '-o', join(sigDir, 'signature-1')], { env: { ...process.env, GNUPGHOME: join(dir, 'gpg-signer') } });
+    const simple = await pull(image, ['--platform', 'linux/arm64', '--policy', await writePolicy({ default: [signedBy(signerRing)] }), '--registries-d', registriesD]);
+    assertCliError(simple, 'SIGNATURE_MISSING');
+  });
+
   it('verify prints each requirement and exits 1 when a pull would be refused', async () => {
     const policy = await writePolicy(scoped(registry.host, [{ type: 'insecureAcceptAnything' }, signedBy(signerRing)]));
     const ok = await cli(['verify', signed, '--insecure-registry', registry.host, '--policy', policy, '--registries-d', registriesD]);
