@@ -120,6 +120,31 @@ describe('image-ts pull under a containers-policy.json', { concurrency: 3 }, () 
     assert.equal(r.code, 0, r.stderr);
   });
 
+  it('signedBy: the same signatures served by an HTTP lookaside', async () => {
+    const { createServer } = await import('node:http');
+    const served: string[] = [];
+    const server = createServer((req, res) => {
+      served.push(req.url ?? '');
+      readFile(join(lookaside, decodeURIComponent(req.url ?? '/'))).then(
+        (body) => res.end(body),
+        () => { res.statusCode = 404; res.end(); },
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const httpD = join(dir, 'registries.d-http');
+      await mkdir(httpD, { recursive: true });
+      await writeFile(join(httpD, 'default.yaml'), `docker:\n  ${registry.host}/policy:\n    lookaside: http://127.0.0.1:${port}\n`);
+      const r = await pull(signed, ['--policy', await writePolicy(scoped(registry.host, [signedBy(signerRing)])), '--registries-d', httpD]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(served.some((u) => /^\/policy\/signed@sha256=[0-9a-f]{64}\/signature-1$/.test(u)), served.join(' '));
+      assert.ok(served.some((u) => u.endsWith('/signature-2')), 'reads until the first missing signature');
+    } finally {
+      server.close();
+    }
+  });
+
   it('signedBy: another key gives SIGNATURE_INVALID, no signature gives SIGNATURE_MISSING', async () => {
     const wrong = await pull(signed, ['--policy', await writePolicy(scoped(registry.host, [signedBy(otherRing)])), '--registries-d', registriesD]);
     assertCliError(wrong, 'SIGNATURE_INVALID');
