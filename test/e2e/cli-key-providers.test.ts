@@ -285,7 +285,7 @@ describe('image-ts pull of a provider.attestation-agent image', { concurrency: 3
     await removeBundle(work, bundle);
   });
 
-  it('unpacks the same image under the kbs, kata-cdh, offline and standalone profiles', async () => {
+  it('unpacks the same image under the kbs-direct, cdh-guest, offline and standalone profiles', async () => {
     const kbs = await kbsServer(kek);
     const cdhTtrpcBroker = brokerWith(kek);
     const cdhGrpcBroker = brokerWith(kek);
@@ -293,8 +293,8 @@ describe('image-ts pull of a provider.attestation-agent image', { concurrency: 3
     const cdhGrpc = await cdhService('grpc', cdhGrpcBroker);
     const offline = await offlineFile('offline-keys.json', kek);
     const runs: [string, Record<string, unknown>][] = [
-      ['profile-kbs', { profile: 'kbs', key_broker: { kind: 'kbs', url: kbs.url, attester: 'sample' } }],
-      ['profile-kata-cdh', { profile: 'kata-cdh', key_broker: { kind: 'cdh', address: cdhTtrpc.target, transport: 'ttrpc' } }],
+      ['profile-kbs-direct', { profile: 'kbs-direct', key_broker: { kind: 'kbs', url: kbs.url, attester: 'sample' } }],
+      ['profile-cdh-guest', { profile: 'cdh-guest', key_broker: { kind: 'cdh', address: cdhTtrpc.target, transport: 'ttrpc' } }],
       ['profile-offline', { profile: 'offline', key_broker: { kind: 'offline-fs', files: [offline] } }],
       ['profile-standalone', { profile: 'standalone', key_broker: { kind: 'cdh', address: cdhGrpc.target, transport: 'grpc' } }],
     ];

@@ -35,14 +35,14 @@ describe('deployment profiles bind the key broker, nothing else differs', () => 
     assert.ok(c.get(Tokens.PullImage) instanceof PullImage);
     return c.get<KeyBroker>(KeyBrokerToken);
   };
-  it('standalone has none until the config names one; kata-cdh uses CDH; offline uses files; kbs needs a URL', async () => {
+  it('standalone has none until the config names one; cdh-guest uses CDH; offline uses files; kbs-direct needs a URL', async () => {
     assert.ok(await brokerOf('standalone') instanceof NoKeyBroker);
-    assert.ok(await brokerOf('kata-cdh') instanceof CdhKeyBroker);
+    assert.ok(await brokerOf('cdh-guest') instanceof CdhKeyBroker);
     assert.ok(await brokerOf('offline') instanceof OfflineFsKeyBroker);
-    assert.ok(await brokerOf('kbs', { keyBroker: { kind: 'kbs', url: 'http://127.0.0.1:1', attester: 'sample' } }) instanceof KbsKeyBroker);
+    assert.ok(await brokerOf('kbs-direct', { keyBroker: { kind: 'kbs', url: 'http://127.0.0.1:1', attester: 'sample' } }) instanceof KbsKeyBroker);
     assert.ok(await brokerOf('standalone', { keyBroker: { kind: 'offline-fs', files: ['/x.json'] } }) instanceof OfflineFsKeyBroker);
-    await assert.rejects(brokerOf('kbs'), (e: unknown) => e instanceof ImageTsError && e.code === 'CONFIG_FILE_INVALID');
-    await assert.rejects(brokerOf('kbs', { keyBroker: { kind: 'kbs', url: 'http://127.0.0.1:1', attester: 'aa' } }),
+    await assert.rejects(brokerOf('kbs-direct'), (e: unknown) => e instanceof ImageTsError && e.code === 'CONFIG_FILE_INVALID');
+    await assert.rejects(brokerOf('kbs-direct', { keyBroker: { kind: 'kbs', url: 'http://127.0.0.1:1', attester: 'aa' } }),
       (e: unknown) => e instanceof ImageTsError && e.code === 'CONFIG_FILE_INVALID' && /attestation_agent/.test(e.message));
   });
   it('registers the in-process attestation-agent key provider over the bound broker', async () => {

@@ -175,13 +175,13 @@ function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule
 export const PROFILES: Readonly<Record<string, (c: RuntimeContext) => ContainerModule>> = {
   /** The CLI on a host or guest: local keys, and a key broker only if the config names one. */
   standalone: (c) => baseProfile(c, {}),
-  /** In a Kata guest next to the Confidential Data Hub: keys through CDH, measurements to the AA, both over ttrpc. */
-  'kata-cdh': (c) => baseProfile(c, {
+  /** In a Kata guest next to the Confidential Data Hub (cdh-guest): keys through CDH, measurements to the AA, both over ttrpc. */
+  'cdh-guest': (c) => baseProfile(c, {
     broker: { kind: 'cdh', address: CDH_DEFAULT_TTRPC, transport: 'ttrpc' },
     attestationAgent: { address: AA_DEFAULT_TTRPC, transport: 'ttrpc' },
   }),
   /** Straight to a Trustee KBS, attesting through the guest's AA (or the sample attester when asked). */
-  kbs: (c) => baseProfile(c, { requires: 'kbs' }),
+  'kbs-direct': (c) => baseProfile(c, { requires: 'kbs' }),
   /** No network for keys: the offline-fs KBC's JSON files. */
   offline: (c) => baseProfile(c, { broker: { kind: 'offline-fs', files: OFFLINE_FS_DEFAULT_FILES } }),
 };
