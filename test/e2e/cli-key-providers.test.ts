@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { disposeTestKeys, encryptLayout, makeTestKeys, readLayoutLayers, type TestKeys } from '../harness/encrypted-images.js';
 import { startKbsServer, type StartedKbsServer } from '../harness/kbs-server.js';
-import { deadTarget, startCdhService, startKeyProviderService, type StartedService } from '../harness/key-services.js';
+import { deadTarget, startAttestationAgentService, startCdhService, startKeyProviderService, type StartedService } from '../harness/key-services.js';
+import { MemoryAttestationAgent } from '../mocks/memory-attestation-agent.js';
 import { rewriteLayout, toProviderImage } from '../harness/layout-rewrite.js';
 import { assertCliError, cli, ROOT, type CliResult } from '../helpers/cli.js';
 import { PROVIDER_AA, PUBOPTS } from '../helpers/encryption.js';
@@ -292,9 +293,13 @@ describe('image-ts pull of a provider.attestation-agent image', { concurrency: 3
     const cdhTtrpc = await cdhService('ttrpc', cdhTtrpcBroker);
     const cdhGrpc = await cdhService('grpc', cdhGrpcBroker);
     const offline = await offlineFile('offline-keys.json', kek);
+    // cdh-guest measures every pull into the AA: a mock AA over ttrpc records it.
+    const aa = new MemoryAttestationAgent();
+    const aaService = await startAttestationAgentService('ttrpc', aa);
+    stoppers.push(() => aaService.stop());
     const runs: [string, Record<string, unknown>][] = [
       ['profile-kbs-direct', { profile: 'kbs-direct', key_broker: { kind: 'kbs', url: kbs.url, attester: 'sample' } }],
-      ['profile-cdh-guest', { profile: 'cdh-guest', key_broker: { kind: 'cdh', address: cdhTtrpc.target, transport: 'ttrpc' } }],
+      ['profile-cdh-guest', { profile: 'cdh-guest', key_broker: { kind: 'cdh', address: cdhTtrpc.target, transport: 'ttrpc' }, attestation_agent: { address: aaService.target, transport: 'ttrpc' } }],
       ['profile-offline', { profile: 'offline', key_broker: { kind: 'offline-fs', files: [offline] } }],
       ['profile-standalone', { profile: 'standalone', key_broker: { kind: 'cdh', address: cdhGrpc.target, transport: 'grpc' } }],
     ];
@@ -304,6 +309,8 @@ describe('image-ts pull of a provider.attestation-agent image', { concurrency: 3
     assert.ok(kbs.stats.attest >= 1);
     assert.deepEqual(cdhTtrpcBroker.requests, [KID, KID]);
     assert.deepEqual(cdhGrpcBroker.requests, [KID, KID]);
+    assert.deepEqual(aa.measurements.map((m) => [m.domain, m.operation, (JSON.parse(m.content) as { image: string }).image.startsWith('oci:')]),
+      [['github.com/confidential-containers', 'PullImage', true]]);
   });
 
   it('fails with KEY_BROKER_DENIED when the KBS refuses the resource, ATTESTATION_FAILED when it refuses the evidence', async () => {

@@ -91,6 +91,7 @@ function useCases(): ContainerModule {
             }),
             settings.admission,
           ),
+          attestation: ctx.get<AttestationAgent>(AttestationAgentToken, { optional: true }),
         },
         {
           hostPlatform: settings.platform ? Platform.parse(settings.platform) : Platform.fromNode(process.platform, process.arch),

@@ -25,6 +25,7 @@ import type { LayerKeys } from '../encryption/layer-keys.js';
 import type { PrivateLayerOptions } from '../encryption/layer-options.js';
 import type { PolicySubject, PolicyVerdict } from '../policy/image-policy.js';
 import type { PolicyGate } from '../policy/policy-gate.js';
+import type { AttestationAgent } from '../../ports/keys/attestation-agent.js';
 import { Platform } from '../image/platform.js';
 import { LayerStateMachine } from '../layer/layer-state.js';
 import { buildRuntimeSpec } from '../runtime/runtime-spec.js';
@@ -98,7 +99,13 @@ export interface PullImageDeps {
   readonly keys?: LayerKeys | undefined;
   /** Signature policy and admission, checked on every pull; without it every image is admitted. */
   readonly policy?: PolicyGate | undefined;
+  /** Told of every successful pull, a cache hit included, when an Attestation Agent is configured. */
+  readonly attestation?: AttestationAgent | undefined;
 }
+
+/** The event CDH records after a pull, so that a verifier can see which images a guest ran. */
+export const PULL_MEASUREMENT_DOMAIN = 'github.com/confidential-containers';
+export const PULL_MEASUREMENT_OPERATION = 'PullImage';
 
 export interface VerifyRequest {
   readonly image: string;
@@ -203,6 +210,12 @@ export class PullImage {
       const spec = buildRuntimeSpec(resolved.config, resolveUser(cc?.User, passwd, group));
       await this.deps.bundles.writeConfig(bundlePath, spec);
 
+      // Before the bundle is recorded: a measurement that fails undoes the bundle, like any failure.
+      await this.deps.attestation?.extendRuntimeMeasurement({
+        domain: PULL_MEASUREMENT_DOMAIN,
+        operation: PULL_MEASUREMENT_OPERATION,
+        content: JSON.stringify({ image: request.image, digest: resolved.manifestDigest.toString() }),
+      }, request.signal);
       const finalSnapshot = snapshot;
       await this.deps.metadata.update((state) => {
         state.bundles[bundlePath] = {

@@ -21,6 +21,8 @@ const USAGE = `usage:
                 [--decryption-key KEY]... [--policy FILE|URI] [--registries-d DIR]...
                 [--snapshotter overlay|copy] [--max-concurrent-layers N] [--json] [--quiet]
   image-ts verify IMAGE [--policy FILE|URI] [--registries-d DIR]... [registry options as for pull] [--json]
+  image-ts serve [--cdh-ttrpc unix:///PATH]... [--cdh-grpc unix:///PATH|HOST:PORT]... [--log-level debug|info|warn|error]
+                [pull options: --work-dir, --config, --policy, --snapshotter, ...]
   image-ts list [--work-dir DIR] [--json]
   image-ts inspect IMAGE [--work-dir DIR] [--json]
   image-ts rm IMAGE [--work-dir DIR]
@@ -30,8 +32,8 @@ const USAGE = `usage:
 IMAGE is a docker reference (docker:// optional) or oci:DIR[:REF].
 KEY is PATH, PATH:pass=PASSWORD, PATH:file=PASSWORD_FILE or provider:NAME[:PARAMS] (as skopeo).`;
 
-/** Errors in how the command was called: exit status 2. */
-class UsageError extends InvalidArgumentError {}
+import { UsageError } from './usage-error.js';
+import { JsonLogger, serve } from './serve.js';
 
 const OPTIONS = {
   'work-dir': { type: 'string' },
@@ -44,6 +46,9 @@ const OPTIONS = {
   'decryption-key': { type: 'string', multiple: true },
   policy: { type: 'string' },
   'registries-d': { type: 'string', multiple: true },
+  'cdh-ttrpc': { type: 'string', multiple: true },
+  'cdh-grpc': { type: 'string', multiple: true },
+  'log-level': { type: 'string' },
   snapshotter: { type: 'string' },
   'max-concurrent-layers': { type: 'string' },
   json: { type: 'boolean' },
@@ -59,6 +64,8 @@ type Flags = {
 const COMMAND_FLAGS: Readonly<Record<string, readonly (keyof Flags)[]>> = {
   pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
   verify: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'policy', 'registries-d', 'json', 'quiet'],
+  serve: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'decryption-key', 'policy', 'registries-d',
+    'snapshotter', 'max-concurrent-layers', 'cdh-ttrpc', 'cdh-grpc', 'log-level'],
   list: ['work-dir', 'config', 'json', 'quiet'],
   inspect: ['work-dir', 'config', 'json', 'quiet'],
   rm: ['work-dir', 'config', 'json', 'quiet'],
@@ -173,7 +180,8 @@ async function run(argv: string[]): Promise<void> {
   };
 
   const json = flags.json === true;
-  const logger = new CliLogger(flags.quiet === true || json);
+  // A service logs JSON lines for its collector; a command talks to a person.
+  const logger: Logger = command === 'serve' ? new JsonLogger(flags['log-level'] ?? 'info') : new CliLogger(flags.quiet === true || json);
   let positional: string[];
   switch (command) {
     case 'pull': positional = arity(2, 'IMAGE BUNDLE_DIR'); break;
@@ -192,6 +200,14 @@ async function run(argv: string[]): Promise<void> {
   const manage = container.get<ManageImages>(Tokens.ManageImages);
 
   switch (command) {
+    case 'serve': {
+      const stop = new Promise<void>((resolve) => {
+        process.once('SIGTERM', () => resolve());
+        process.once('SIGINT', () => resolve());
+      });
+      await serve(container, { cdhTtrpc: flags['cdh-ttrpc'] ?? [], cdhGrpc: flags['cdh-grpc'] ?? [] }, logger, stop);
+      return;
+    }
     case 'pull': {
       const [image, bundle] = positional as [string, string];
       // Staging left by a crashed pull; staging of live processes is kept.

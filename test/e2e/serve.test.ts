@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { GrpcTransport } from '../../src/adapters/outbound/rpc/grpc.js';
+import { ProtoReader, ProtoWriter, singleBytes, singleString } from '../../src/adapters/outbound/rpc/protobuf.js';
+import { RpcError, RpcStatus, type RpcTransport } from '../../src/adapters/outbound/rpc/rpc.js';
+import { TtrpcClient } from '../../src/adapters/outbound/rpc/ttrpc.js';
+import { EMPTY_DECRYPT_CONFIG } from '../../src/domain/encryption/decrypt-config.js';
+import { keyUnwrapInput, parseKeyUnwrapOutput } from '../../src/domain/encryption/key-provider-protocol.js';
+import { startAttestationAgentService, type StartedService } from '../harness/key-services.js';
+import { smallImage, startRegistry, type StartedRegistry } from '../harness/registry.js';
+import { ROOT } from '../helpers/cli.js';
+import { annotationPacket } from '../helpers/encryption.js';
+import { unmountBelow } from '../helpers/mounts.js';
+import { MemoryAttestationAgent } from '../mocks/memory-attestation-agent.js';
+
+/**
+ * `image-ts serve` as a Kata agent and CDH clients see it: the CDH API over
+ * ttrpc and gRPC on unix sockets, answered by a real process that pulls
+ * from the real registry.
+ */
+let dir: string;
+let registry: StartedRegistry;
+let server: ChildProcess;
+let stderr = '';
+let aa: MemoryAttestationAgent;
+let aaService: StartedService;
+let ttrpc: TtrpcClient;
+let grpc: GrpcTransport;
+const kek = randomBytes(32);
+const secret = Buffer.from('a resource only the broker holds');
+let digests: string[];
+
+const pullRequest = (image: string, bundle: string) => new ProtoWriter().string(1, image).string(2, bundle).finish();
+
+async function pullOver(t: RpcTransport, image: string, bundle: string): Promise<string> {
+  return ProtoReader.decode(await t.unary('api.ImagePullService', 'PullImage', pullRequest(image, bundle), { timeoutMs: 60_000 })).string(1);
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'image-ts-serve-'));
+  registry = await startRegistry('open', { parentDir: dir });
+  digests = [];
+  for (let i = 0; i < 4; i++) digests.push((await registry.pushImage('serve/app', `v${i}`, smallImage(i < 2 ? 'shared\n' : `own ${i}\n`))).manifestDigest);
+  aa = new MemoryAttestationAgent();
+  aaService = await startAttestationAgentService('ttrpc', aa);
+  const resources = join(dir, 'resources.json');
+  await writeFile(resources, JSON.stringify({ 'default/key/1': kek.toString('base64'), 'default/secret/1': secret.toString('base64') }));
+  const config = join(dir, 'config.json');
+  await writeFile(config, JSON.stringify({
+    key_broker: { kind: 'offline-fs', files: [resources] },
+    attestation_agent: { address: aaService.target, transport: 'ttrpc' },
+  }));
+  server = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/adapters/inbound/cli/bin.ts'), 'serve',
+    '--cdh-ttrpc', `unix://${join(dir, 'cdh.sock')}`, '--cdh-grpc', `unix://${join(dir, 'cdh-grpc.sock')}`,
+    '--work-dir', join(dir, 'work'), '--insecure-registry', registry.host, '--snapshotter', 'overlay', '--config', config], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    server.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes('"event":"serving"')) resolve();
+    });
+    server.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
+  });
+  ttrpc = new TtrpcClient(`unix://${join(dir, 'cdh.sock')}`);
+  grpc = new GrpcTransport(`unix://${join(dir, 'cdh-grpc.sock')}`);
+});
+
+after(async () => {
+  ttrpc?.close();
+  grpc?.close();
+  if (server && server.exitCode === null) server.kill('SIGKILL');
+  await aaService?.stop();
+  await registry?.stop();
+  unmountBelow(dir);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('image-ts serve: the CDH API', () => {
+  it('PullImage over ttrpc and over gRPC gives a bundle and the manifest digest, and measures each pull', async () => {
+    const image = `${registry.host}/serve/app:v0`;
+    assert.equal(await pullOver(ttrpc, image, join(dir, 'b-ttrpc')), digests[0]);
+    assert.equal(await pullOver(grpc, image, join(dir, 'b-grpc')), digests[0]);
+    for (const b of ['b-ttrpc', 'b-grpc']) {
+      assert.equal(await readFile(join(dir, b, 'rootfs', 'hello.txt'), 'utf8'), 'shared\n');
+      assert.ok(existsSync(join(dir, b, 'config.json')));
+    }
+    const events = aa.measurements.filter((m) => m.operation === 'PullImage').map((m) => JSON.parse(m.content) as { image: string; digest: string });
+    assert.deepEqual(events.slice(0, 2), [{ image, digest: digests[0] }, { image, digest: digests[0] }], 'a cache hit is measured too');
+  });
+
+  it('serves eight concurrent pulls of images that share layers', async () => {
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+      pullOver(i % 2 ? grpc : ttrpc, `${registry.host}/serve/app:v${i % 4}`, join(dir, `b-par-${i}`))));
+    assert.deepEqual(results, Array.from({ length: 8 }, (_, i) => digests[i % 4]));
+    for (let i = 0; i < 8; i++) {
+      assert.equal(await readFile(join(dir, `b-par-${i}`, 'rootfs', 'hello.txt'), 'utf8'), i % 4 < 2 ? 'shared\n' : `own ${i % 4}\n`);
+    }
+  });
+
+  it('maps failures to gRPC statuses with the image-ts code in the message', async () => {
+    const status = (s: number, c: string) => (e: unknown): boolean => e instanceof RpcError && e.status === s && e.message.startsWith(`${c}: `);
+    await assert.rejects(pullOver(ttrpc, `${registry.host}/serve/missing:v1`, join(dir, 'b-missing')), status(RpcStatus.NOT_FOUND, 'NOT_FOUND'));
+    await assert.rejects(pullOver(grpc, 'NOT A REFERENCE', join(dir, 'b-bad')), status(RpcStatus.INVALID_ARGUMENT, 'INVALID_REFERENCE'));
+    await assert.rejects(pullOver(ttrpc, `${registry.host}/serve/app:v0`, join(dir, 'b-ttrpc')), status(RpcStatus.ALREADY_EXISTS, 'BUNDLE_EXISTS'));
+    await assert.rejects(grpc.unary('api.ImagePullService', 'PullImage', pullRequest('', '')), status(RpcStatus.INVALID_ARGUMENT, 'INVALID_ARGUMENT'));
+    assert.equal(existsSync(join(dir, 'b-missing')), false);
+  });
+
+  it('GetResource and UnWrapKey answer from the key broker', async () => {
+    const got = ProtoReader.decode(await ttrpc.unary('api.GetResourceService', 'GetResource', singleString('kbs:///default/secret/1'))).bytes(1);
+    assert.deepEqual(Buffer.from(got), secret);
+    await assert.rejects(grpc.unary('api.GetResourceService', 'GetResource', singleString('kbs:///default/secret/none')),
+      (e: unknown) => e instanceof RpcError && e.status === RpcStatus.PERMISSION_DENIED && /KEY_BROKER_DENIED/.test(e.message));
+    const privopts = Buffer.from('{"symkey":"x"}');
+    const input = keyUnwrapInput(annotationPacket(kek, privopts, 'kbs:///default/key/1'), EMPTY_DECRYPT_CONFIG);
+    for (const t of [ttrpc, grpc]) {
+      const out = ProtoReader.decode(await t.unary('keyprovider.KeyProviderService', 'UnWrapKey', singleBytes(input))).bytes(1);
+      assert.deepEqual(parseKeyUnwrapOutput(Buffer.from(out), 'serve'), privopts);
+      assert.match(Buffer.from(out).toString(), /"optsdata":\[/, 'integer arrays, which Rust and Go clients both read');
+    }
+  });
+
+  it('logs one JSON object per line, and no secret', () => {
+    const lines = stderr.trim().split('\n');
+    for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), line);
+    assert.ok(!stderr.includes(kek.toString('base64')) && !stderr.includes(secret.toString()));
+  });
+
+  it('stops on SIGTERM, removing its sockets', async () => {
+    const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+    server.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.equal(existsSync(join(dir, 'cdh.sock')), false);
+    assert.equal(existsSync(join(dir, 'cdh-grpc.sock')), false);
+  });
+});
