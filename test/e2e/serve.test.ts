@@ -26,6 +26,9 @@ import { MemoryAttestationAgent } from '../mocks/memory-attestation-agent.js';
  */
 let dir: string;
 let registry: StartedRegistry;
+let secured: StartedRegistry;
+let securedDigest: string;
+let cri: GrpcTransport;
 let server: ChildProcess;
 let stderr = '';
 let aa: MemoryAttestationAgent;
@@ -47,6 +50,8 @@ before(async () => {
   registry = await startRegistry('open', { parentDir: dir });
   digests = [];
   for (let i = 0; i < 4; i++) digests.push((await registry.pushImage('serve/app', `v${i}`, smallImage(i < 2 ? 'shared\n' : `own ${i}\n`))).manifestDigest);
+  secured = await startRegistry('tls-htpasswd', { parentDir: dir, username: 'pod', password: 'pull-secret-pw' });
+  securedDigest = (await secured.pushImage('private/app', 'v1', smallImage('private\n'))).manifestDigest;
   aa = new MemoryAttestationAgent();
   aaService = await startAttestationAgentService('ttrpc', aa);
   const resources = join(dir, 'resources.json');
@@ -58,6 +63,7 @@ before(async () => {
   }));
   server = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/adapters/inbound/cli/bin.ts'), 'serve',
     '--cdh-ttrpc', `unix://${join(dir, 'cdh.sock')}`, '--cdh-grpc', `unix://${join(dir, 'cdh-grpc.sock')}`,
+    '--cri', `unix://${join(dir, 'cri.sock')}`, '--ca-file', secured.caFile!,
     '--work-dir', join(dir, 'work'), '--insecure-registry', registry.host, '--snapshotter', 'overlay', '--config', config], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     server.stderr!.on('data', (d: Buffer) => {
@@ -68,11 +74,14 @@ before(async () => {
   });
   ttrpc = new TtrpcClient(`unix://${join(dir, 'cdh.sock')}`);
   grpc = new GrpcTransport(`unix://${join(dir, 'cdh-grpc.sock')}`);
+  cri = new GrpcTransport(`unix://${join(dir, 'cri.sock')}`);
 });
 
 after(async () => {
   ttrpc?.close();
   grpc?.close();
+  cri?.close();
+  await secured?.stop();
   if (server && server.exitCode === null) server.kill('SIGKILL');
   await aaService?.stop();
   await registry?.stop();
@@ -131,11 +140,52 @@ describe('image-ts serve: the CDH API', () => {
     assert.ok(!stderr.includes(kek.toString('base64')) && !stderr.includes(secret.toString()));
   });
 
+  it('CRI: PullImage with a pod pull secret, ImageStatus, ListImages, RemoveImage, ImageFsInfo', async () => {
+    const image = `${secured.host}/private/app:v1`;
+    const spec = (ref: string) => new ProtoWriter().string(1, ref);
+    const call = (method: string, body: ProtoWriter) => cri.unary('runtime.v1.ImageService', method, body.finish(), { timeoutMs: 60_000 });
+    await assert.rejects(call('PullImage', new ProtoWriter().message(1, spec(image))),
+      (e: unknown) => e instanceof RpcError && e.status === RpcStatus.UNAUTHENTICATED && e.message.startsWith('UNAUTHORIZED: '));
+    const withUser = new ProtoWriter().message(1, spec(image)).message(2, new ProtoWriter().string(1, 'pod').string(2, 'pull-secret-pw'));
+    const imageRef = ProtoReader.decode(await call('PullImage', withUser)).string(1);
+    assert.match(imageRef, /^sha256:[0-9a-f]{64}$/);
+    const withAuth = new ProtoWriter().message(1, spec(image)).message(2, new ProtoWriter().string(3, Buffer.from('pod:pull-secret-pw').toString('base64')));
+    assert.equal(ProtoReader.decode(await call('PullImage', withAuth)).string(1), imageRef, 'the auth form, and the same id again');
+
+    for (const query of [image, imageRef, `${secured.host}/private/app@${securedDigest}`]) {
+      const status = ProtoReader.decode(await call('ImageStatus', new ProtoWriter().message(1, spec(query)).bool(2, true)));
+      const img = status.message(1)!;
+      assert.equal(img.string(1), imageRef, `ImageStatus(${query}).id is PullImage's image_ref`);
+      assert.deepEqual(img.repeatedStrings(2), [image]);
+      assert.deepEqual(img.repeatedStrings(3), [`${secured.host}/private/app@${securedDigest}`]);
+      assert.ok(img.safeNumber(4) > 0);
+      assert.equal(JSON.parse(status.map(2).get('info')!).manifestDigest, securedDigest);
+    }
+    const absent = ProtoReader.decode(await call('ImageStatus', new ProtoWriter().message(1, spec(`${secured.host}/private/none:v1`))));
+    assert.equal(absent.has(1), false, 'an absent image is OK with no image');
+
+    const listed = ProtoReader.decode(await call('ListImages', new ProtoWriter().message(1, new ProtoWriter().message(1, spec(image))))).messages(1);
+    assert.deepEqual(listed.map((i) => i.string(1)), [imageRef]);
+    const all = ProtoReader.decode(await call('ListImages', new ProtoWriter())).messages(1);
+    // v0 and v1 are one image (same bytes) under two tags; v2, v3 and the private one make four.
+    assert.equal(all.length, 4, 'the CDH pulls are listed too');
+
+    const fs = ProtoReader.decode(await call('ImageFsInfo', new ProtoWriter())).messages(1)[0]!;
+    assert.ok(fs.has(1), 'a timestamp (nanoseconds, beyond 2^53)');
+    assert.equal(fs.message(2)?.string(1), join(dir, 'work'));
+    assert.ok((fs.message(3)?.safeNumber(1) ?? 0) > 0);
+
+    await call('RemoveImage', new ProtoWriter().message(1, spec(imageRef)));
+    await call('RemoveImage', new ProtoWriter().message(1, spec(imageRef)));
+    assert.equal(ProtoReader.decode(await call('ImageStatus', new ProtoWriter().message(1, spec(image)))).has(1), false);
+  });
+
   it('stops on SIGTERM, removing its sockets', async () => {
     const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
     server.kill('SIGTERM');
     assert.equal(await exited, 0);
     assert.equal(existsSync(join(dir, 'cdh.sock')), false);
     assert.equal(existsSync(join(dir, 'cdh-grpc.sock')), false);
+    assert.equal(existsSync(join(dir, 'cri.sock')), false);
   });
 });

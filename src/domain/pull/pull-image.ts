@@ -125,6 +125,21 @@ export interface VerifyResult {
   readonly refusal: { readonly code: ErrorCode; readonly message: string } | undefined;
 }
 
+interface Lease {
+  readonly id: string;
+  held: boolean;
+}
+
+export type StorePullRequest = Omit<PullRequest, 'bundle' | 'snapshotter'>;
+
+export interface StorePullResult {
+  readonly reference: string;
+  readonly manifestDigest: string;
+  readonly indexDigest?: string | undefined;
+  readonly configDigest: string;
+  readonly layers: readonly PulledLayer[];
+}
+
 /** What decrypting one layer needs, found before any of its bytes are fetched. */
 interface LayerSecret {
   readonly encryption: LayerEncryption;
@@ -169,35 +184,9 @@ export class PullImage {
     const bundlePath = this.deps.bundles.resolve(request.bundle);
     const { rootfs, createdDir } = await this.deps.bundles.create(bundlePath);
     let snapshot: SnapshotRecord | undefined;
-    const leaseId = randomUUID();
-    let leased = false;
+    const lease: Lease = { id: randomUUID(), held: false };
     try {
-      const source = await factory.open(target, { credentials: request.credentials, signal: request.signal });
-      let resolved: ResolvedImage;
-      let layers: { committed: CommittedLayer; pulled: PulledLayer }[];
-      try {
-        resolved = await this.resolve(source, target, request);
-        // Before the store is consulted: a cached image must pass today's policy too.
-        await this.deps.policy?.check(this.policySubject(target, source, resolved, request.signal), isEncryptedImage(resolved), ImageTarget.canonicalName(target));
-        request.onProgress?.({
-          type: 'resolved',
-          reference: ImageTarget.canonicalName(target),
-          manifestDigest: resolved.manifestDigest.toString(),
-          layers: resolved.manifest.layers.length,
-        });
-        // Before any layer is looked up: gc must not take what this pull is about to use.
-        const diffIds = resolved.config.diffIds.map((d) => d.toString());
-        await this.deps.metadata.update((state) => {
-          state.leases[leaseId] = { layers: diffIds, expiresAt: new Date(this.deps.clock().getTime() + LEASE_MS).toISOString() };
-        });
-        leased = true;
-        layers = await this.fetchLayers(source, resolved, request);
-      } finally {
-        await source.close();
-      }
-
-      const name = ImageTarget.canonicalName(target);
-      await this.recordImage(name, resolved, layers.map((l) => l.committed));
+      const { name, resolved, layers } = await this.fetchImage(target, factory, request, lease);
 
       const snapshotId = createHash('sha256').update(`${bundlePath}\0${this.deps.clock().toISOString()}`).digest('hex').slice(0, 32);
       snapshot = await snapshotter.prepare(snapshotId, layers.map((l) => l.committed), rootfs);
@@ -211,11 +200,7 @@ export class PullImage {
       await this.deps.bundles.writeConfig(bundlePath, spec);
 
       // Before the bundle is recorded: a measurement that fails undoes the bundle, like any failure.
-      await this.deps.attestation?.extendRuntimeMeasurement({
-        domain: PULL_MEASUREMENT_DOMAIN,
-        operation: PULL_MEASUREMENT_OPERATION,
-        content: JSON.stringify({ image: request.image, digest: resolved.manifestDigest.toString() }),
-      }, request.signal);
+      await this.measure(request.image, resolved, request.signal);
       const finalSnapshot = snapshot;
       await this.deps.metadata.update((state) => {
         state.bundles[bundlePath] = {
@@ -228,9 +213,9 @@ export class PullImage {
           createdAt: this.deps.clock().toISOString(),
         };
         // The bundle record now holds the layers; the lease has done its job.
-        delete state.leases[leaseId];
+        delete state.leases[lease.id];
       });
-      leased = false;
+      lease.held = false;
       request.onProgress?.({ type: 'done', manifestDigest: resolved.manifestDigest.toString() });
       return {
         reference: name,
@@ -245,13 +230,88 @@ export class PullImage {
     } catch (err) {
       if (snapshot) await snapshotter.remove(snapshot).catch((e: unknown) => this.warnCleanup('snapshot', e));
       await this.deps.bundles.remove(bundlePath, createdDir).catch((e: unknown) => this.warnCleanup('bundle', e));
-      if (leased) {
-        await this.deps.metadata.update((state) => {
-          delete state.leases[leaseId];
-        }).catch((e: unknown) => this.warnCleanup('lease', e));
-      }
+      await this.releaseLease(lease);
       throw asImageTsError(err);
     }
+  }
+
+  /**
+   * Pull into the store only, with no bundle: what CRI's PullImage asks. The
+   * image is recorded and its layers are referenced by it; policy, keys and
+   * measurement are as for a bundle pull.
+   */
+  async pullToStore(request: StorePullRequest): Promise<StorePullResult> {
+    const target = ImageTarget.parse(request.image);
+    const factory = this.deps.sources.find((s) => s.supports(target));
+    if (!factory) throw new UnsupportedError(`no image source handles ${request.image}`);
+    const lease: Lease = { id: randomUUID(), held: false };
+    try {
+      const { name, resolved, layers } = await this.fetchImage(target, factory, { ...request, bundle: '' }, lease);
+      await this.measure(request.image, resolved, request.signal);
+      await this.releaseLease(lease);
+      return {
+        reference: name,
+        manifestDigest: resolved.manifestDigest.toString(),
+        indexDigest: resolved.indexDigest?.toString(),
+        configDigest: resolved.configDigest.toString(),
+        layers: layers.map((l) => l.pulled),
+      };
+    } catch (err) {
+      await this.releaseLease(lease);
+      throw asImageTsError(err);
+    }
+  }
+
+  /** Resolve, judge, lease and fetch every layer, then record the image. Shared by both kinds of pull. */
+  private async fetchImage(
+    target: ImageTarget,
+    factory: ImageSourceFactory,
+    request: PullRequest,
+    lease: Lease,
+  ): Promise<{ name: string; resolved: ResolvedImage; layers: { committed: CommittedLayer; pulled: PulledLayer }[] }> {
+    const source = await factory.open(target, { credentials: request.credentials, signal: request.signal });
+    let resolved: ResolvedImage;
+    let layers: { committed: CommittedLayer; pulled: PulledLayer }[];
+    try {
+      resolved = await this.resolve(source, target, request);
+      // Before the store is consulted: a cached image must pass today's policy too.
+      await this.deps.policy?.check(this.policySubject(target, source, resolved, request.signal), isEncryptedImage(resolved), ImageTarget.canonicalName(target));
+      request.onProgress?.({
+        type: 'resolved',
+        reference: ImageTarget.canonicalName(target),
+        manifestDigest: resolved.manifestDigest.toString(),
+        layers: resolved.manifest.layers.length,
+      });
+      // Before any layer is looked up: gc must not take what this pull is about to use.
+      const diffIds = resolved.config.diffIds.map((d) => d.toString());
+      await this.deps.metadata.update((state) => {
+        state.leases[lease.id] = { layers: diffIds, expiresAt: new Date(this.deps.clock().getTime() + LEASE_MS).toISOString() };
+      });
+      lease.held = true;
+      layers = await this.fetchLayers(source, resolved, request);
+    } finally {
+      await source.close();
+    }
+    const name = ImageTarget.canonicalName(target);
+    await this.recordImage(name, resolved, layers.map((l) => l.committed));
+    return { name, resolved, layers };
+  }
+
+  private async measure(image: string, resolved: ResolvedImage, signal: AbortSignal | undefined): Promise<void> {
+    await this.deps.attestation?.extendRuntimeMeasurement({
+      domain: PULL_MEASUREMENT_DOMAIN,
+      operation: PULL_MEASUREMENT_OPERATION,
+      content: JSON.stringify({ image, digest: resolved.manifestDigest.toString() }),
+    }, signal);
+  }
+
+  private async releaseLease(lease: Lease): Promise<void> {
+    if (!lease.held) return;
+    await this.deps.metadata.update((state) => {
+      delete state.leases[lease.id];
+    }).then(() => {
+      lease.held = false;
+    }, (e: unknown) => this.warnCleanup('lease', e));
   }
 
   /** Evaluates the policy and admission for an image without fetching any layer. */
@@ -610,6 +670,7 @@ export class PullImage {
         })),
         size: image.manifest.layers.reduce((n, l) => n + l.size, image.manifest.config.size),
         pulledAt: now,
+        ...(image.config.config?.User ? { user: image.config.config.User } : {}),
       };
       state.images[manifestDigest] = record;
       for (const layer of committed) {

@@ -21,6 +21,8 @@ export interface ImageRecord {
   /** Compressed bytes as the manifest states them. */
   readonly size: number;
   readonly pulledAt: string;
+  /** The config's User, as written (`name`, `uid`, `uid:gid`). */
+  readonly user?: string | undefined;
 }
 
 export interface LayerRecord {

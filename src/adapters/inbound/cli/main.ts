@@ -21,7 +21,8 @@ const USAGE = `usage:
                 [--decryption-key KEY]... [--policy FILE|URI] [--registries-d DIR]...
                 [--snapshotter overlay|copy] [--max-concurrent-layers N] [--json] [--quiet]
   image-ts verify IMAGE [--policy FILE|URI] [--registries-d DIR]... [registry options as for pull] [--json]
-  image-ts serve [--cdh-ttrpc unix:///PATH]... [--cdh-grpc unix:///PATH|HOST:PORT]... [--log-level debug|info|warn|error]
+  image-ts serve [--cdh-ttrpc unix:///PATH]... [--cdh-grpc unix:///PATH|HOST:PORT]... [--cri unix:///PATH]...
+                [--log-level debug|info|warn|error]
                 [pull options: --work-dir, --config, --policy, --snapshotter, ...]
   image-ts list [--work-dir DIR] [--json]
   image-ts inspect IMAGE [--work-dir DIR] [--json]
@@ -48,6 +49,7 @@ const OPTIONS = {
   'registries-d': { type: 'string', multiple: true },
   'cdh-ttrpc': { type: 'string', multiple: true },
   'cdh-grpc': { type: 'string', multiple: true },
+  cri: { type: 'string', multiple: true },
   'log-level': { type: 'string' },
   snapshotter: { type: 'string' },
   'max-concurrent-layers': { type: 'string' },
@@ -65,7 +67,7 @@ const COMMAND_FLAGS: Readonly<Record<string, readonly (keyof Flags)[]>> = {
   pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
   verify: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'policy', 'registries-d', 'json', 'quiet'],
   serve: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'decryption-key', 'policy', 'registries-d',
-    'snapshotter', 'max-concurrent-layers', 'cdh-ttrpc', 'cdh-grpc', 'log-level'],
+    'snapshotter', 'max-concurrent-layers', 'cdh-ttrpc', 'cdh-grpc', 'cri', 'log-level'],
   list: ['work-dir', 'config', 'json', 'quiet'],
   inspect: ['work-dir', 'config', 'json', 'quiet'],
   rm: ['work-dir', 'config', 'json', 'quiet'],
@@ -205,7 +207,7 @@ async function run(argv: string[]): Promise<void> {
         process.once('SIGTERM', () => resolve());
         process.once('SIGINT', () => resolve());
       });
-      await serve(container, { cdhTtrpc: flags['cdh-ttrpc'] ?? [], cdhGrpc: flags['cdh-grpc'] ?? [] }, logger, stop);
+      await serve(container, { cdhTtrpc: flags['cdh-ttrpc'] ?? [], cdhGrpc: flags['cdh-grpc'] ?? [], cri: flags.cri ?? [] }, logger, stop);
       return;
     }
     case 'pull': {

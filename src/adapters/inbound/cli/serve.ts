@@ -9,6 +9,11 @@ import { listenGrpc, type GrpcServerHandle } from '../../outbound/rpc/grpc.js';
 import { TtrpcServer, ttrpcSocketPath } from '../../outbound/rpc/ttrpc.js';
 import { Tokens } from '../../wiring/tokens.js';
 import { cdhServices } from '../rpc/cdh-services.js';
+import { criServices } from '../rpc/cri-services.js';
+import { Digest } from '../../../domain/image/digest.js';
+import type { ManageImages } from '../../../domain/store/manage-images.js';
+import { MetadataStoreToken, type MetadataStore } from '../../../ports/store/metadata-store.js';
+import type { Settings } from '../../wiring/image-config-file.js';
 
 const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
@@ -30,6 +35,8 @@ export class JsonLogger implements Logger {
 export interface ServeEndpoints {
   readonly cdhTtrpc: readonly string[];
   readonly cdhGrpc: readonly string[];
+  /** Kubernetes CRI ImageService, gRPC on a unix socket. */
+  readonly cri: readonly string[];
 }
 
 /**
@@ -38,8 +45,8 @@ export interface ServeEndpoints {
  * its sockets.
  */
 export async function serve(container: Container, endpoints: ServeEndpoints, logger: Logger, stop: Promise<void>): Promise<void> {
-  if (endpoints.cdhTtrpc.length + endpoints.cdhGrpc.length === 0) {
-    throw new UsageError('serve needs at least one of --cdh-ttrpc unix:///PATH, --cdh-grpc unix:///PATH|HOST:PORT');
+  if (endpoints.cdhTtrpc.length + endpoints.cdhGrpc.length + endpoints.cri.length === 0) {
+    throw new UsageError('serve needs at least one of --cdh-ttrpc unix:///PATH, --cdh-grpc unix:///PATH|HOST:PORT, --cri unix:///PATH');
   }
   await container.get<LayerStore>(LayerStoreToken).cleanStaging();
   const services = cdhServices({
@@ -56,7 +63,29 @@ export async function serve(container: Container, endpoints: ServeEndpoints, log
       ttrpc.push({ server, path: ttrpcSocketPath(target) });
     }
     for (const target of endpoints.cdhGrpc) grpc.push(await listenGrpc(target, services));
-    logger.log('info', 'serving', { cdhTtrpc: endpoints.cdhTtrpc, cdhGrpc: grpc.map((g) => g.target) });
+    if (endpoints.cri.length) {
+      const layers = container.get<LayerStore>(LayerStoreToken);
+      const metadata = container.get<MetadataStore>(MetadataStoreToken);
+      const cri = criServices({
+        pull: container.get<PullImage>(Tokens.PullImage),
+        manage: container.get<ManageImages>(Tokens.ManageImages),
+        metadata,
+        workDir: container.get<Settings>(Tokens.Settings).workDir,
+        usage: async () => {
+          let bytes = 0;
+          let inodes = 0;
+          for (const diffId of Object.keys((await metadata.read()).layers)) {
+            const layer = await layers.get(Digest.parse(diffId));
+            bytes += layer?.size ?? 0;
+            inodes += layer?.entries ?? 0;
+          }
+          return { bytes, inodes };
+        },
+        logger,
+      });
+      for (const target of endpoints.cri) grpc.push(await listenGrpc(target, cri));
+    }
+    logger.log('info', 'serving', { cdhTtrpc: endpoints.cdhTtrpc, cdhGrpc: endpoints.cdhGrpc, cri: endpoints.cri });
     await stop;
     logger.log('info', 'stopping', {});
   } finally {
