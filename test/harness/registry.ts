@@ -32,6 +32,8 @@ export interface StartOptions {
   readonly password?: string;
   /** Where the registry's temporary dir goes (e.g. a tmpfs); the system temp dir otherwise. */
   readonly parentDir?: string;
+  /** Keep the registry's access log in logs(), to count requests. */
+  readonly accessLog?: boolean;
 }
 
 /** What pushImage needs; test/helpers' BuiltImage fits it. */
@@ -269,7 +271,7 @@ async function start(
 
   const config: Record<string, unknown> = {
     version: '0.1',
-    log: { level: 'warn', accesslog: { disabled: true } },
+    log: { level: 'warn', accesslog: { disabled: opts.accessLog !== true } },
     storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: true } },
     http: { addr: host, secret: randomBytes(16).toString('hex') },
   };

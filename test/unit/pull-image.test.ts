@@ -197,3 +197,30 @@ describe('PullImage', () => {
     assert.equal(await t.layers.get(Digest.parse(a.layers[0]!.diffId)), undefined);
   });
 });
+
+describe('PullImage global download bound', () => {
+  it('maxConcurrentDownloads bounds layer downloads across concurrent pulls', async () => {
+    const t = setup();
+    const bounded = new PullImage(
+      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0) },
+      { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 3, maxConcurrentDownloads: 1 },
+    );
+    let active = 0;
+    let peak = 0;
+    const stage = t.layers.stage.bind(t.layers);
+    t.layers.stage = async (diffId) => {
+      const w = await stage(diffId);
+      active++;
+      peak = Math.max(peak, active);
+      const done = <T>(p: Promise<T>): Promise<T> => p.finally(() => active--);
+      return { sink: w.sink, commit: () => done(w.commit()), abort: () => done(w.abort()) };
+    };
+    const a = buildImage({ layers: [{ tar: tarOf([file('a1', '1')]) }, { tar: tarOf([file('a2', '2')]) }] });
+    const b = buildImage({ layers: [{ tar: tarOf([file('b1', '1')]) }, { tar: tarOf([file('b2', '2')]) }] });
+    t.publish('example.com/a', 'v1', a);
+    t.publish('example.com/b', 'v1', b);
+    await Promise.all([bounded.execute({ image: 'example.com/a:v1', bundle: '/ba' }), bounded.execute({ image: 'example.com/b:v1', bundle: '/bb' })]);
+    assert.equal(peak, 1);
+    for (const l of [...a.layers, ...b.layers]) assert.ok(await t.layers.get(Digest.parse(l.diffId)));
+  });
+});

@@ -97,6 +97,7 @@ function useCases(): ContainerModule {
           hostPlatform: settings.platform ? Platform.parse(settings.platform) : Platform.fromNode(process.platform, process.arch),
           defaultSnapshotter: settings.snapshotter,
           maxConcurrentLayers: settings.maxConcurrentLayers,
+          maxConcurrentDownloads: settings.maxConcurrentDownloads,
         },
       );
     }).inSingletonScope();

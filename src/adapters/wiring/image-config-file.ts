@@ -31,6 +31,10 @@ export interface Settings {
   /** registries.d directories for simple-signing lookaside, or inline YAML. */
   registriesD: { readonly dirs: readonly string[] } | { readonly inline: string } | undefined;
   admission: AdmissionSettings;
+  /** Layer downloads at once across all pulls of a process (serve); undefined: only the per-image bound. */
+  maxConcurrentDownloads: number | undefined;
+  /** `serve` endpoints from the config file; flags add to them. */
+  serve: { readonly cdhTtrpc: readonly string[]; readonly cdhGrpc: readonly string[]; readonly cri: readonly string[] } | undefined;
 }
 
 export type AdmissionSettings = Admission;
@@ -200,6 +204,24 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
         if (!('sigstore_config_uri' in doc)) out.registriesD = { inline: str(key) };
         break;
       case 'image_admission': out.admission = admissionSettings(value); break;
+      case 'max_concurrent_layer_downloads': {
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 256) {
+          throw new ConfigFileError(`${key} must be an integer from 1 to 256`);
+        }
+        out.maxConcurrentDownloads = value;
+        break;
+      }
+      case 'serve': {
+        if (!isObject(value)) throw new ConfigFileError('serve must be an object of endpoint lists');
+        const list = (k: string): string[] => {
+          const v = value[k] ?? [];
+          if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) throw new ConfigFileError(`serve.${k} must be an array of addresses`);
+          return v as string[];
+        };
+        for (const k of Object.keys(value)) if (!['cdh_ttrpc', 'cdh_grpc', 'cri'].includes(k)) throw new ConfigFileError(`serve.${k} is not a known key (cdh_ttrpc, cdh_grpc, cri)`);
+        out.serve = { cdhTtrpc: list('cdh_ttrpc'), cdhGrpc: list('cdh_grpc'), cri: list('cri') };
+        break;
+      }
       default:
         if (NOT_YET[key]) throw new ConfigFileError(`${key} (${NOT_YET[key]}) is not supported by this build yet; remove it rather than run without it`);
         if (!IGNORED.has(key)) warn(`config file ${path}: unknown key ${key} ignored`);

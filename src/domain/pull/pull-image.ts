@@ -84,6 +84,8 @@ export interface PullImageOptions {
   /** Undefined: the first snapshotter that is available here, in binding order. */
   readonly defaultSnapshotter?: SnapshotterName | undefined;
   readonly maxConcurrentLayers: number;
+  /** Layer downloads at once across every pull of this process (a service's bound); unbounded when undefined. */
+  readonly maxConcurrentDownloads?: number | undefined;
 }
 
 export interface PullImageDeps {
@@ -169,11 +171,14 @@ function isEncryptedImage(image: ResolvedImage): boolean {
 export class PullImage {
   /** Layers being produced right now, by diff_id, so concurrent pulls fetch each once. */
   private readonly inFlight = new SingleFlight<CommittedLayer>();
+  private readonly downloads: Limiter | undefined;
 
   constructor(
     private readonly deps: PullImageDeps,
     private readonly options: PullImageOptions,
-  ) {}
+  ) {
+    this.downloads = options.maxConcurrentDownloads ? new Limiter(options.maxConcurrentDownloads) : undefined;
+  }
 
   async execute(request: PullRequest): Promise<PullResult> {
     const target = ImageTarget.parse(request.image);
@@ -510,7 +515,10 @@ export class PullImage {
       }
       const key = diffId.toString();
       const flight = this.inFlight.do(key, () =>
-        limiter.run(() => this.produceLayer(source, desc, diffId, secret, compression, signal, machine, request)),
+        limiter.run(() => {
+          const produce = (): Promise<CommittedLayer> => this.produceLayer(source, desc, diffId, secret, compression, signal, machine, request);
+          return this.downloads ? this.downloads.run(produce) : produce();
+        }),
       );
       if (flight.shared) machine.to('shared');
       const committed = await flight.promise;

@@ -129,6 +129,8 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     policy: flags.policy !== undefined ? { uri: flags.policy } : file.policy,
     registriesD: flags['registries-d'] !== undefined ? { dirs: flags['registries-d'] } : file.registriesD,
     admission: file.admission ?? DEFAULT_ADMISSION,
+    maxConcurrentDownloads: file.maxConcurrentDownloads,
+    serve: file.serve,
   };
 }
 
@@ -207,7 +209,12 @@ async function run(argv: string[]): Promise<void> {
         process.once('SIGTERM', () => resolve());
         process.once('SIGINT', () => resolve());
       });
-      await serve(container, { cdhTtrpc: flags['cdh-ttrpc'] ?? [], cdhGrpc: flags['cdh-grpc'] ?? [], cri: flags.cri ?? [] }, logger, stop);
+      const fromFile = settings.serve;
+      await serve(container, {
+        cdhTtrpc: [...(fromFile?.cdhTtrpc ?? []), ...(flags['cdh-ttrpc'] ?? [])],
+        cdhGrpc: [...(fromFile?.cdhGrpc ?? []), ...(flags['cdh-grpc'] ?? [])],
+        cri: [...(fromFile?.cri ?? []), ...(flags.cri ?? [])],
+      }, logger, stop);
       return;
     }
     case 'pull': {
