@@ -27,6 +27,7 @@ import { MemoryAttestationAgent } from '../mocks/memory-attestation-agent.js';
 let dir: string;
 let registry: StartedRegistry;
 let secured: StartedRegistry;
+let tokenRegistry: StartedRegistry;
 let securedDigest: string;
 let cri: GrpcTransport;
 let server: ChildProcess;
@@ -52,6 +53,8 @@ before(async () => {
   for (let i = 0; i < 4; i++) digests.push((await registry.pushImage('serve/app', `v${i}`, smallImage(i < 2 ? 'shared\n' : `own ${i}\n`))).manifestDigest);
   secured = await startRegistry('tls-htpasswd', { parentDir: dir, username: 'pod', password: 'pull-secret-pw' });
   securedDigest = (await secured.pushImage('private/app', 'v1', smallImage('private\n'))).manifestDigest;
+  tokenRegistry = await startRegistry('token', { parentDir: dir });
+  await tokenRegistry.pushImage('team/app', 'v1', smallImage('behind a token\n'));
   aa = new MemoryAttestationAgent();
   aaService = await startAttestationAgentService('ttrpc', aa);
   const resources = join(dir, 'resources.json');
@@ -63,7 +66,7 @@ before(async () => {
   }));
   server = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/adapters/inbound/cli/bin.ts'), 'serve',
     '--cdh-ttrpc', `unix://${join(dir, 'cdh.sock')}`, '--cdh-grpc', `unix://${join(dir, 'cdh-grpc.sock')}`,
-    '--cri', `unix://${join(dir, 'cri.sock')}`, '--ca-file', secured.caFile!,
+    '--cri', `unix://${join(dir, 'cri.sock')}`, '--ca-file', secured.caFile!, '--ca-file', tokenRegistry.caFile!,
     '--work-dir', join(dir, 'work'), '--insecure-registry', registry.host, '--snapshotter', 'overlay', '--config', config], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     server.stderr!.on('data', (d: Buffer) => {
@@ -82,6 +85,7 @@ after(async () => {
   grpc?.close();
   cri?.close();
   await secured?.stop();
+  await tokenRegistry?.stop();
   if (server && server.exitCode === null) server.kill('SIGKILL');
   await aaService?.stop();
   await registry?.stop();
@@ -212,6 +216,16 @@ describe('image-ts serve: the CDH API', () => {
     await call('RemoveImage', new ProtoWriter().message(1, spec(imageRef)));
     await call('RemoveImage', new ProtoWriter().message(1, spec(imageRef)));
     assert.equal(ProtoReader.decode(await call('ImageStatus', new ProtoWriter().message(1, spec(image)))).has(1), false);
+  });
+
+  it('CRI: PullImage through a bearer-token registry with the pod\'s credentials', async () => {
+    const call = (body: ProtoWriter) => cri.unary('runtime.v1.ImageService', 'PullImage', body.finish(), { timeoutMs: 60_000 });
+    const spec = new ProtoWriter().string(1, `${tokenRegistry.host}/team/app:v1`);
+    const before = tokenRegistry.tokenRequests();
+    await assert.rejects(call(new ProtoWriter().message(1, spec)), (e: unknown) => e instanceof RpcError && e.status === RpcStatus.UNAUTHENTICATED);
+    const ref = ProtoReader.decode(await call(new ProtoWriter().message(1, spec).message(2, new ProtoWriter().string(1, tokenRegistry.username!).string(2, tokenRegistry.password!)))).string(1);
+    assert.match(ref, /^sha256:[0-9a-f]{64}$/);
+    assert.ok(tokenRegistry.tokenRequests() > before, 'a token was issued for the pod credentials');
   });
 
   it('stops on SIGTERM, removing its sockets', async () => {
