@@ -34,7 +34,13 @@ export interface Settings {
   /** Layer downloads at once across all pulls of a process (serve); undefined: only the per-image bound. */
   maxConcurrentDownloads: number | undefined;
   /** `serve` endpoints from the config file; flags add to them. */
-  serve: { readonly cdhTtrpc: readonly string[]; readonly cdhGrpc: readonly string[]; readonly cri: readonly string[] } | undefined;
+  serve: {
+    readonly cdhTtrpc: readonly string[];
+    readonly cdhGrpc: readonly string[];
+    readonly cri: readonly string[];
+    /** The deadline of a call whose client sets none. */
+    readonly requestTimeoutSeconds?: number | undefined;
+  } | undefined;
 }
 
 export type AdmissionSettings = Admission;
@@ -218,8 +224,14 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
           if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) throw new ConfigFileError(`serve.${k} must be an array of addresses`);
           return v as string[];
         };
-        for (const k of Object.keys(value)) if (!['cdh_ttrpc', 'cdh_grpc', 'cri'].includes(k)) throw new ConfigFileError(`serve.${k} is not a known key (cdh_ttrpc, cdh_grpc, cri)`);
-        out.serve = { cdhTtrpc: list('cdh_ttrpc'), cdhGrpc: list('cdh_grpc'), cri: list('cri') };
+        for (const k of Object.keys(value)) {
+          if (!['cdh_ttrpc', 'cdh_grpc', 'cri', 'request_timeout_seconds'].includes(k)) throw new ConfigFileError(`serve.${k} is not a known key (cdh_ttrpc, cdh_grpc, cri, request_timeout_seconds)`);
+        }
+        const timeout = value['request_timeout_seconds'];
+        if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0) || timeout > 86400)) {
+          throw new ConfigFileError('serve.request_timeout_seconds must be a number of seconds from 0 to 86400');
+        }
+        out.serve = { cdhTtrpc: list('cdh_ttrpc'), cdhGrpc: list('cdh_grpc'), cri: list('cri'), requestTimeoutSeconds: timeout };
         break;
       }
       default:

@@ -34,7 +34,7 @@ IMAGE is a docker reference (docker:// optional) or oci:DIR[:REF].
 KEY is PATH, PATH:pass=PASSWORD, PATH:file=PASSWORD_FILE or provider:NAME[:PARAMS] (as skopeo).`;
 
 import { UsageError } from './usage-error.js';
-import { JsonLogger, serve } from './serve.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, JsonLogger, serve } from './serve.js';
 
 const OPTIONS = {
   'work-dir': { type: 'string' },
@@ -214,6 +214,7 @@ async function run(argv: string[]): Promise<void> {
         cdhTtrpc: [...(fromFile?.cdhTtrpc ?? []), ...(flags['cdh-ttrpc'] ?? [])],
         cdhGrpc: [...(fromFile?.cdhGrpc ?? []), ...(flags['cdh-grpc'] ?? [])],
         cri: [...(fromFile?.cri ?? []), ...(flags.cri ?? [])],
+        requestTimeoutMs: fromFile?.requestTimeoutSeconds !== undefined ? fromFile.requestTimeoutSeconds * 1000 : DEFAULT_REQUEST_TIMEOUT_MS,
       }, logger, stop);
       return;
     }

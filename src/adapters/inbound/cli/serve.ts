@@ -10,6 +10,7 @@ import { TtrpcServer, ttrpcSocketPath } from '../../outbound/rpc/ttrpc.js';
 import { Tokens } from '../../wiring/tokens.js';
 import { cdhServices } from '../rpc/cdh-services.js';
 import { criServices } from '../rpc/cri-services.js';
+import { withDeadline } from '../rpc/status.js';
 import { Digest } from '../../../domain/image/digest.js';
 import type { ManageImages } from '../../../domain/store/manage-images.js';
 import { MetadataStoreToken, type MetadataStore } from '../../../ports/store/metadata-store.js';
@@ -37,7 +38,12 @@ export interface ServeEndpoints {
   readonly cdhGrpc: readonly string[];
   /** Kubernetes CRI ImageService, gRPC on a unix socket. */
   readonly cri: readonly string[];
+  /** For calls whose client sets no deadline. */
+  readonly requestTimeoutMs: number;
 }
+
+/** Long enough for a multi-GB image on a slow link; a stuck call still ends. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30 * 60 * 1000;
 
 /**
  * Serves until `stop` resolves (SIGTERM, SIGINT): then it stops accepting,
@@ -49,11 +55,11 @@ export async function serve(container: Container, endpoints: ServeEndpoints, log
     throw new UsageError('serve needs at least one of --cdh-ttrpc unix:///PATH, --cdh-grpc unix:///PATH|HOST:PORT, --cri unix:///PATH');
   }
   await container.get<LayerStore>(LayerStoreToken).cleanStaging();
-  const services = cdhServices({
+  const services = withDeadline(cdhServices({
     pull: container.get<PullImage>(Tokens.PullImage),
     broker: container.get<KeyBroker>(KeyBrokerToken),
     logger,
-  });
+  }), endpoints.requestTimeoutMs);
   const ttrpc: { server: TtrpcServer; path: string }[] = [];
   const grpc: GrpcServerHandle[] = [];
   try {
@@ -66,7 +72,7 @@ export async function serve(container: Container, endpoints: ServeEndpoints, log
     if (endpoints.cri.length) {
       const layers = container.get<LayerStore>(LayerStoreToken);
       const metadata = container.get<MetadataStore>(MetadataStoreToken);
-      const cri = criServices({
+      const cri = withDeadline(criServices({
         pull: container.get<PullImage>(Tokens.PullImage),
         manage: container.get<ManageImages>(Tokens.ManageImages),
         metadata,
@@ -82,7 +88,7 @@ export async function serve(container: Container, endpoints: ServeEndpoints, log
           return { bytes, inodes };
         },
         logger,
-      });
+      }), endpoints.requestTimeoutMs);
       for (const target of endpoints.cri) grpc.push(await listenGrpc(target, cri));
     }
     logger.log('info', 'serving', { cdhTtrpc: endpoints.cdhTtrpc, cdhGrpc: endpoints.cdhGrpc, cri: endpoints.cri });

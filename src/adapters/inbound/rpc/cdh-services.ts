@@ -25,7 +25,7 @@ function handler(method: string, logger: Logger, body: RpcHandler): RpcHandler {
       logger.log('info', 'rpc', { method, ok: true, ms: Date.now() - started });
       return out;
     } catch (err) {
-      const e = rpcErrorOf(err, ctx.signal.aborted);
+      const e = rpcErrorOf(err, ctx.signal);
       logger.log('warn', 'rpc', { method, ok: false, status: e.status, message: e.message, ms: Date.now() - started });
       throw e;
     }

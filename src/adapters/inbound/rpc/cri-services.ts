@@ -97,7 +97,7 @@ function handler(method: string, logger: Logger, body: RpcHandler): RpcHandler {
     try {
       return await body(payload, ctx);
     } catch (err) {
-      const e = rpcErrorOf(err, ctx.signal.aborted);
+      const e = rpcErrorOf(err, ctx.signal);
       logger.log('warn', 'rpc', { method: `cri.${method}`, ok: false, status: e.status, message: e.message });
       throw e;
     }

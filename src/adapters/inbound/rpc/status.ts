@@ -1,5 +1,5 @@
 import { asImageTsError, type ErrorCode } from '../../../domain/errors.js';
-import { RpcError, RpcStatus, type RpcStatusCode } from '../../outbound/rpc/rpc.js';
+import { RpcError, RpcStatus, type RpcHandler, type RpcServices, type RpcStatusCode } from '../../outbound/rpc/rpc.js';
 
 const STATUS: Partial<Record<ErrorCode, RpcStatusCode>> = {
   INVALID_REFERENCE: RpcStatus.INVALID_ARGUMENT,
@@ -28,9 +28,26 @@ const STATUS: Partial<Record<ErrorCode, RpcStatusCode>> = {
  * image-ts code at the head of the message so clients can act on it. Never
  * by message text.
  */
-export function rpcErrorOf(err: unknown, aborted: boolean): RpcError {
+export function rpcErrorOf(err: unknown, signal: AbortSignal): RpcError {
   if (err instanceof RpcError) return err;
   const e = asImageTsError(err);
-  const status = aborted ? RpcStatus.CANCELLED : (STATUS[e.code] ?? RpcStatus.INTERNAL);
+  const timedOut = signal.aborted && signal.reason instanceof Error && signal.reason.name === 'TimeoutError';
+  const status = timedOut ? RpcStatus.DEADLINE_EXCEEDED : signal.aborted ? RpcStatus.CANCELLED : (STATUS[e.code] ?? RpcStatus.INTERNAL);
   return new RpcError(status, `${e.code}: ${e.message.replace(/\s*\n\s*/g, ' ')}`);
+}
+
+/**
+ * Every call gets a deadline: the client's (gRPC deadline, ttrpc
+ * timeout_nano) when it set one, this default otherwise, so that a stuck
+ * registry cannot hold a pull forever.
+ */
+export function withDeadline(services: RpcServices, defaultMs: number): RpcServices {
+  const out: Record<string, Record<string, RpcHandler>> = {};
+  for (const [service, methods] of Object.entries(services)) {
+    out[service] = {};
+    for (const [method, handler] of Object.entries(methods)) {
+      out[service][method] = (payload, ctx) => handler(payload, { ...ctx, signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(defaultMs)]) });
+    }
+  }
+  return out;
 }
