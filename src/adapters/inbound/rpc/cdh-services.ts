@@ -12,7 +12,7 @@ export const GET_RESOURCE_SERVICE = 'api.GetResourceService';
 export const KEY_PROVIDER_SERVICE = 'keyprovider.KeyProviderService';
 
 export interface CdhServiceDeps {
-  readonly pull: PullImage;
+  readonly pull: Pick<PullImage, 'execute'>;
   readonly broker: KeyBroker;
   readonly logger: Logger;
 }

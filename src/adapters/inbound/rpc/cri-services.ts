@@ -12,8 +12,8 @@ import { rpcErrorOf } from './status.js';
 export const CRI_IMAGE_SERVICE = 'runtime.v1.ImageService';
 
 export interface CriServiceDeps {
-  readonly pull: PullImage;
-  readonly manage: ManageImages;
+  readonly pull: Pick<PullImage, 'pullToStore'>;
+  readonly manage: Pick<ManageImages, 'remove'>;
   readonly metadata: MetadataStore;
   /** Where the store lives, for ImageFsInfo. */
   readonly workDir: string;
