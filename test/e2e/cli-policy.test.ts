@@ -174,6 +174,34 @@ describe('image-ts pull under a containers-policy.json', { concurrency: 3 }, () 
     assertCliError(keyless, 'UNSUPPORTED');
   });
 
+  it('sigstoreSigned with a Rekor key: a bundle whose SET verifies is required', async () => {
+    const rekorKey = await generateKey('ecdsa-p256');
+    const withBundle = await registry.pushImage('policy/rekor', 'v1', smallImage('rekor\n'));
+    await pushCosignSignatures(registry, 'policy/rekor', withBundle.manifestDigest, [{ key: cosignKey, rekor: { key: rekorKey } }]);
+    const policy = await writePolicy({ default: [{ type: 'sigstoreSigned', keyData: Buffer.from(cosignKey.publicPem).toString('base64'), rekorPublicKeyData: Buffer.from(rekorKey.publicPem).toString('base64'), signedIdentity: { type: 'matchRepository' } }] });
+    const ok = await pull(`${registry.host}/policy/rekor:v1`, ['--policy', policy]);
+    assert.equal(ok.code, 0, ok.stderr);
+    // The plain cosign image has no bundle: with Rekor keys configured it is refused.
+    assertCliError(await pull(cosigned, ['--policy', policy]), 'SIGNATURE_INVALID');
+  });
+
+  it('signedBy: skopeo copy --sign-by writes the signature through registries.d, and image-ts accepts it', async () => {
+    const staging = join(dir, 'lookaside-copy');
+    const regd = join(dir, 'registries.d-copy');
+    await mkdir(regd, { recursive: true });
+    await writeFile(join(regd, 'default.yaml'), `default-docker:\n  lookaside: file://${staging}\n`);
+    const src = join(dir, 'copy-src');
+    const { buildImage, imageManifestEntry, writeOciLayout } = await import('../helpers/image-builder.js');
+    const { tar } = await import('../helpers/tar-writer.js');
+    await writeOciLayout(src, [imageManifestEntry(buildImage({ layers: [{ tar: tar([{ name: 'copied', content: 'by skopeo' }]) }] }), 'v1')]);
+    const { stdout } = await execFileP('gpg', ['--list-keys', '--with-colons'], { env: { ...process.env, GNUPGHOME: join(dir, 'gpg-signer') } });
+    const fpr = /^fpr:::::::::([0-9A-F]{40}):/m.exec(stdout)![1]!;
+    await execFileP('skopeo', ['--registries.d', regd, 'copy', '--quiet', '--insecure-policy', '--dest-tls-verify=false', '--sign-by', fpr,
+      `oci:${src}:v1`, `docker://${registry.host}/policy/copied:v1`], { env: { ...process.env, GNUPGHOME: join(dir, 'gpg-signer') } });
+    const r = await pull(`${registry.host}/policy/copied:v1`, ['--policy', await writePolicy(scoped(registry.host, [signedBy(signerRing)])), '--registries-d', regd]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
   it('a cached image is judged again: a stricter policy now refuses it', async () => {
     const work = join(dir, 'cached-work');
     const first = await pull(unsigned, ['--policy', await writePolicy({ default: [{ type: 'insecureAcceptAnything' }] })], work);
