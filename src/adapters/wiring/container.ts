@@ -33,7 +33,7 @@ import { PgpKeyUnwrapper } from '../outbound/keys/pgp-unwrapper.js';
 import { Pkcs7KeyUnwrapper } from '../outbound/keys/pkcs7-unwrapper.js';
 import type { KeyBrokerSettings, Settings } from './image-config-file.js';
 import { attestationAgentFor, caPems, keyBrokerFor, keyProvidersFor, NoKeyBroker } from './keys.js';
-import { ConfiguredLookaside, policyLoader } from './signatures.js';
+import { ConfiguredLookaside, policyLoader, registriesLoader } from './signatures.js';
 import { ImagePolicy } from '../../domain/policy/image-policy.js';
 import { PolicyGate } from '../../domain/policy/policy-gate.js';
 import { ResourceLoaderToken, type ResourceLoader } from '../../ports/resources/resource-loader.js';
@@ -147,8 +147,9 @@ function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule
   if (keys.requires && settings.keyBroker?.kind !== keys.requires) {
     throw new ConfigFileError(`profile ${settings.profile} needs key_broker {"kind": "${keys.requires}", ...} in the config file`);
   }
+  const broker = settings.keyBroker ? keyBrokerFor(settings.keyBroker, settings, logger) : new NoKeyBroker();
   return new ContainerModule(({ bind }) => {
-    bind(KeyBrokerToken).toConstantValue(settings.keyBroker ? keyBrokerFor(settings.keyBroker, settings, logger) : new NoKeyBroker());
+    bind(KeyBrokerToken).toConstantValue(broker);
     const aa: AttestationAgent | undefined = attestationAgentFor(settings);
     if (aa) bind(AttestationAgentToken).toConstantValue(aa);
     bind(Tokens.Settings).toConstantValue(settings);
@@ -161,6 +162,7 @@ function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule
       authFiles: settings.authFiles,
       credentials: context.credentials,
       logger,
+      registries: registriesLoader(settings, new BrokerResourceLoader(broker), logger),
     }));
     bind(ImageSourceFactoryToken).toConstantValue(new OciLayoutSourceFactory());
     // igzip/zstd processes when the machine has them (measured faster, see bench/NOTES.md); node's codecs otherwise.

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ConfigFileError } from '../../domain/errors.js';
 import { isObject } from '../../domain/image/json-fields.js';
 import { DEFAULT_ADMISSION, type Admission } from '../../domain/policy/policy-gate.js';
+import { RegistriesConf } from '../../domain/registry/registries-conf.js';
 
 /** The settings image-ts runs with; an image-rs style config file fills them in, flags win over it. */
 export interface Settings {
@@ -33,6 +34,8 @@ export interface Settings {
   admission: AdmissionSettings;
   /** Layer downloads at once across all pulls of a process (serve); undefined: only the per-image bound. */
   maxConcurrentDownloads: number | undefined;
+  /** registries.conf (v2 TOML) by path, `file://` or `kbs://` URI, or image-rs's inline object. */
+  registriesConf: { readonly uri: string } | { readonly inline: unknown } | undefined;
   /** `serve` endpoints from the config file; flags add to them. */
   serve: {
     readonly cdhTtrpc: readonly string[];
@@ -71,8 +74,6 @@ export type KeyBrokerSettings =
 
 /** Keys image-rs reads that this build cannot honour yet. Refusing them beats running without a policy the user asked for. */
 const NOT_YET: Readonly<Record<string, string>> = {
-  registry_configuration_uri: 'registries.conf',
-  registry_config: 'registries.conf',
   image_pull_proxy: 'proxies',
 };
 
@@ -210,6 +211,15 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
         if (!('sigstore_config_uri' in doc)) out.registriesD = { inline: str(key) };
         break;
       case 'image_admission': out.admission = admissionSettings(value); break;
+      // image-rs: the inline form wins over the URI.
+      case 'registry_config':
+        // Checked now, so a bad inline config fails at start rather than at the first registry pull.
+        RegistriesConf.fromObject(value, 'registry_config');
+        out.registriesConf = { inline: value };
+        break;
+      case 'registry_configuration_uri':
+        if (!('registry_config' in doc) || doc['registry_config'] === null) out.registriesConf = { uri: str(key) };
+        break;
       case 'max_concurrent_layer_downloads': {
         if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 256) {
           throw new ConfigFileError(`${key} must be an integer from 1 to 256`);

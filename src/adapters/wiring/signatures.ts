@@ -1,6 +1,9 @@
 import type { Digest } from '../../domain/image/digest.js';
 import type { Reference } from '../../domain/image/reference.js';
+import { fileURLToPath } from 'node:url';
 import { Policy } from '../../domain/policy/policy.js';
+import { RegistriesConf } from '../../domain/registry/registries-conf.js';
+import { loadRegistriesConf, parseRegistriesConf } from '../outbound/registry/registries-conf-file.js';
 import type { Logger } from '../../ports/observability/logger.js';
 import type { ResourceLoader } from '../../ports/resources/resource-loader.js';
 import type { SimpleSignatureSource } from '../../ports/signatures/signature-source.js';
@@ -17,6 +20,36 @@ export function policyLoader(settings: Settings, resources: ResourceLoader): (si
     return async () => policy;
   }
   return async (signal) => Policy.parse(await resources.load(configured.uri, signal));
+}
+
+/**
+ * registries.conf, read on first use and kept for the process: a path or
+ * `file://` URI, a `kbs://` resource, or image-rs's inline object.
+ */
+export function registriesLoader(settings: Settings, resources: ResourceLoader, logger: Logger): (() => Promise<RegistriesConf | undefined>) | undefined {
+  const configured = settings.registriesConf;
+  if (!configured) return undefined;
+  let loaded: Promise<RegistriesConf> | undefined;
+  const load = async (): Promise<RegistriesConf> => {
+    const conf = 'inline' in configured
+      ? RegistriesConf.fromObject(configured.inline, 'registry_config')
+      : configured.uri.startsWith('kbs:')
+        ? await parseRegistriesConf((await resources.load(configured.uri)).toString('utf8'), configured.uri)
+        : await loadRegistriesConf(configured.uri.startsWith('file://') ? fileURLToPath(configured.uri) : configured.uri);
+    for (const warning of conf.warnings) logger.log('warn', 'registries-conf', { message: warning });
+    return conf;
+  };
+  return () => {
+    if (!loaded) {
+      const attempt = load();
+      // A failed load is retried on the next pull (a service may outlive a broken file).
+      attempt.catch(() => {
+        if (loaded === attempt) loaded = undefined;
+      });
+      loaded = attempt;
+    }
+    return loaded;
+  };
 }
 
 /** registries.d is read on the first signature lookup, not at start: most pulls never need it. */

@@ -356,7 +356,8 @@ export class PullImage {
       reference,
       layout: target.kind === 'oci-layout' ? { dir: target.dir, ref: target.ref } : undefined,
       source,
-      physical: reference,
+      // Signatures are read where the image was read (a mirror), the policy judges the name the user gave.
+      physical: source.physicalReference?.() ?? reference,
       manifestDigest: resolved.manifestDigest,
       indexDigest: resolved.indexDigest,
       signal,

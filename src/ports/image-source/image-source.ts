@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Descriptor } from '../../domain/image/descriptor.js';
 import type { Digest } from '../../domain/image/digest.js';
+import type { Reference } from '../../domain/image/reference.js';
 import type { ImageTarget } from '../../domain/image/image-target.js';
 
 /** Credentials a caller passes with one request; they win over any auth file. */
@@ -36,6 +37,8 @@ export interface ImageSource {
    * has no such thing, and lookaside applies.
    */
   getSimpleSignatures?(manifestDigest: Digest, signal?: AbortSignal): Promise<Buffer[] | undefined>;
+  /** The repository actually read (a mirror's, when one served the image); undefined before the first manifest or for layouts. */
+  physicalReference?(): Reference | undefined;
   close(): Promise<void>;
 }
 

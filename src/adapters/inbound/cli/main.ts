@@ -18,7 +18,7 @@ import { ProgressRenderer } from './progress.js';
 const USAGE = `usage:
   image-ts pull IMAGE BUNDLE_DIR [--work-dir DIR] [--config FILE] [--creds USER:PASS] [--auth-file FILE]
                 [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST[:PORT]]... [--ca-file PEM]...
-                [--decryption-key KEY]... [--policy FILE|URI] [--registries-d DIR]...
+                [--registries-conf FILE|URI] [--decryption-key KEY]... [--policy FILE|URI] [--registries-d DIR]...
                 [--snapshotter overlay|copy] [--max-concurrent-layers N] [--json] [--quiet]
   image-ts verify IMAGE [--policy FILE|URI] [--registries-d DIR]... [registry options as for pull] [--json]
   image-ts serve [--cdh-ttrpc unix:///PATH]... [--cdh-grpc unix:///PATH|HOST:PORT]... [--cri unix:///PATH]...
@@ -50,6 +50,7 @@ const OPTIONS = {
   'cdh-ttrpc': { type: 'string', multiple: true },
   'cdh-grpc': { type: 'string', multiple: true },
   cri: { type: 'string', multiple: true },
+  'registries-conf': { type: 'string' },
   'log-level': { type: 'string' },
   snapshotter: { type: 'string' },
   'max-concurrent-layers': { type: 'string' },
@@ -64,9 +65,9 @@ type Flags = {
 
 /** Which flags each command takes; anything else is a usage error, not silently ignored. */
 const COMMAND_FLAGS: Readonly<Record<string, readonly (keyof Flags)[]>> = {
-  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
-  verify: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'policy', 'registries-d', 'json', 'quiet'],
-  serve: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'ca-file', 'decryption-key', 'policy', 'registries-d',
+  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
+  verify: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'registries-conf', 'ca-file', 'policy', 'registries-d', 'json', 'quiet'],
+  serve: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d',
     'snapshotter', 'max-concurrent-layers', 'cdh-ttrpc', 'cdh-grpc', 'cri', 'log-level'],
   list: ['work-dir', 'config', 'json', 'quiet'],
   inspect: ['work-dir', 'config', 'json', 'quiet'],
@@ -130,6 +131,7 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     registriesD: flags['registries-d'] !== undefined ? { dirs: flags['registries-d'] } : file.registriesD,
     admission: file.admission ?? DEFAULT_ADMISSION,
     maxConcurrentDownloads: file.maxConcurrentDownloads,
+    registriesConf: flags['registries-conf'] !== undefined ? { uri: flags['registries-conf'] } : file.registriesConf,
     serve: file.serve,
   };
 }

@@ -18,6 +18,8 @@ import type {
   ImageSourceFactory,
   OpenOptions,
 } from '../../../ports/image-source/image-source.js';
+import { FallbackImageSource } from '../../../domain/pull/fallback-source.js';
+import { pullSources, type RegistriesConf } from '../../../domain/registry/registries-conf.js';
 import { loadCaBundle } from './ca-bundle.js';
 import { readCapped, RegistryClient, type Response } from './registry-client.js';
 import { resumingStream, type BlobBody } from './resuming-stream.js';
@@ -47,6 +49,8 @@ export interface RegistrySourceOptions {
   readonly retries?: number | undefined;
   readonly logger?: Logger | undefined;
   readonly userAgent?: string | undefined;
+  /** registries.conf: mirrors, remaps, blocks, insecure registries; loaded on first use. */
+  readonly registries?: (() => Promise<RegistriesConf | undefined>) | undefined;
 }
 
 const DEFAULT_RETRIES = 3;
@@ -76,9 +80,20 @@ export class RegistrySourceFactory implements ImageSourceFactory {
   async open(target: ImageTarget, options?: OpenOptions): Promise<ImageSource> {
     if (target.kind !== 'registry') throw new UnsupportedError(`the registry source cannot open ${target.kind} targets`);
     if (options?.signal?.aborted) throw abortError(options.signal);
-    const reference = target.reference;
+    const conf = await this.options.registries?.();
+    if (!conf) return this.openOne(target.reference, false, options);
+    const sources = pullSources(conf, target.reference);
+    if (sources.length === 1 && !sources[0]!.mirror) return this.openOne(sources[0]!.reference, sources[0]!.insecure, options);
+    return new FallbackImageSource(sources.map((s) => ({
+      physical: s.reference,
+      description: `${s.mirror ? 'mirror' : 'registry'} ${s.reference.name}`,
+      open: () => this.openOne(s.reference, s.insecure, options),
+    })));
+  }
+
+  private async openOne(reference: Reference, insecureByConf: boolean, options?: OpenOptions): Promise<ImageSource> {
     const host = reference.registryHost;
-    const insecure = this.options.insecureRegistries.some((h) => h === host || h === reference.domain);
+    const insecure = insecureByConf || this.options.insecureRegistries.some((h) => h === host || h === reference.domain);
     const ca = await this.caBundleFor(reference.domain);
     const credentials = options?.credentials ?? this.options.credentials ?? (await this.fromAuthFile(reference));
     const dispatcher = new Agent(ca ? { connect: { ca } } : {});
@@ -135,6 +150,10 @@ export class RegistrySourceFactory implements ImageSourceFactory {
 class RegistrySource implements ImageSource {
   readonly description: string;
   private readonly repoPath: string;
+
+  physicalReference(): Reference {
+    return this.reference;
+  }
 
   constructor(
     private readonly reference: Reference,
