@@ -100,7 +100,7 @@ describe('--config', () => {
       [{ image_admission: { allow_unencrypted_unsigned: 'no' } }, /must be true or false/],
       [{ image_admission: { allow_everything: true } }, /not a known key/],
       [{ key_broker: { kind: 'vault' } }, /kind must be/],
-      [{ image_pull_proxy: { https_proxy: 'http://proxy:3128' } }, /not supported by this build yet/],
+      [{ image_pull_proxy: { https_proxy: 'proxy:3128' } }, /must be an http:\/\/ or https:\/\/ URL/],
       [{ registry_config: { registry: [{ prefix: 'example.com', location: 'http://mirror.example' }] } }, /registry_config/],
       [{ authenticated_registry_credentials_uri: 'kbs:///default/credential/test' }, /only file paths/],
       [[1, 2], /JSON object/],

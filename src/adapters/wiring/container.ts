@@ -163,6 +163,7 @@ function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule
       credentials: context.credentials,
       logger,
       registries: registriesLoader(settings, new BrokerResourceLoader(broker), logger),
+      proxy: settings.proxy,
     }));
     bind(ImageSourceFactoryToken).toConstantValue(new OciLayoutSourceFactory());
     // igzip/zstd processes when the machine has them (measured faster, see bench/NOTES.md); node's codecs otherwise.

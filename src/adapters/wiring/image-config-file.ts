@@ -3,6 +3,7 @@ import { ConfigFileError } from '../../domain/errors.js';
 import { isObject } from '../../domain/image/json-fields.js';
 import { DEFAULT_ADMISSION, type Admission } from '../../domain/policy/policy-gate.js';
 import { RegistriesConf } from '../../domain/registry/registries-conf.js';
+import type { ProxySettings } from '../outbound/http/dispatcher.js';
 
 /** The settings image-ts runs with; an image-rs style config file fills them in, flags win over it. */
 export interface Settings {
@@ -34,6 +35,8 @@ export interface Settings {
   admission: AdmissionSettings;
   /** Layer downloads at once across all pulls of a process (serve); undefined: only the per-image bound. */
   maxConcurrentDownloads: number | undefined;
+  /** image_pull_proxy, else HTTPS_PROXY/HTTP_PROXY/NO_PROXY; for registry and signature traffic. */
+  proxy: ProxySettings | undefined;
   /** registries.conf (v2 TOML) by path, `file://` or `kbs://` URI, or image-rs's inline object. */
   registriesConf: { readonly uri: string } | { readonly inline: unknown } | undefined;
   /** `serve` endpoints from the config file; flags add to them. */
@@ -73,9 +76,7 @@ export type KeyBrokerSettings =
   | { readonly kind: 'offline-fs'; readonly files: readonly string[] };
 
 /** Keys image-rs reads that this build cannot honour yet. Refusing them beats running without a policy the user asked for. */
-const NOT_YET: Readonly<Record<string, string>> = {
-  image_pull_proxy: 'proxies',
-};
+const NOT_YET: Readonly<Record<string, string>> = {};
 
 const IGNORED: ReadonlySet<string> = new Set(['default_snapshot', 'kbc', 'kbs_uri']);
 
@@ -211,6 +212,19 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
         if (!('sigstore_config_uri' in doc)) out.registriesD = { inline: str(key) };
         break;
       case 'image_admission': out.admission = admissionSettings(value); break;
+      case 'image_pull_proxy': {
+        if (!isObject(value)) throw new ConfigFileError('image_pull_proxy must be an object with https_proxy, http_proxy, no_proxy');
+        const get = (k: string): string | undefined => {
+          const v = value[k];
+          if (v === undefined || v === null) return undefined;
+          if (typeof v !== 'string') throw new ConfigFileError(`image_pull_proxy.${k} must be a string`);
+          if (k !== 'no_proxy' && !/^https?:\/\/[^/]/.test(v)) throw new ConfigFileError(`image_pull_proxy.${k} must be an http:// or https:// URL`);
+          return v;
+        };
+        for (const k of Object.keys(value)) if (!['https_proxy', 'http_proxy', 'no_proxy'].includes(k)) throw new ConfigFileError(`image_pull_proxy.${k} is not a known key`);
+        out.proxy = { httpsProxy: get('https_proxy'), httpProxy: get('http_proxy'), noProxy: get('no_proxy') };
+        break;
+      }
       // image-rs: the inline form wins over the URI.
       case 'registry_config':
         // Checked now, so a bad inline config fails at start rather than at the first registry pull.

@@ -71,6 +71,6 @@ export class ConfiguredLookaside implements SimpleSignatureSource {
       const dirs = configured ? configured.dirs : [await defaultRegistriesDDir()];
       config = mergeRegistriesD(await Promise.all(dirs.map(async (dir) => ({ file: dir, config: await loadRegistriesD(dir) }))));
     }
-    return new LookasideSignatureSource({ registriesD: config, caPems: this.caPems, logger: this.logger });
+    return new LookasideSignatureSource({ registriesD: config, caPems: this.caPems, logger: this.logger, proxy: this.settings.proxy });
   }
 }

@@ -10,6 +10,7 @@ import { LayerStoreToken, type LayerStore } from '../../../ports/layer/layer-sto
 import type { Logger, LogLevel } from '../../../ports/observability/logger.js';
 import { parseDecryptionKey } from '../../../domain/encryption/decrypt-config.js';
 import { loadDecryptConfig } from '../../outbound/keys/key-files.js';
+import { proxyFromEnv } from '../../outbound/http/dispatcher.js';
 import { buildContainer } from '../../wiring/container.js';
 import { DEFAULT_ADMISSION, defaultAuthFiles, defaultCertsDirs, defaultWorkDir, loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
 import { Tokens } from '../../wiring/tokens.js';
@@ -131,6 +132,7 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     registriesD: flags['registries-d'] !== undefined ? { dirs: flags['registries-d'] } : file.registriesD,
     admission: file.admission ?? DEFAULT_ADMISSION,
     maxConcurrentDownloads: file.maxConcurrentDownloads,
+    proxy: file.proxy ?? proxyFromEnv(process.env),
     registriesConf: flags['registries-conf'] !== undefined ? { uri: flags['registries-conf'] } : file.registriesConf,
     serve: file.serve,
   };

@@ -1,7 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { Agent } from 'undici';
+import type { Dispatcher } from 'undici';
+import { makeDispatcher, type ProxySettings } from '../http/dispatcher.js';
 import { lookupCredentials, parseAuthFile } from '../../../domain/auth/credential-lookup.js';
 import { ConfigFileError, DigestMismatchError, ImageTsError, InvalidArgumentError, NetworkError, UnsupportedError } from '../../../domain/errors.js';
 import type { Descriptor } from '../../../domain/image/descriptor.js';
@@ -49,6 +50,8 @@ export interface RegistrySourceOptions {
   readonly retries?: number | undefined;
   readonly logger?: Logger | undefined;
   readonly userAgent?: string | undefined;
+  /** An HTTP(S) proxy for registry traffic; hosts in its no_proxy are reached directly. */
+  readonly proxy?: ProxySettings | undefined;
   /** registries.conf: mirrors, remaps, blocks, insecure registries; loaded on first use. */
   readonly registries?: (() => Promise<RegistriesConf | undefined>) | undefined;
 }
@@ -96,7 +99,7 @@ export class RegistrySourceFactory implements ImageSourceFactory {
     const insecure = insecureByConf || this.options.insecureRegistries.some((h) => h === host || h === reference.domain);
     const ca = await this.caBundleFor(reference.domain);
     const credentials = options?.credentials ?? this.options.credentials ?? (await this.fromAuthFile(reference));
-    const dispatcher = new Agent(ca ? { connect: { ca } } : {});
+    const dispatcher = makeDispatcher(ca, this.options.proxy);
     const retries = this.options.retries ?? DEFAULT_RETRIES;
     const client = new RegistryClient({
       scheme: insecure ? 'http' : 'https',
@@ -158,7 +161,7 @@ class RegistrySource implements ImageSource {
   constructor(
     private readonly reference: Reference,
     private readonly client: RegistryClient,
-    private readonly dispatcher: Agent,
+    private readonly dispatcher: Dispatcher,
     private readonly retries: number,
     private readonly logger: Logger,
   ) {

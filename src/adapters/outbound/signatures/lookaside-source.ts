@@ -1,7 +1,8 @@
 import { open } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { Agent, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
+import { makeDispatcher, type ProxySettings } from '../http/dispatcher.js';
 import { ImageTsError, NetworkError, PolicyInvalidError, SignatureInvalidError } from '../../../domain/errors.js';
 import type { Digest } from '../../../domain/image/digest.js';
 import type { Reference } from '../../../domain/image/reference.js';
@@ -28,6 +29,8 @@ export interface LookasideSourceOptions {
   readonly caPems?: readonly string[] | undefined;
   readonly logger?: Logger | undefined;
   readonly userAgent?: string | undefined;
+  /** The same proxy as registry traffic. */
+  readonly proxy?: ProxySettings | undefined;
 }
 
 /**
@@ -53,7 +56,7 @@ export class LookasideSignatureSource implements SimpleSignatureSource {
       read = (url) => readSignatureFile(url);
     } else if (base.protocol === 'http:' || base.protocol === 'https:') {
       const pems = this.options.caPems ?? [];
-      const agent = new Agent(pems.length > 0 ? { connect: { ca: [...rootCertificates, ...pems] } } : {});
+      const agent = makeDispatcher(pems.length > 0 ? [...rootCertificates, ...pems] : undefined, this.options.proxy);
       read = (url) => fetchSignature(url, agent, this.options.userAgent ?? 'image-ts/0.1.0', signal);
       done = () => agent.destroy();
     } else {
