@@ -27,7 +27,7 @@ const settings = (workDir: string, profile = 'standalone'): Settings => ({
   insecureRegistries: [], caFiles: [], caPems: [], certsDirs: [], authFiles: [], decompressor: 'auto',
   keyproviderConfig: undefined, decryptionKeys: [], keyBroker: undefined, attestationAgent: undefined,
   policy: undefined, registriesD: undefined, admission: { unencryptedSigned: true, unencryptedUnsigned: true },
-  maxConcurrentDownloads: undefined, serve: undefined, registriesConf: undefined, proxy: undefined,
+  maxConcurrentDownloads: undefined, serve: undefined, registriesConf: undefined, proxy: undefined, timeouts: {},
 });
 
 describe('deployment profiles bind the key broker, nothing else differs', () => {

@@ -164,6 +164,7 @@ function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule
       logger,
       registries: registriesLoader(settings, new BrokerResourceLoader(broker), logger),
       proxy: settings.proxy,
+      timeouts: settings.timeouts,
     }));
     bind(ImageSourceFactoryToken).toConstantValue(new OciLayoutSourceFactory());
     // igzip/zstd processes when the machine has them (measured faster, see bench/NOTES.md); node's codecs otherwise.

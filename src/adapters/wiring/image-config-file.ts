@@ -35,6 +35,8 @@ export interface Settings {
   admission: AdmissionSettings;
   /** Layer downloads at once across all pulls of a process (serve); undefined: only the per-image bound. */
   maxConcurrentDownloads: number | undefined;
+  /** connect_timeout_seconds, read_timeout_seconds (idle, per blob) and pull_timeout_seconds (whole pull). */
+  timeouts: { readonly connectMs?: number | undefined; readonly idleReadMs?: number | undefined; readonly pullMs?: number | undefined };
   /** image_pull_proxy, else HTTPS_PROXY/HTTP_PROXY/NO_PROXY; for registry and signature traffic. */
   proxy: ProxySettings | undefined;
   /** registries.conf (v2 TOML) by path, `file://` or `kbs://` URI, or image-rs's inline object. */
@@ -212,6 +214,14 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
         if (!('sigstore_config_uri' in doc)) out.registriesD = { inline: str(key) };
         break;
       case 'image_admission': out.admission = admissionSettings(value); break;
+      case 'connect_timeout_seconds':
+      case 'read_timeout_seconds':
+      case 'pull_timeout_seconds': {
+        if (typeof value !== 'number' || !(value > 0) || value > 86400) throw new ConfigFileError(`${key} must be a number of seconds from 0 to 86400`);
+        const ms = Math.round(value * 1000);
+        out.timeouts = { ...out.timeouts, ...(key === 'connect_timeout_seconds' ? { connectMs: ms } : key === 'read_timeout_seconds' ? { idleReadMs: ms } : { pullMs: ms }) };
+        break;
+      }
       case 'image_pull_proxy': {
         if (!isObject(value)) throw new ConfigFileError('image_pull_proxy must be an object with https_proxy, http_proxy, no_proxy');
         const get = (k: string): string | undefined => {

@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ImageTsError, InvalidArgumentError, asImageTsError } from '../../../domain/errors.js';
+import { ImageTsError, InvalidArgumentError, NetworkError, asImageTsError } from '../../../domain/errors.js';
 import { Platform } from '../../../domain/image/platform.js';
 import type { PullImage, PullResult } from '../../../domain/pull/pull-image.js';
 import type { ManageImages } from '../../../domain/store/manage-images.js';
@@ -133,9 +133,17 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     admission: file.admission ?? DEFAULT_ADMISSION,
     maxConcurrentDownloads: file.maxConcurrentDownloads,
     proxy: file.proxy ?? proxyFromEnv(process.env),
+    timeouts: file.timeouts ?? {},
     registriesConf: flags['registries-conf'] !== undefined ? { uri: flags['registries-conf'] } : file.registriesConf,
     serve: file.serve,
   };
+}
+
+/** The whole pull's deadline: past it, everything stops and is undone, reported as NETWORK. */
+function deadline(ms: number): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new NetworkError(`the pull took longer than pull_timeout_seconds (${ms / 1000} s)`)), ms).unref();
+  return controller.signal;
 }
 
 function print(json: boolean, value: unknown, text: string): void {
@@ -230,6 +238,7 @@ async function run(argv: string[]): Promise<void> {
       const onSignal = (): void => controller.abort(new ImageTsError('INTERNAL', 'interrupted'));
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
+      const pullDeadline = settings.timeouts.pullMs ? deadline(settings.timeouts.pullMs) : undefined;
       const progress = !json && !flags.quiet && process.stderr.isTTY ? new ProgressRenderer(process.stderr) : undefined;
       try {
         const result = await container.get<PullImage>(Tokens.PullImage).execute({
@@ -239,7 +248,7 @@ async function run(argv: string[]): Promise<void> {
           snapshotter: settings.snapshotter,
           maxConcurrentLayers: settings.maxConcurrentLayers,
           decryptConfig: await loadDecryptConfig(settings.decryptionKeys.map(parseDecryptionKey)),
-          signal: controller.signal,
+          signal: pullDeadline ? AbortSignal.any([controller.signal, pullDeadline]) : controller.signal,
           onProgress: progress?.listener,
         });
         progress?.finish();
@@ -251,6 +260,10 @@ async function run(argv: string[]): Promise<void> {
           `  layers   ${result.layers.length} (${fetched} fetched, ${result.layers.length - fetched} from the store)`,
           `  bundle   ${result.bundle} (${result.snapshotter})`,
         ].join('\n'));
+      } catch (err) {
+        // Whatever broke first under the abort, the deadline is the reason.
+        if (pullDeadline?.aborted && pullDeadline.reason instanceof ImageTsError) throw pullDeadline.reason;
+        throw err;
       } finally {
         progress?.finish();
         process.off('SIGINT', onSignal);

@@ -15,19 +15,29 @@ export function proxyFromEnv(env: NodeJS.ProcessEnv): ProxySettings | undefined 
   return settings.httpProxy || settings.httpsProxy ? settings : undefined;
 }
 
+export interface HttpTimeouts {
+  /** Establishing a connection (TCP and TLS). */
+  readonly connectMs?: number | undefined;
+  /** Waiting for response headers, and then between body chunks: a stalled blob ends here. */
+  readonly idleReadMs?: number | undefined;
+}
+
 /**
  * The dispatcher for one remote: extra CAs for TLS to the origin (also
- * through a proxy tunnel), and the proxy unless the host is in no_proxy.
+ * through a proxy tunnel), the proxy unless the host is in no_proxy, and the timeouts.
  */
-export function makeDispatcher(ca: string[] | undefined, proxy: ProxySettings | undefined): Dispatcher {
-  const tls = ca ? { ca } : undefined;
+export function makeDispatcher(ca: string[] | undefined, proxy: ProxySettings | undefined, timeouts: HttpTimeouts = {}): Dispatcher {
+  const connect = { ...(ca ? { ca } : {}), ...(timeouts.connectMs ? { timeout: timeouts.connectMs } : {}) };
+  const idle = timeouts.idleReadMs ? { headersTimeout: timeouts.idleReadMs, bodyTimeout: timeouts.idleReadMs } : {};
   if (proxy && (proxy.httpProxy || proxy.httpsProxy)) {
     return new EnvHttpProxyAgent({
       ...(proxy.httpProxy ? { httpProxy: proxy.httpProxy } : {}),
       ...(proxy.httpsProxy ? { httpsProxy: proxy.httpsProxy } : {}),
       ...(proxy.noProxy ? { noProxy: proxy.noProxy } : {}),
-      ...(tls ? { connect: tls, requestTls: tls } : {}),
+      connect,
+      ...(ca ? { requestTls: { ca } } : {}),
+      ...idle,
     });
   }
-  return new Agent(tls ? { connect: tls } : {});
+  return new Agent({ connect, ...idle });
 }

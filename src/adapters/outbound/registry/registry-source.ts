@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { makeDispatcher, type ProxySettings } from '../http/dispatcher.js';
+import { makeDispatcher, type HttpTimeouts, type ProxySettings } from '../http/dispatcher.js';
 import { lookupCredentials, parseAuthFile } from '../../../domain/auth/credential-lookup.js';
 import { ConfigFileError, DigestMismatchError, ImageTsError, InvalidArgumentError, NetworkError, UnsupportedError } from '../../../domain/errors.js';
 import type { Descriptor } from '../../../domain/image/descriptor.js';
@@ -50,6 +50,8 @@ export interface RegistrySourceOptions {
   readonly retries?: number | undefined;
   readonly logger?: Logger | undefined;
   readonly userAgent?: string | undefined;
+  /** Connect and idle-read timeouts for every registry connection. */
+  readonly timeouts?: HttpTimeouts | undefined;
   /** An HTTP(S) proxy for registry traffic; hosts in its no_proxy are reached directly. */
   readonly proxy?: ProxySettings | undefined;
   /** registries.conf: mirrors, remaps, blocks, insecure registries; loaded on first use. */
@@ -99,7 +101,7 @@ export class RegistrySourceFactory implements ImageSourceFactory {
     const insecure = insecureByConf || this.options.insecureRegistries.some((h) => h === host || h === reference.domain);
     const ca = await this.caBundleFor(reference.domain);
     const credentials = options?.credentials ?? this.options.credentials ?? (await this.fromAuthFile(reference));
-    const dispatcher = makeDispatcher(ca, this.options.proxy);
+    const dispatcher = makeDispatcher(ca, this.options.proxy, this.options.timeouts);
     const retries = this.options.retries ?? DEFAULT_RETRIES;
     const client = new RegistryClient({
       scheme: insecure ? 'http' : 'https',
