@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { freePort } from '../test/harness/registry.js';
 import { CdhKeyBroker } from '../src/adapters/outbound/keys/cdh-key-broker.js';
 import { deadTarget, startCdhService } from '../test/harness/key-services.js';
 import { MemoryKeyBroker } from '../test/mocks/memory-key-broker.js';
@@ -25,19 +25,10 @@ for (const transport of ['grpc', 'ttrpc'] as const) {
   });
 }
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address !== 'object') throw new Error('no port');
-  return address.port;
-}
-
 keyBrokerContract('CDH GetResourceService over gRPC/TCP (the gRPC build on 127.0.0.1)', async (resources) => {
   const service = await startCdhService('grpc', new MemoryKeyBroker(new Map(resources)), { tcp: true });
   const broker = CdhKeyBroker.overGrpc(service.target);
-  const deadBroker = CdhKeyBroker.overGrpc(`127.0.0.1:${await closedPort()}`, { timeoutMs: 5000 });
+  const deadBroker = CdhKeyBroker.overGrpc(`127.0.0.1:${await freePort()}`, { timeoutMs: 5000 });
   return {
     broker,
     deadBroker,

@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { isObject } from '../../../domain/image/json-fields.js';
 import { errors, flattenedDecrypt, generalDecrypt, type DecryptOptions, type FlattenedJWE, type GeneralJWE, type JWEHeaderParameters } from 'jose';
 import type { DecryptConfig } from '../../../domain/encryption/decrypt-config.js';
 import { DecryptFailedError } from '../../../domain/errors.js';
@@ -13,7 +14,6 @@ const OPTIONS: DecryptOptions = {
 
 type Jwe = { readonly kind: 'flattened'; readonly jwe: FlattenedJWE } | { readonly kind: 'general'; readonly jwe: GeneralJWE };
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const optString = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const optHeader = (v: unknown): JWEHeaderParameters | undefined => (isObject(v) ? (v as JWEHeaderParameters) : undefined);
 

@@ -1,4 +1,5 @@
 import { ConfigFileError } from '../../../domain/errors.js';
+import { isObject } from '../../../domain/image/json-fields.js';
 import type { KeyProvider } from '../../../ports/keys/key-provider.js';
 import type { GrpcTlsOptions } from '../rpc/grpc.js';
 import { ttrpcSocketPath } from '../rpc/ttrpc.js';
@@ -16,7 +17,6 @@ export interface KeyProviderConfigOptions {
   readonly source?: string | undefined;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * ocicrypt's key-provider config (`OCICRYPT_KEYPROVIDER_CONFIG`):

@@ -1,11 +1,9 @@
 import type { Message, PrivateKey } from 'openpgp';
 
-let openpgpModule: Promise<typeof import('openpgp')> | undefined;
-/** openpgp is large; only a pull that meets a pgp recipient loads it. */
-const openpgp = (): Promise<typeof import('openpgp')> => (openpgpModule ??= import('openpgp'));
 import type { DecryptConfig, KeyMaterial } from '../../../domain/encryption/decrypt-config.js';
 import { DecryptFailedError } from '../../../domain/errors.js';
 import type { KeyUnwrapper } from '../../../ports/keys/key-unwrapper.js';
+import { openpgp } from '../openpgp-module.js';
 
 // Unlocking runs the S2K once per keyring, not once per layer.
 const unlocked = new WeakMap<KeyMaterial, Promise<PrivateKey[]>>();

@@ -1,14 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigFileError } from '../../../domain/errors.js';
 import { RegistriesConf } from '../../../domain/registry/registries-conf.js';
+import { lazyModule } from '../lazy-module.js';
 
-type TomlModule = Pick<typeof import('smol-toml'), 'parse' | 'TomlError'>;
-let tomlModule: Promise<TomlModule> | undefined;
-/**
- * Loaded on first use: only a pull configured with a registries.conf needs a
- * TOML parser. Bundled, a module's exports may arrive as `default`.
- */
-const toml = (): Promise<TomlModule> => (tomlModule ??= import('smol-toml').then((m) => (m as unknown as { default?: TomlModule }).default ?? m));
+/** Loaded on first use: only a pull configured with a registries.conf needs a TOML parser. */
+const toml = lazyModule(() => import('smol-toml'));
 
 /**
  * Reads one containers-registries.conf(5) file (TOML) into a validated

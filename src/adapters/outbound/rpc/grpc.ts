@@ -11,6 +11,7 @@ import type {
 } from '@grpc/grpc-js';
 import { ConfigFileError } from '../../../domain/errors.js';
 import { abortError } from '../registry/transport-errors.js';
+import { lazyModule } from '../lazy-module.js';
 import { removeStaleSocket } from './ttrpc.js';
 import {
   DEFAULT_RPC_TIMEOUT_MS,
@@ -31,14 +32,8 @@ import {
 
 const identity = (b: Buffer): Buffer => b;
 
-type GrpcModule = typeof import('@grpc/grpc-js');
-let grpcModule: Promise<GrpcModule> | undefined;
-
 /** grpc-js is a third of the CLI's code: a pull that never speaks gRPC never loads it. */
-export function loadGrpc(): Promise<GrpcModule> {
-  // grpc-js is CommonJS: its exports are the namespace's default when bundled, named ones under node's loader.
-  return (grpcModule ??= import('@grpc/grpc-js').then((m) => (m as { default?: GrpcModule }).default ?? m));
-}
+export const loadGrpc = lazyModule(() => import('@grpc/grpc-js'));
 
 /** ocicrypt's `grpc-tls` object, with file paths resolved by the caller. */
 export interface GrpcTlsOptions {

@@ -2,10 +2,8 @@ import type { Key, Message } from 'openpgp';
 import { inflateRawSync, inflateSync } from 'node:zlib';
 import { SignatureInvalidError } from '../../../domain/errors.js';
 import type { SimpleSigningVerifier, VerifiedSimpleSignature } from '../../../ports/signatures/signature-verifier.js';
+import { openpgp } from '../openpgp-module.js';
 
-let openpgpModule: Promise<typeof import('openpgp')> | undefined;
-/** openpgp is large; only a pull whose policy asks for simple signing loads it. */
-const openpgp = (): Promise<typeof import('openpgp')> => (openpgpModule ??= import('openpgp'));
 
 /** Largest signed message, after decompression. A simple-signing payload is a few hundred bytes. */
 export const MAX_SIGNED_MESSAGE_BYTES = 4 << 20;

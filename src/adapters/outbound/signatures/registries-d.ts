@@ -5,14 +5,10 @@ import { pathToFileURL } from 'node:url';
 import { PolicyInvalidError } from '../../../domain/errors.js';
 import type { Reference } from '../../../domain/image/reference.js';
 import { policyIdentity, policyNamespaces } from '../../../domain/policy/policy-scope.js';
+import { lazyModule } from '../lazy-module.js';
 
-type YamlModule = typeof import('yaml');
-let yamlModule: Promise<YamlModule> | undefined;
-/**
- * Loaded on first use: only a pull whose policy wants simple signatures reads
- * registries.d. yaml is CommonJS; bundled, its exports arrive as `default`.
- */
-const yaml = (): Promise<YamlModule> => (yamlModule ??= import('yaml').then((m) => (m as { default?: YamlModule }).default ?? m));
+/** Loaded on first use: only a pull whose policy wants simple signatures reads registries.d. */
+const yaml = lazyModule(() => import('yaml'));
 
 /**
  * One registries.d section (containers-registries.d(5)): where the simple
