@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'PLATFORM_NOT_FOUND'
   | 'UNAUTHORIZED'
   | 'DENIED'
+  | 'BLOCKED'
   | 'NOT_FOUND'
   | 'DIGEST_MISMATCH'
   | 'UNSAFE_LAYER'

@@ -79,11 +79,43 @@ describe('registries.conf mirrors, remaps and blocks', () => {
     assert.doesNotMatch(anchored.stderr, new RegExp(mirror.host.replace(/\./g, '\\.')));
   });
 
-  it('a blocked registry is refused with DENIED before any request', async () => {
+  it('a blocked registry is refused with BLOCKED before any request', async () => {
     const c = await conf(`[[registry]]\nprefix = "${primary.host}"\nlocation = "${primary.host}"\nblocked = true\n`);
     const r = await pull(`${primary.host}/team/other:v1`, ['--registries-conf', c, '--insecure-registry', primary.host]);
-    assertCliError(r, 'DENIED');
+    assertCliError(r, 'BLOCKED');
     assert.match(r.stderr, /blocked in registries\.conf/);
+  });
+
+  it('insecure applies to the registry it is set for only', async () => {
+    const c = await conf(`[[registry]]\nprefix = "${mirror.host}"\nlocation = "${mirror.host}"\ninsecure = true\n`);
+    const ok = await pull(`${mirror.host}/team/app:v1`, ['--registries-conf', c]);
+    assert.equal(ok.code, 0, ok.stderr);
+    // The primary is not marked: image-ts speaks TLS to it, and its plain-HTTP answer fails the handshake.
+    const strict = await pull(`${primary.host}/team/other:v1`, ['--registries-conf', c]);
+    assertCliError(strict, 'TLS');
+  });
+
+  it('a short name is searched in unqualified-search-registries order; the name found is recorded', async () => {
+    const work = join(dir, 'short-work');
+    const c = await conf(`unqualified-search-registries = ["${primary.host}", "${mirror.host}"]\n[[registry]]\nprefix = "${primary.host}"\nlocation = "${primary.host}"\ninsecure = true\n[[registry]]\nprefix = "${mirror.host}"\nlocation = "${mirror.host}"\ninsecure = true\n`);
+    const bundle = join(dir, `bundle-${n++}`);
+    const r = await cli(['pull', 'team/app:v1', bundle, '--work-dir', work, '--snapshotter', 'copy', '--registries-conf', c, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout.trim().split('\n').pop()!).reference, `${mirror.host}/team/app:v1`);
+    assert.equal(await readFile(join(bundle, 'rootfs', 'hello.txt'), 'utf8'), 'from the mirror\n');
+    // The first registry that has it wins.
+    const first = await pull('team/other:v1', ['--registries-conf', c]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(await readFile(join(first.bundle, 'rootfs', 'hello.txt'), 'utf8'), 'primary only\n');
+    // Found nowhere: every registry's error, the last one's code.
+    const none = await pull('team/none:v1', ['--registries-conf', c]);
+    assertCliError(none, 'NOT_FOUND');
+    assert.match(none.stderr, new RegExp(`short name team/none:v1 resolved nowhere: ${primary.host.replace(/\./g, '\\.')}/team/none:v1: .*; ${mirror.host.replace(/\./g, '\\.')}/team/none:v1: `));
+    // An alias wins over the search list.
+    const aliased = await conf(`unqualified-search-registries = ["${primary.host}"]\n[aliases]\n"myapp" = "${mirror.host}/team/app"\n[[registry]]\nprefix = "${mirror.host}"\nlocation = "${mirror.host}"\ninsecure = true\n`);
+    const viaAlias = await pull('myapp:v1', ['--registries-conf', aliased]);
+    assert.equal(viaAlias.code, 0, viaAlias.stderr);
+    assert.equal(await readFile(join(viaAlias.bundle, 'rootfs', 'hello.txt'), 'utf8'), 'from the mirror\n');
   });
 
   it('image-rs\'s inline registry_config in the config file works the same', async () => {

@@ -4,6 +4,7 @@ import { ImageTsError } from '../../src/domain/errors.js';
 import { Digest } from '../../src/domain/image/digest.js';
 import { Platform } from '../../src/domain/image/platform.js';
 import { PullImage } from '../../src/domain/pull/pull-image.js';
+import { RegistriesConf } from '../../src/domain/registry/registries-conf.js';
 import { ManageImages } from '../../src/domain/store/manage-images.js';
 import { silentLogger } from '../../src/ports/observability/logger.js';
 import type { ProgressEvent } from '../../src/ports/observability/progress.js';
@@ -195,6 +196,47 @@ describe('PullImage', () => {
     const gc = await t.manage.gc();
     assert.deepEqual(gc.removedLayers.sort(), a.layers.map((l) => l.diffId).sort());
     assert.equal(await t.layers.get(Digest.parse(a.layers[0]!.diffId)), undefined);
+  });
+});
+
+describe('PullImage short names', () => {
+  function withSearch(search: string[], aliases: Record<string, string> = {}) {
+    const t = setup();
+    const conf = RegistriesConf.fromObject({ 'unqualified-search-registries': search, aliases }, 'test.conf');
+    const pull = new PullImage(
+      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0), registries: async () => conf },
+      { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 2 },
+    );
+    return { ...t, pull };
+  }
+  const img = buildImage({ layers: [{ tar: base }] });
+
+  it('tries each search registry in order and records the name it was found under', async () => {
+    const t = withSearch(['one.example', 'two.example', 'three.example']);
+    t.publish('two.example/app', 'v1', img);
+    t.publish('three.example/app', 'v1', buildImage({ layers: [{ tar: top }] }));
+    const r = await t.pull.execute({ image: 'app:v1', bundle: '/b1' });
+    assert.equal(r.reference, 'two.example/app:v1');
+    assert.equal(r.manifestDigest, img.manifestDigest);
+    assert.deepEqual((await t.metadata.read()).images[img.manifestDigest]?.names, ['two.example/app:v1']);
+    const stored = await t.pull.pullToStore({ image: 'app:v1' });
+    assert.equal(stored.reference, 'two.example/app:v1');
+  });
+
+  it('an alias wins; a qualified name is never searched', async () => {
+    const t = withSearch(['one.example'], { app: 'alias.example/team/app' });
+    t.publish('alias.example/team/app', 'v1', img);
+    t.publish('one.example/app', 'v1', buildImage({ layers: [{ tar: top }] }));
+    assert.equal((await t.pull.execute({ image: 'app:v1', bundle: '/b1' })).reference, 'alias.example/team/app:v1');
+    await assert.rejects(t.pull.execute({ image: 'elsewhere.example/app:v1', bundle: '/b2' }), code('NOT_FOUND'));
+  });
+
+  it('found nowhere: every registry is named, nothing is left behind', async () => {
+    const t = withSearch(['one.example', 'two.example']);
+    await assert.rejects(t.pull.execute({ image: 'app', bundle: '/b1' }), (e: unknown) =>
+      e instanceof ImageTsError && e.code === 'NOT_FOUND' && /short name app resolved nowhere: one\.example\/app:latest: .*; two\.example\/app:latest: /.test(e.message));
+    assert.equal(t.bundles.bundles.has('/b1'), false);
+    assert.deepEqual((await t.metadata.read()).leases, {});
   });
 });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -378,11 +378,11 @@ describe('pullSources', () => {
   ];
   for (const [what, obj, input, re] of denied) {
     it(`denies: ${what}`, () => {
-      assert.throws(() => pullSources(conf(obj), Reference.parse(input)), isCode('DENIED', re));
+      assert.throws(() => pullSources(conf(obj), Reference.parse(input)), isCode('BLOCKED', re));
     });
   }
 
-  it('names a file source in the DENIED message', () => {
+  it('names a file source in the BLOCKED message', () => {
     const c = RegistriesConf.fromObject({ registry: [{ location: 'example.com', blocked: true }] }, '/etc/containers/registries.conf');
     assert.throws(() => pullSources(c, Reference.parse('example.com/x')), /blocked in registries\.conf \(\/etc\/containers\/registries\.conf\)$/);
   });
@@ -515,7 +515,7 @@ blocked = true
       `plain.example.net:5000/img@${D} +insecure +mirror`,
       `int.example.com/bar/img@${D} +insecure`,
     ]);
-    assert.throws(() => pullSources(c, Reference.parse('banned.example.com/x')), isCode('DENIED', /registry banned\.example\.com is blocked/));
+    assert.throws(() => pullSources(c, Reference.parse('banned.example.com/x')), isCode('BLOCKED', /registry banned\.example\.com is blocked/));
     assert.deepEqual(expandShortName(c, 'busybox'), ['quay.io/bb/busybox:latest']);
   });
 
@@ -549,7 +549,56 @@ blocked = true
     await writeFile(path, '[registries.search]\nregistries = ["quay.io"]\n[registries.block]\nregistries = ["bad.io"]\n');
     const c = await loadRegistriesConf(path);
     assert.deepEqual(c.unqualifiedSearchRegistries, ['quay.io']);
-    assert.throws(() => pullSources(c, Reference.parse('bad.io/x')), isCode('DENIED', /bad\.io is blocked/));
+    assert.throws(() => pullSources(c, Reference.parse('bad.io/x')), isCode('BLOCKED', /bad\.io is blocked/));
+  });
+
+  it('applies <path>.d/*.conf drop-ins in name order: keys replace, aliases merge, registries replace by prefix', async () => {
+    const path = join(dir, 'dropin.conf');
+    await writeFile(path, [
+      'unqualified-search-registries = ["quay.io"]',
+      '[aliases]',
+      '"a" = "quay.io/x/a"',
+      '[[registry]]',
+      'prefix = "example.com"',
+      'location = "old.example.com"',
+      '[[registry]]',
+      'location = "kept.example.com"',
+      'insecure = true',
+      '',
+    ].join('\n'));
+    await mkdir(`${path}.d`);
+    // 20- sorts after 10-: its prefix entry wins over both the file's and 10-'s.
+    await writeFile(join(`${path}.d`, '20-last.conf'), '[[registry]]\nprefix = "example.com"\nlocation = "final.example.com"\n');
+    await writeFile(join(`${path}.d`, '10-first.conf'), [
+      'unqualified-search-registries = ["r.example.org"]',
+      'short-name-mode = "disabled"',
+      '[aliases]',
+      '"b" = "quay.io/x/b"',
+      '[[registry]]',
+      'prefix = "example.com"',
+      'location = "middle.example.com"',
+      '[[registry]]',
+      'location = "new.example.com"',
+      'blocked = true',
+      '',
+    ].join('\n'));
+    await writeFile(join(`${path}.d`, 'ignored.txt'), 'not toml at all [');
+    const c = await loadRegistriesConf(path);
+    assert.equal(c.source, `${path} with ${path}.d`);
+    assert.deepEqual(c.unqualifiedSearchRegistries, ['r.example.org']);
+    assert.equal(c.shortNameMode, 'disabled');
+    assert.deepEqual([...c.aliases.keys()].sort(), ['a', 'b']);
+    assert.deepEqual(describeSources(c, 'example.com/app'), ['final.example.com/app:latest']);
+    assert.deepEqual(describeSources(c, 'kept.example.com/app'), ['kept.example.com/app:latest +insecure']);
+    assert.throws(() => pullSources(c, Reference.parse('new.example.com/app')), isCode('BLOCKED', /new\.example\.com is blocked/));
+  });
+
+  it('names the drop-in at fault', async () => {
+    const path = join(dir, 'bad-dropin.conf');
+    await writeFile(path, 'unqualified-search-registries = ["quay.io"]\n');
+    await mkdir(`${path}.d`);
+    await writeFile(join(`${path}.d`, 'x.conf'), 'short-name-mode = "sometimes"\n');
+    await assert.rejects(loadRegistriesConf(path), isCode('CONFIG_FILE_INVALID', /bad-dropin\.conf\.d\/x\.conf: short-name-mode must be one of/));
   });
 
   it("accepts image-rs's inline registry_config JSON object", () => {
@@ -564,7 +613,7 @@ blocked = true
       }
     }`) as { registry_config: unknown };
     const c = RegistriesConf.fromObject(imageRsConfig.registry_config, 'registry_config');
-    assert.throws(() => pullSources(c, Reference.parse('example.com/banned')), isCode('DENIED', /blocked in registries\.conf \(registry_config\)/));
+    assert.throws(() => pullSources(c, Reference.parse('example.com/banned')), isCode('BLOCKED', /blocked in registries\.conf \(registry_config\)/));
     assert.deepEqual(describeSources(c, 'mirror-test.com/some-image'), ['127.0.0.1:5000/some-image:latest +insecure +mirror', 'mirror-test.com/some-image:latest']);
     assert.deepEqual(describeSources(c, 'remapping-test.com/some-image'), ['127.0.0.1:5000/some-image:latest +insecure']);
     assert.deepEqual(describeSources(c, 'docker.io/library/busybox'), ['docker.io/library/busybox:latest']);

@@ -33,6 +33,7 @@ import { PgpKeyUnwrapper } from '../outbound/keys/pgp-unwrapper.js';
 import { Pkcs7KeyUnwrapper } from '../outbound/keys/pkcs7-unwrapper.js';
 import type { KeyBrokerSettings, Settings } from './image-config-file.js';
 import { attestationAgentFor, caPems, keyBrokerFor, keyProvidersFor, NoKeyBroker } from './keys.js';
+import type { RegistriesConf } from '../../domain/registry/registries-conf.js';
 import { ConfiguredLookaside, policyLoader, registriesLoader } from './signatures.js';
 import { ImagePolicy } from '../../domain/policy/image-policy.js';
 import { PolicyGate } from '../../domain/policy/policy-gate.js';
@@ -92,6 +93,7 @@ function useCases(): ContainerModule {
             settings.admission,
           ),
           attestation: ctx.get<AttestationAgent>(AttestationAgentToken, { optional: true }),
+          registries: ctx.get<() => Promise<RegistriesConf | undefined>>(Tokens.Registries, { optional: true }),
         },
         {
           hostPlatform: settings.platform ? Platform.parse(settings.platform) : Platform.fromNode(process.platform, process.arch),
@@ -154,6 +156,8 @@ function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule
     if (aa) bind(AttestationAgentToken).toConstantValue(aa);
     bind(Tokens.Settings).toConstantValue(settings);
     bind(LoggerToken).toConstantValue(logger);
+    const registries = registriesLoader(settings, new BrokerResourceLoader(broker), logger);
+    if (registries) bind(Tokens.Registries).toConstantValue(registries);
     bind(ImageSourceFactoryToken).toConstantValue(new RegistrySourceFactory({
       insecureRegistries: settings.insecureRegistries,
       caFiles: settings.caFiles,
@@ -162,7 +166,7 @@ function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule
       authFiles: settings.authFiles,
       credentials: context.credentials,
       logger,
-      registries: registriesLoader(settings, new BrokerResourceLoader(broker), logger),
+      registries,
       proxy: settings.proxy,
       timeouts: settings.timeouts,
     }));

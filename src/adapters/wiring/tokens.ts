@@ -5,4 +5,6 @@ export const Tokens = {
   ManageImages: Symbol.for('image-ts.ManageImages'),
   BundleFs: Symbol.for('image-ts.BundleFs'),
   Clock: Symbol.for('image-ts.Clock'),
+  /** registries.conf's loader, shared by the registry source and short-name resolution; unbound without one. */
+  Registries: Symbol.for('image-ts.Registries'),
 } as const;

@@ -38,6 +38,7 @@ import type { ProgressListener } from '../../ports/observability/progress.js';
 import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
 import type { SnapshotRecord, Snapshotter, SnapshotterName } from '../../ports/snapshot/snapshotter.js';
 import type { ImageRecord, MetadataStore } from '../../ports/store/metadata-store.js';
+import { expandShortName, isShortName, type RegistriesConf } from '../registry/registries-conf.js';
 import { readBounded } from './bounded-read.js';
 import { Limiter, SingleFlight } from './limiter.js';
 
@@ -103,6 +104,8 @@ export interface PullImageDeps {
   readonly policy?: PolicyGate | undefined;
   /** Told of every successful pull, a cache hit included, when an Attestation Agent is configured. */
   readonly attestation?: AttestationAgent | undefined;
+  /** registries.conf, for short-name aliases and unqualified-search-registries; short names go to docker.io without it. */
+  readonly registries?: (() => Promise<RegistriesConf | undefined>) | undefined;
 }
 
 /** The event CDH records after a pull, so that a verifier can see which images a guest ran. */
@@ -181,17 +184,15 @@ export class PullImage {
   }
 
   async execute(request: PullRequest): Promise<PullResult> {
-    const target = ImageTarget.parse(request.image);
+    const targets = await this.targetsFor(request.image);
     const snapshotter = await this.pickSnapshotter(request.snapshotter);
-    const factory = this.deps.sources.find((s) => s.supports(target));
-    if (!factory) throw new UnsupportedError(`no image source handles ${request.image}`);
 
     const bundlePath = this.deps.bundles.resolve(request.bundle);
     const { rootfs, createdDir } = await this.deps.bundles.create(bundlePath);
     let snapshot: SnapshotRecord | undefined;
     const lease: Lease = { id: randomUUID(), held: false };
     try {
-      const { name, resolved, layers } = await this.fetchImage(target, factory, request, lease);
+      const { name, resolved, layers } = await this.fetchImage(targets, request, lease);
 
       const snapshotId = createHash('sha256').update(`${bundlePath}\0${this.deps.clock().toISOString()}`).digest('hex').slice(0, 32);
       snapshot = await snapshotter.prepare(snapshotId, layers.map((l) => l.committed), rootfs);
@@ -246,12 +247,10 @@ export class PullImage {
    * measurement are as for a bundle pull.
    */
   async pullToStore(request: StorePullRequest): Promise<StorePullResult> {
-    const target = ImageTarget.parse(request.image);
-    const factory = this.deps.sources.find((s) => s.supports(target));
-    if (!factory) throw new UnsupportedError(`no image source handles ${request.image}`);
+    const targets = await this.targetsFor(request.image);
     const lease: Lease = { id: randomUUID(), held: false };
     try {
-      const { name, resolved, layers } = await this.fetchImage(target, factory, { ...request, bundle: '' }, lease);
+      const { name, resolved, layers } = await this.fetchImage(targets, { ...request, bundle: '' }, lease);
       await this.measure(request.image, resolved, request.signal);
       await this.releaseLease(lease);
       return {
@@ -267,18 +266,57 @@ export class PullImage {
     }
   }
 
+  /**
+   * What to try for the user's input, in order: the image itself, or for a
+   * short name its alias or each unqualified-search registry.
+   */
+  private async targetsFor(image: string): Promise<ImageTarget[]> {
+    const target = ImageTarget.parse(image);
+    if (target.kind !== 'registry' || !isShortName(image) || !this.deps.registries) return [target];
+    const conf = await this.deps.registries();
+    if (!conf) return [target];
+    return expandShortName(conf, image).map((name) => ImageTarget.parse(name));
+  }
+
+  /**
+   * Opens the first candidate whose manifest resolves. Like podman, a short
+   * name that no search registry has fails with every registry's error.
+   */
+  private async openFirst(
+    targets: readonly ImageTarget[],
+    request: PullRequest,
+  ): Promise<{ target: ImageTarget; source: ImageSource; resolved: ResolvedImage }> {
+    const failures: ImageTsError[] = [];
+    for (const target of targets) {
+      const factory = this.deps.sources.find((s) => s.supports(target));
+      if (!factory) throw new UnsupportedError(`no image source handles ${request.image}`);
+      let source: ImageSource | undefined;
+      try {
+        source = await factory.open(target, { credentials: request.credentials, signal: request.signal });
+        const resolved = await this.resolve(source, target, request);
+        return { target, source, resolved };
+      } catch (err) {
+        await source?.close().catch(() => undefined);
+        const e = asImageTsError(err);
+        if (targets.length === 1 || request.signal?.aborted) throw e;
+        this.deps.logger.log('info', 'short-name.miss', { image: ImageTarget.canonicalName(target), code: e.code });
+        failures.push(new ImageTsError(e.code, `${ImageTarget.canonicalName(target)}: ${e.message}`));
+      }
+    }
+    const last = failures[failures.length - 1];
+    if (!last) throw new ImageTsError('INTERNAL', 'no candidate to pull');
+    throw new ImageTsError(last.code, `short name ${request.image} resolved nowhere: ${failures.map((f) => f.message).join('; ')}`);
+  }
+
   /** Resolve, judge, lease and fetch every layer, then record the image. Shared by both kinds of pull. */
   private async fetchImage(
-    target: ImageTarget,
-    factory: ImageSourceFactory,
+    targets: readonly ImageTarget[],
     request: PullRequest,
     lease: Lease,
   ): Promise<{ name: string; resolved: ResolvedImage; layers: { committed: CommittedLayer; pulled: PulledLayer }[] }> {
-    const source = await factory.open(target, { credentials: request.credentials, signal: request.signal });
-    let resolved: ResolvedImage;
+    const { target, source, resolved } = await this.openFirst(targets, request);
     let layers: { committed: CommittedLayer; pulled: PulledLayer }[];
     try {
-      resolved = await this.resolve(source, target, request);
       // Before the store is consulted: a cached image must pass today's policy too.
       await this.deps.policy?.check(this.policySubject(target, source, resolved, request.signal), isEncryptedImage(resolved), ImageTarget.canonicalName(target));
       request.onProgress?.({
@@ -321,12 +359,9 @@ export class PullImage {
 
   /** Evaluates the policy and admission for an image without fetching any layer. */
   async verify(request: VerifyRequest): Promise<VerifyResult> {
-    const target = ImageTarget.parse(request.image);
-    const factory = this.deps.sources.find((s) => s.supports(target));
-    if (!factory) throw new UnsupportedError(`no image source handles ${request.image}`);
-    const source = await factory.open(target, { credentials: request.credentials, signal: request.signal });
+    const asPull: PullRequest = { image: request.image, bundle: '', platform: request.platform, credentials: request.credentials, signal: request.signal };
+    const { target, source, resolved } = await this.openFirst(await this.targetsFor(request.image), asPull);
     try {
-      const resolved = await this.resolve(source, target, { image: request.image, bundle: '', platform: request.platform, signal: request.signal });
       const subject = this.policySubject(target, source, resolved, request.signal);
       const encrypted = isEncryptedImage(resolved);
       const verdict = await this.deps.policy?.judge(subject);

@@ -152,6 +152,44 @@ export class RegistriesConf {
   }
 }
 
+/**
+ * Applies a registries.conf.d drop-in to the tables read so far, as
+ * containers/image does: keys the drop-in sets replace the earlier ones,
+ * `[aliases]` merge name by name, and a `[[registry]]` replaces the earlier
+ * entry with the same prefix (its location when it has no prefix) or is added.
+ * Both tables must each be valid (`fromObject`) first; v1 tables do not merge.
+ */
+export function mergeDropIn(base: unknown, dropIn: unknown, dropInSource: string): Record<string, unknown> {
+  if (!isRecord(base) || !isRecord(dropIn)) throw new ConfigFileError(`${dropInSource}: the configuration must be a table (object)`);
+  if (base['registries'] !== undefined || dropIn['registries'] !== undefined) {
+    throw new ConfigFileError(`${dropInSource}: v1 [registries.*] tables cannot be combined with drop-in files; convert them to [[registry]] entries`);
+  }
+  const merged: Json = { ...base };
+  for (const [key, value] of Object.entries(dropIn)) {
+    if (key === 'aliases' && isRecord(value)) {
+      merged['aliases'] = { ...(isRecord(base['aliases']) ? base['aliases'] : {}), ...value };
+    } else if (key === 'registry' && Array.isArray(value)) {
+      const entries = Array.isArray(base['registry']) ? [...(base['registry'] as unknown[])] : [];
+      for (const entry of value) {
+        const id = registryId(entry);
+        const at = entries.findIndex((e) => registryId(e) === id);
+        if (at >= 0) entries[at] = entry;
+        else entries.push(entry);
+      }
+      merged['registry'] = entries;
+    } else {
+      merged[key] = value;
+    }
+  }
+  return merged;
+}
+
+function registryId(entry: unknown): string {
+  if (!isRecord(entry)) return '';
+  const prefix = typeof entry['prefix'] === 'string' ? entry['prefix'] : '';
+  return prefix !== '' ? prefix : typeof entry['location'] === 'string' ? entry['location'] : '';
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation
 
@@ -463,7 +501,7 @@ function rewrite(ref: Reference, match: Match, location: string): Reference {
 
 function blockedError(conf: RegistriesConf, prefix: string): ImageTsError {
   const where = conf.source === 'registries.conf' ? 'registries.conf' : `registries.conf (${conf.source})`;
-  return new ImageTsError('DENIED', `registry ${prefix} is blocked in ${where}`);
+  return new ImageTsError('BLOCKED', `registry ${prefix} is blocked in ${where}`);
 }
 
 /**
@@ -476,7 +514,7 @@ function blockedError(conf: RegistriesConf, prefix: string): ImageTsError {
  * A source is dropped when the table that governs its own physical reference
  * is blocked; the primary location is also dropped when the reference's own
  * table is blocked (a blocked table with mirrors is "mirrors only"). With no
- * source left, DENIED. A reference no table matches is pulled from itself.
+ * source left, BLOCKED. A reference no table matches is pulled from itself.
  */
 export function pullSources(conf: RegistriesConf, reference: Reference): PullSource[] {
   const match = bestMatch(conf, reference);

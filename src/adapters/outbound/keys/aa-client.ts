@@ -1,6 +1,6 @@
 import { AttestationFailedError, ImageTsError } from '../../../domain/errors.js';
 import type { AttestationAgent, RuntimeMeasurement } from '../../../ports/keys/attestation-agent.js';
-import { abortError } from '../registry/transport-errors.js';
+import { abortError } from '../http/transport-errors.js';
 import { GrpcTransport } from '../rpc/grpc.js';
 import { ProtoReader, ProtoWriter, singleBytes, singleString } from '../rpc/protobuf.js';
 import { DEFAULT_RPC_TIMEOUT_MS, RpcError, clipPeerText, type RpcTransport } from '../rpc/rpc.js';

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { KeyBrokerDeniedError, KeyBrokerUnavailableError, type ImageTsError } from '../../../domain/errors.js';
 import type { KeyProvider } from '../../../ports/keys/key-provider.js';
-import { abortError } from '../registry/transport-errors.js';
+import { abortError } from '../http/transport-errors.js';
 
 /** A key provider answers with a few hundred bytes; anything near this is not a key provider. */
 const MAX_STDOUT = 1024 * 1024;

@@ -17,7 +17,7 @@ import {
 import type { AttestationAgent } from '../../../ports/keys/attestation-agent.js';
 import type { KeyBroker } from '../../../ports/keys/key-broker.js';
 import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
-import { abortError, isTransientError } from '../registry/transport-errors.js';
+import { abortError, isTransientError } from '../http/transport-errors.js';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 

@@ -1,6 +1,6 @@
 import { ImageTsError, KeyBrokerDeniedError, KeyBrokerUnavailableError } from '../../../domain/errors.js';
 import type { KeyProvider } from '../../../ports/keys/key-provider.js';
-import { abortError } from '../registry/transport-errors.js';
+import { abortError } from '../http/transport-errors.js';
 import { GrpcTransport, type GrpcTlsOptions } from '../rpc/grpc.js';
 import { ProtoReader, singleBytes } from '../rpc/protobuf.js';
 import { RpcError, clipPeerText, type RpcTransport } from '../rpc/rpc.js';

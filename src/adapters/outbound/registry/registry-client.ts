@@ -4,7 +4,7 @@ import { parseChallenges, type AuthChallenge } from '../../../domain/auth/challe
 import { ImageTsError, NetworkError, type ErrorCode, NotFoundError, UnauthorizedError, UnsupportedError } from '../../../domain/errors.js';
 import type { Logger } from '../../../ports/observability/logger.js';
 import type { Credentials } from '../../../ports/image-source/image-source.js';
-import { abortError, isTransientError, transportError } from './transport-errors.js';
+import { abortError, backoffMs, isTransientError, transportError } from '../http/transport-errors.js';
 
 export type Response = Dispatcher.ResponseData;
 
@@ -157,7 +157,7 @@ export class RegistryClient {
 
   /**
    * Runs `attempt` with up to `retries` more tries on connection errors, 429 and 5xx, backing off
-   * (or honouring Retry-After) with at most 10 s of waiting in total.
+   * with jitter (or honouring Retry-After) with at most 10 s of waiting in total.
    */
   private async withRetries(signal: AbortSignal | undefined, attempt: () => Promise<Response>): Promise<Response> {
     let waited = 0;
@@ -176,7 +176,7 @@ export class RegistryClient {
         if (!isTransientError(err) || n >= this.o.retries) throw transportError(err, this.o.host);
         failure = err;
       }
-      const wanted = retryAfterMs(retryAfter) ?? BASE_BACKOFF_MS * 2 ** n;
+      const wanted = retryAfterMs(retryAfter) ?? backoffMs(n, BASE_BACKOFF_MS, MAX_WAIT_MS);
       const wait = Math.max(0, Math.min(wanted, MAX_WAIT_MS - waited));
       waited += wait;
       this.o.logger.log('debug', 'registry.retry', {

@@ -25,7 +25,7 @@ import { loadCaBundle } from './ca-bundle.js';
 import { readCapped, RegistryClient, type Response } from './registry-client.js';
 import { resumingStream, type BlobBody } from './resuming-stream.js';
 import { MAX_SIGNATURE_LIST_BYTES, parseSignatureList, signatureExtensionPath } from './signature-extension.js';
-import { abortError, isTransientError, transportError } from './transport-errors.js';
+import { abortError, isTransientError, transportError } from '../http/transport-errors.js';
 
 export interface RegistrySourceOptions {
   /** `host[:port]` entries spoken to over plain http; matched exactly. */

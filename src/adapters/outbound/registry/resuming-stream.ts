@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { abortError, isTransientError, transportError } from './transport-errors.js';
+import { abortError, backoffMs, isTransientError, transportError } from '../http/transport-errors.js';
 
 /** One response body for a blob, and how many leading bytes to drop (a server that ignored Range). */
 export interface BlobBody {
@@ -55,7 +55,7 @@ export function resumingStream(first: BlobBody, o: ResumeOptions): Readable {
       }
       o.onResume(received, resumes + 1, reason);
       try {
-        await sleep(Math.min(250 * 2 ** resumes, 2000), undefined, { signal: o.signal });
+        await sleep(backoffMs(resumes, 250, 2000), undefined, { signal: o.signal });
       } catch {
         throw abortError(o.signal ?? AbortSignal.abort());
       }

@@ -10,7 +10,7 @@ import type {
   sendUnaryData,
 } from '@grpc/grpc-js';
 import { ConfigFileError } from '../../../domain/errors.js';
-import { abortError } from '../registry/transport-errors.js';
+import { abortError } from '../http/transport-errors.js';
 import { lazyModule } from '../lazy-module.js';
 import { removeStaleSocket } from './ttrpc.js';
 import {

@@ -1,6 +1,6 @@
 import { lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { abortError } from '../registry/transport-errors.js';
+import { abortError } from '../http/transport-errors.js';
 import { ProtoReader, ProtoWriter, decodeStatus, encodeStatus } from './protobuf.js';
 import {
   DEFAULT_RPC_TIMEOUT_MS,

@@ -8,7 +8,7 @@ import type { Digest } from '../../../domain/image/digest.js';
 import type { Reference } from '../../../domain/image/reference.js';
 import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
 import type { SimpleSignatureSource } from '../../../ports/signatures/signature-source.js';
-import { abortError, transportError } from '../registry/transport-errors.js';
+import { abortError, transportError } from '../http/transport-errors.js';
 import { EMPTY_REGISTRIES_D, lookasideBaseFor, type RegistriesDConfig } from './registries-d.js';
 
 /** c/image's limits: signatures per image, and bytes per signature. */

@@ -71,3 +71,12 @@ export function abortError(signal: AbortSignal): ImageTsError {
   if (reason instanceof ImageTsError) return reason;
   return new ImageTsError('INTERNAL', 'operation aborted', { cause: reason });
 }
+
+/**
+ * Exponential backoff with jitter: attempt n waits between half and all of
+ * `base * 2^n`, capped, so clients that failed together do not retry together.
+ */
+export function backoffMs(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** attempt);
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
