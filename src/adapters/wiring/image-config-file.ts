@@ -54,16 +54,25 @@ export interface Settings {
 export type AdmissionSettings = Admission;
 export { DEFAULT_ADMISSION };
 
+/** A nested block takes only the keys it documents: a typo must not silently leave a default in force. */
+function exactKeys(v: Record<string, unknown>, key: string, allowed: readonly string[]): void {
+  for (const k of Object.keys(v)) {
+    if (!allowed.includes(k)) throw new ConfigFileError(`${key}.${k} is not a known key (${allowed.join(', ')})`);
+  }
+}
+
 function admissionSettings(v: unknown): AdmissionSettings {
   if (!isObject(v)) throw new ConfigFileError('image_admission must be an object');
-  const out = { ...DEFAULT_ADMISSION };
-  for (const [k, val] of Object.entries(v)) {
+  exactKeys(v, 'image_admission', ['allow_unencrypted_signed', 'allow_unencrypted_unsigned']);
+  const flag = (k: string, fallback: boolean): boolean => {
+    const val = v[k] ?? fallback;
     if (typeof val !== 'boolean') throw new ConfigFileError(`image_admission.${k} must be true or false`);
-    if (k === 'allow_unencrypted_signed') out.unencryptedSigned = val;
-    else if (k === 'allow_unencrypted_unsigned') out.unencryptedUnsigned = val;
-    else throw new ConfigFileError(`image_admission.${k} is not a known key (allow_unencrypted_signed, allow_unencrypted_unsigned)`);
-  }
-  return out;
+    return val;
+  };
+  return {
+    unencryptedSigned: flag('allow_unencrypted_signed', DEFAULT_ADMISSION.unencryptedSigned),
+    unencryptedUnsigned: flag('allow_unencrypted_unsigned', DEFAULT_ADMISSION.unencryptedUnsigned),
+  };
 }
 
 export interface RpcEndpoint {
@@ -76,9 +85,6 @@ export type KeyBrokerSettings =
   | { readonly kind: 'kbs'; readonly url: string; readonly attester: 'sample' | 'aa' }
   | ({ readonly kind: 'cdh' } & RpcEndpoint)
   | { readonly kind: 'offline-fs'; readonly files: readonly string[] };
-
-/** Keys image-rs reads that this build cannot honour yet. Refusing them beats running without a policy the user asked for. */
-const NOT_YET: Readonly<Record<string, string>> = {};
 
 const IGNORED: ReadonlySet<string> = new Set(['default_snapshot', 'kbc', 'kbs_uri']);
 
@@ -95,14 +101,18 @@ export function keyBrokerSettings(v: unknown, key = 'key_broker'): KeyBrokerSett
   if (!isObject(v)) throw new ConfigFileError(`${key} must be an object with a kind`);
   switch (v['kind']) {
     case 'kbs': {
+      exactKeys(v, key, ['kind', 'url', 'attester']);
       const url = v['url'];
       if (typeof url !== 'string' || !/^https?:\/\/[^/]/.test(url)) throw new ConfigFileError(`${key}.url must be an http:// or https:// URL`);
       const attester = v['attester'] ?? 'aa';
       if (attester !== 'sample' && attester !== 'aa') throw new ConfigFileError(`${key}.attester must be "aa" or "sample"`);
       return { kind: 'kbs', url, attester };
     }
-    case 'cdh': return { kind: 'cdh', ...rpcEndpoint(v, key) };
+    case 'cdh':
+      exactKeys(v, key, ['kind', 'address', 'transport']);
+      return { kind: 'cdh', ...rpcEndpoint(v, key) };
     case 'offline-fs': {
+      exactKeys(v, key, ['kind', 'files']);
       const files = v['files'];
       if (!Array.isArray(files) || files.length === 0 || !files.every((f) => typeof f === 'string' && f !== '')) {
         throw new ConfigFileError(`${key}.files must be a non-empty array of paths`);
@@ -203,7 +213,10 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
       case 'keyprovider_config': out.keyproviderConfig = str(key); break;
       case 'decryption_keys': out.decryptionKeys = strList(key); break;
       case 'key_broker': out.keyBroker = keyBrokerSettings(value); break;
-      case 'attestation_agent': out.attestationAgent = rpcEndpoint(value, key); break;
+      case 'attestation_agent':
+        if (isObject(value)) exactKeys(value, key, ['address', 'transport']);
+        out.attestationAgent = rpcEndpoint(value, key);
+        break;
       // image-rs: the URI wins over the inline policy.
       case 'image_security_policy_uri': out.policy = { uri: str(key) }; break;
       case 'image_security_policy':
@@ -231,7 +244,7 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
           if (k !== 'no_proxy' && !/^https?:\/\/[^/]/.test(v)) throw new ConfigFileError(`image_pull_proxy.${k} must be an http:// or https:// URL`);
           return v;
         };
-        for (const k of Object.keys(value)) if (!['https_proxy', 'http_proxy', 'no_proxy'].includes(k)) throw new ConfigFileError(`image_pull_proxy.${k} is not a known key`);
+        exactKeys(value, 'image_pull_proxy', ['https_proxy', 'http_proxy', 'no_proxy']);
         out.proxy = { httpsProxy: get('https_proxy'), httpProxy: get('http_proxy'), noProxy: get('no_proxy') };
         break;
       }
@@ -258,9 +271,7 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
           if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) throw new ConfigFileError(`serve.${k} must be an array of addresses`);
           return v as string[];
         };
-        for (const k of Object.keys(value)) {
-          if (!['cdh_ttrpc', 'cdh_grpc', 'cri', 'request_timeout_seconds'].includes(k)) throw new ConfigFileError(`serve.${k} is not a known key (cdh_ttrpc, cdh_grpc, cri, request_timeout_seconds)`);
-        }
+        exactKeys(value, 'serve', ['cdh_ttrpc', 'cdh_grpc', 'cri', 'request_timeout_seconds']);
         const timeout = value['request_timeout_seconds'];
         if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0) || timeout > 86400)) {
           throw new ConfigFileError('serve.request_timeout_seconds must be a number of seconds from 0 to 86400');
@@ -269,7 +280,6 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
         break;
       }
       default:
-        if (NOT_YET[key]) throw new ConfigFileError(`${key} (${NOT_YET[key]}) is not supported by this build yet; remove it rather than run without it`);
         if (!IGNORED.has(key)) warn(`config file ${path}: unknown key ${key} ignored`);
     }
   }
