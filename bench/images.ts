@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { processAlive } from '../src/adapters/outbound/process-alive.js';
+import { seededRandom } from '../test/helpers/seeded-random.js';
 
 export interface BenchImage {
   name: string;
@@ -901,17 +902,6 @@ async function buildDebian(root: string, cache: string, wanted: ('debian-gzip' |
 // ---------------------------------------------------------------------------
 // Generated tars: small-files, big-file
 
-/** mulberry32: a small deterministic PRNG, so the generated images are the same on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A POSIX ustar header (names up to 100 bytes, which is all the generators use). */
 function ustarHeader(name: string, type: 'file' | 'dir', size: number, mode: number): Buffer {
@@ -1013,7 +1003,7 @@ const SMALL_SUB = 100;
 const SMALL_FILES_PER_DIR = 100;
 
 function* smallFilesTar(): Generator<Buffer> {
-  const rand = prng(0x5eed01);
+  const rand = seededRandom(0x5eed01);
   const text = new TextGen(rand, 1500);
   const out = new Batcher();
   const emit = function* (parts: Buffer[]): Generator<Buffer> {
@@ -1074,7 +1064,7 @@ function bigFilePool(rand: () => number): Buffer {
 }
 
 function* bigFileTar(): Generator<Buffer> {
-  const rand = prng(0xb16f11e);
+  const rand = seededRandom(0xb16f11e);
   const pool = bigFilePool(rand);
   const readme = Buffer.from('image-ts bench: one large file in data/blob.bin\n');
   yield Buffer.concat([

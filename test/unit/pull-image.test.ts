@@ -199,6 +199,66 @@ describe('PullImage', () => {
   });
 });
 
+describe('pulls killed midway', () => {
+  /** A store as a pull killed by pid 999 leaves it: a lease naming its half-made bundle, the snapshot prepared. */
+  async function crashedPull(t: ReturnType<typeof setup>, path: string): Promise<void> {
+    await t.bundles.create(path);
+    const snapshot = await t.snapshotter.prepare('dead', [], `${path}/rootfs`);
+    await t.metadata.update((state) => {
+      state.leases['dead-lease'] = { layers: [], expiresAt: new Date(3_600_000).toISOString(), owner: 999, bundle: { path, createdDir: true, snapshot } };
+    });
+  }
+  const alive = (pid: number): boolean => pid !== 999;
+
+  it('the next pull undoes the dead pull\'s bundle and ends its lease; its own lease names its owner while it runs', async () => {
+    const t = setup();
+    const pull = new PullImage(
+      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0), owner: 4242, isOwnerAlive: alive },
+      { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 2 },
+    );
+    await crashedPull(t, '/dead');
+    const img = buildImage({ layers: [{ tar: base }] });
+    t.publish('example.com/app', 'v1', img);
+    const seen: unknown[] = [];
+    await pull.execute({ image: 'example.com/app:v1', bundle: '/b1', onProgress: (e) => {
+      if (e.type === 'layer-state') void t.metadata.read().then((s) => seen.push(...Object.values(s.leases).map((l) => [l.owner, l.bundle?.path])));
+    } });
+    assert.equal(t.bundles.bundles.has('/dead'), false, 'the half-made bundle is removed');
+    // And pulling into the dead pull's own path again works: its leftovers are undone first.
+    await crashedPull(t, '/again');
+    await pull.execute({ image: 'example.com/app:v1', bundle: '/again' });
+    assert.ok(t.bundles.bundles.get('/again')?.config);
+    assert.equal(t.snapshotter.prepared.has('/dead/rootfs'), false, 'its snapshot is undone');
+    assert.deepEqual((await t.metadata.read()).leases, {});
+    assert.ok(seen.some((x) => JSON.stringify(x) === JSON.stringify([4242, '/b1'])), `the running pull's lease: ${JSON.stringify(seen)}`);
+    // Whatever the pull made itself is untouched.
+    assert.ok(t.bundles.bundles.get('/b1')?.config);
+  });
+
+  it('gc reclaims it too, but never a bundle that a live lease or a record now names', async () => {
+    const t = setup();
+    const manage = new ManageImages({ metadata: t.metadata, layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, logger: silentLogger, clock: () => new Date(0), isOwnerAlive: alive });
+    await crashedPull(t, '/dead');
+    await t.metadata.update((state) => {
+      state.leases['live'] = { layers: [], expiresAt: new Date(3_600_000).toISOString(), owner: 1, bundle: { path: '/dead', createdDir: true, snapshot: { snapshotter: 'copy', rootfs: '/dead/rootfs', id: 'x' } } };
+    });
+    await manage.gc();
+    assert.equal(t.bundles.bundles.has('/dead'), true, 'a live pull now owns the path');
+    assert.deepEqual(Object.keys((await t.metadata.read()).leases), ['live']);
+    await assert.rejects(new PullImage(
+      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0), isOwnerAlive: alive },
+      { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 2 },
+    ).execute({ image: 'example.com/app:v1', bundle: '/dead' }), code('BUNDLE_EXISTS'));
+
+    const u = setup();
+    const gc = new ManageImages({ metadata: u.metadata, layers: u.layers, snapshotters: [u.snapshotter], bundles: u.bundles, logger: silentLogger, clock: () => new Date(0), isOwnerAlive: alive });
+    await crashedPull(u, '/dead');
+    await gc.gc();
+    assert.equal(u.bundles.bundles.has('/dead'), false);
+    assert.deepEqual((await u.metadata.read()).leases, {});
+  });
+});
+
 describe('PullImage short names', () => {
   function withSearch(search: string[], aliases: Record<string, string> = {}) {
     const t = setup();

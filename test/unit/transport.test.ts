@@ -100,6 +100,19 @@ describe('resumingStream', () => {
     assert.deepEqual(offsets, [10, 2000]);
   });
 
+  it('a body that keeps ending short is NETWORK once the resumes run out', async () => {
+    const short = (offset: number): BlobBody => ({ body: body(blob.subarray(offset, offset + 100)), skip: 0 });
+    const { stream, offsets } = resumer(short(0), [short, short], 2);
+    await assert.rejects(buffer(stream), (err: unknown) => err instanceof ImageTsError && err.code === 'NETWORK' && /body ended after 300 of 4096 bytes/.test(err.message));
+    assert.deepEqual(offsets, [100, 200]);
+  });
+
+  it('a connection that breaks after the last byte ends the stream: the digest check decides', async () => {
+    const { stream, offsets } = resumer({ body: body(blob, errno('ECONNRESET')), skip: 0 }, []);
+    assert.deepEqual(await buffer(stream), blob);
+    assert.deepEqual(offsets, []);
+  });
+
   it('gives up with NETWORK after its retries, and never retries a non-transient failure', async () => {
     const broken = (): BlobBody => ({ body: body(blob.subarray(0, 1), errno('ECONNRESET')), skip: 0 });
     const bounded = resumer(broken(), [broken, broken], 2);

@@ -34,6 +34,7 @@ import { Pkcs7KeyUnwrapper } from '../outbound/keys/pkcs7-unwrapper.js';
 import type { KeyBrokerSettings, Settings } from './image-config-file.js';
 import { attestationAgentFor, caPems, keyBrokerFor, keyProvidersFor, NoKeyBroker } from './keys.js';
 import type { RegistriesConf } from '../../domain/registry/registries-conf.js';
+import { processAlive } from '../outbound/process-alive.js';
 import { ConfiguredLookaside, policyLoader, registriesLoader } from './signatures.js';
 import { ImagePolicy } from '../../domain/policy/image-policy.js';
 import { PolicyGate } from '../../domain/policy/policy-gate.js';
@@ -94,6 +95,8 @@ function useCases(): ContainerModule {
           ),
           attestation: ctx.get<AttestationAgent>(AttestationAgentToken, { optional: true }),
           registries: ctx.get<() => Promise<RegistriesConf | undefined>>(Tokens.Registries, { optional: true }),
+          owner: process.pid,
+          isOwnerAlive: processAlive,
         },
         {
           hostPlatform: settings.platform ? Platform.parse(settings.platform) : Platform.fromNode(process.platform, process.arch),
@@ -110,6 +113,7 @@ function useCases(): ContainerModule {
       bundles: ctx.get<BundleFs>(BundleFsToken),
       logger: ctx.get<Logger>(LoggerToken),
       clock: ctx.get<() => Date>(Tokens.Clock),
+      isOwnerAlive: processAlive,
     })).inSingletonScope();
     // Local keys are the same everywhere; brokers and providers are the profile's.
     bind(KeyUnwrapperToken).toConstantValue(new JweKeyUnwrapper());

@@ -101,6 +101,11 @@ export class DigestingStream extends Transform {
     return this.count;
   }
 
+  /** The digest of the bytes that went through so far, e.g. when the stream failed midway. */
+  digestSoFar(): Digest {
+    return this.result ?? Digest.parse(`${this.algorithm}:${this.hash.copy().digest('hex')}`);
+  }
+
   /** Available once the stream has ended. */
   digest(): Digest {
     if (!this.result) throw new ImageTsError('INTERNAL', 'digest read before the stream ended');

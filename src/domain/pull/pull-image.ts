@@ -7,6 +7,7 @@ import {
   type ErrorCode,
   ImageTsError,
   InvalidManifestError,
+  NetworkError,
   SizeMismatchError,
   UnsupportedError,
   asImageTsError,
@@ -37,12 +38,15 @@ import type { Logger } from '../../ports/observability/logger.js';
 import type { ProgressListener } from '../../ports/observability/progress.js';
 import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
 import type { SnapshotRecord, Snapshotter, SnapshotterName } from '../../ports/snapshot/snapshotter.js';
-import type { ImageRecord, MetadataStore } from '../../ports/store/metadata-store.js';
+import type { ImageRecord, MetadataStore, PlannedBundle } from '../../ports/store/metadata-store.js';
+import { reclaimAbandonedPulls } from '../store/abandoned-pulls.js';
 import { expandShortName, isShortName, type RegistriesConf } from '../registry/registries-conf.js';
 import { readBounded } from './bounded-read.js';
 import { Limiter, SingleFlight } from './limiter.js';
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** attribute()'s verdict when the blob is intact but the failed pass read other bytes. */
+const TRANSIT = Symbol('transit');
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 const MAX_ACCOUNT_FILE_BYTES = 4 * 1024 * 1024;
 /** Long enough for any pull; short enough that a crashed pull does not pin layers for long. */
@@ -106,6 +110,9 @@ export interface PullImageDeps {
   readonly attestation?: AttestationAgent | undefined;
   /** registries.conf, for short-name aliases and unqualified-search-registries; short names go to docker.io without it. */
   readonly registries?: (() => Promise<RegistriesConf | undefined>) | undefined;
+  /** This process, named in its leases; with isOwnerAlive, a pull killed midway is undone by the next one. */
+  readonly owner?: number | undefined;
+  readonly isOwnerAlive?: ((owner: number) => boolean) | undefined;
 }
 
 /** The event CDH records after a pull, so that a verifier can see which images a guest ran. */
@@ -143,6 +150,18 @@ export interface StorePullResult {
   readonly indexDigest?: string | undefined;
   readonly configDigest: string;
   readonly layers: readonly PulledLayer[];
+}
+
+/** One layer to fetch, verify and unpack. */
+interface LayerJob {
+  readonly source: ImageSource;
+  readonly desc: Descriptor;
+  readonly diffId: Digest;
+  readonly secret: LayerSecret | undefined;
+  readonly compression: 'gzip' | 'zstd' | 'none';
+  readonly signal: AbortSignal;
+  readonly machine: LayerStateMachine;
+  readonly request: PullRequest;
 }
 
 /** What decrypting one layer needs, found before any of its bytes are fetched. */
@@ -188,13 +207,14 @@ export class PullImage {
     const snapshotter = await this.pickSnapshotter(request.snapshotter);
 
     const bundlePath = this.deps.bundles.resolve(request.bundle);
-    const { rootfs, createdDir } = await this.deps.bundles.create(bundlePath);
+    const { rootfs, createdDir } = await this.createBundle(bundlePath);
     let snapshot: SnapshotRecord | undefined;
     const lease: Lease = { id: randomUUID(), held: false };
+    const snapshotId = createHash('sha256').update(`${bundlePath}\0${this.deps.clock().toISOString()}\0${lease.id}`).digest('hex').slice(0, 32);
+    const plan: PlannedBundle = { path: bundlePath, createdDir, snapshot: { snapshotter: snapshotter.name, rootfs, id: snapshotId } };
     try {
-      const { name, resolved, layers } = await this.fetchImage(targets, request, lease);
+      const { name, resolved, layers } = await this.fetchImage(targets, request, lease, plan);
 
-      const snapshotId = createHash('sha256').update(`${bundlePath}\0${this.deps.clock().toISOString()}`).digest('hex').slice(0, 32);
       snapshot = await snapshotter.prepare(snapshotId, layers.map((l) => l.committed), rootfs);
       request.onProgress?.({ type: 'snapshot', snapshotter: snapshotter.name, rootfs });
 
@@ -267,6 +287,26 @@ export class PullImage {
   }
 
   /**
+   * A pull killed while making this very bundle left it behind: undo that
+   * pull (when its owner is dead) and try once more. Costs nothing when the
+   * path is free.
+   */
+  private async createBundle(path: string): Promise<{ rootfs: string; createdDir: boolean }> {
+    try {
+      return await this.deps.bundles.create(path);
+    } catch (err) {
+      if (!(err instanceof ImageTsError && err.code === 'BUNDLE_EXISTS')) throw err;
+      const reclaimed = await this.deps.metadata.update(async (state) => {
+        const leftBehind = Object.values(state.leases).some((l) => l.bundle?.path === path);
+        await reclaimAbandonedPulls(state, this.deps.clock(), this.deps);
+        return leftBehind && !Object.values(state.leases).some((l) => l.bundle?.path === path);
+      });
+      if (!reclaimed) throw err;
+      return this.deps.bundles.create(path);
+    }
+  }
+
+  /**
    * What to try for the user's input, in order: the image itself, or for a
    * short name its alias or each unqualified-search registry.
    */
@@ -313,6 +353,7 @@ export class PullImage {
     targets: readonly ImageTarget[],
     request: PullRequest,
     lease: Lease,
+    bundle?: PlannedBundle,
   ): Promise<{ name: string; resolved: ResolvedImage; layers: { committed: CommittedLayer; pulled: PulledLayer }[] }> {
     const { target, source, resolved } = await this.openFirst(targets, request);
     let layers: { committed: CommittedLayer; pulled: PulledLayer }[];
@@ -327,8 +368,10 @@ export class PullImage {
       });
       // Before any layer is looked up: gc must not take what this pull is about to use.
       const diffIds = resolved.config.diffIds.map((d) => d.toString());
-      await this.deps.metadata.update((state) => {
-        state.leases[lease.id] = { layers: diffIds, expiresAt: new Date(this.deps.clock().getTime() + LEASE_MS).toISOString() };
+      await this.deps.metadata.update(async (state) => {
+        const now = this.deps.clock();
+        await reclaimAbandonedPulls(state, now, this.deps);
+        state.leases[lease.id] = { layers: diffIds, expiresAt: new Date(now.getTime() + LEASE_MS).toISOString(), owner: this.deps.owner, bundle };
       });
       lease.held = true;
       layers = await this.fetchLayers(source, resolved, request);
@@ -581,11 +624,24 @@ export class PullImage {
     if (existing) return existing;
     signal.throwIfAborted();
     machine.to('fetching');
+    const job: LayerJob = { source, desc, diffId, secret, compression, signal, machine, request };
+    // One more attempt when the bytes that broke the codec turn out not to be the blob's (corrupted in transit).
+    for (let attempt = 0; ; attempt++) {
+      const outcome = await this.produceOnce(job);
+      if (!('transit' in outcome)) return outcome.committed;
+      if (attempt >= 1) throw outcome.transit;
+      this.deps.logger.log('info', 'layer.retry', { digest: desc.digest.toString(), reason: outcome.transit.message });
+    }
+  }
+
+  private async produceOnce(job: LayerJob): Promise<{ committed: CommittedLayer } | { transit: ImageTsError }> {
+    const { source, desc, diffId, secret, compression, signal, machine, request } = job;
     const writer = await this.deps.layers.stage(diffId);
+    let compressed: DigestingStream | undefined;
     try {
       const blob: Readable = await source.getBlob(desc, { signal });
       const onProgress = request.onProgress;
-      const compressed = new DigestingStream(
+      compressed = new DigestingStream(
         desc.digest.algorithm,
         { limit: desc.size, what: `layer ${desc.digest}` },
         onProgress && ((bytes) => onProgress({ type: 'layer-bytes', digest: desc.digest.toString(), bytes, size: desc.size })),
@@ -607,10 +663,15 @@ export class PullImage {
       }
       const committed = await writer.commit();
       machine.to('committed');
-      return committed;
+      return { committed };
     } catch (err) {
       await writer.abort().catch((e: unknown) => this.warnCleanup('layer staging', e));
-      throw await this.attribute(err, source, desc, secret, signal);
+      const read = compressed && { bytes: compressed.bytes, digest: compressed.digestSoFar() };
+      const blamed = await this.attribute(err, source, desc, secret, read, signal);
+      if (blamed === TRANSIT) {
+        return { transit: new NetworkError(`layer ${desc.digest}: bytes changed in transit (the blob re-read intact)`) };
+      }
+      throw blamed;
     }
   }
 
@@ -664,13 +725,29 @@ export class PullImage {
    * only (bounded by its size); if it does not match its digest, that is the
    * error. Costs a second read, on the failure path only.
    */
-  private async attribute(err: unknown, source: ImageSource, desc: Descriptor, secret: LayerSecret | undefined, signal: AbortSignal): Promise<unknown> {
+  private async attribute(
+    err: unknown,
+    source: ImageSource,
+    desc: Descriptor,
+    secret: LayerSecret | undefined,
+    read: { readonly bytes: number; readonly digest: Digest } | undefined,
+    signal: AbortSignal,
+  ): Promise<unknown> {
     if (!(err instanceof ImageTsError) || (err.code !== 'INVALID_LAYER' && err.code !== 'UNSAFE_LAYER') || signal.aborted) return err;
     try {
       const hasher = new DigestingStream(desc.digest.algorithm, { limit: desc.size, what: `layer ${desc.digest}` });
+      // The same prefix as the failed pass read: equal bytes mean the layer itself is bad.
+      const prefix = read ? createHash(desc.digest.algorithm) : undefined;
+      let prefixLeft = read?.bytes ?? 0;
       const mac = secret ? ciphertextHmac(secret.options) : undefined;
       await pipeline(await source.getBlob(desc, { signal }), hasher, async (chunks: AsyncIterable<Buffer>) => {
-        for await (const chunk of chunks) mac?.update(chunk);
+        for await (const chunk of chunks) {
+          mac?.update(chunk);
+          if (prefix && prefixLeft > 0) {
+            prefix.update(chunk.subarray(0, prefixLeft));
+            prefixLeft -= Math.min(prefixLeft, chunk.length);
+          }
+        }
       }, { signal });
       if (hasher.bytes !== desc.size) return new SizeMismatchError(`layer ${desc.digest}`, desc.size, hasher.bytes);
       if (!hasher.digest().equals(desc.digest)) {
@@ -680,6 +757,7 @@ export class PullImage {
       if (mac && secret && !secret.encryption.pub.hmacMatches(mac.digest())) {
         return new DecryptFailedError(`layer ${desc.digest}: HMAC of the ciphertext does not match; the layer was tampered with or the key is wrong`);
       }
+      if (read && prefix && prefix.digest('hex') !== read.digest.encoded) return TRANSIT;
       return err;
     } catch (recheck) {
       return recheck instanceof ImageTsError && recheck.code === 'DIGEST_MISMATCH' ? recheck : err;

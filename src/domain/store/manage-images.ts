@@ -6,6 +6,7 @@ import type { Logger } from '../../ports/observability/logger.js';
 import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
 import type { Snapshotter } from '../../ports/snapshot/snapshotter.js';
 import type { BundleRecord, ImageRecord, MetadataStore, StoreState } from '../../ports/store/metadata-store.js';
+import { reclaimAbandonedPulls } from './abandoned-pulls.js';
 
 export interface LayerUsage {
   readonly diffId: string;
@@ -55,6 +56,8 @@ export interface ManageDeps {
   readonly bundles: BundleFs;
   readonly logger: Logger;
   readonly clock: () => Date;
+  /** Whether a lease's owner process still runs: gc then undoes pulls that were killed midway. */
+  readonly isOwnerAlive?: ((owner: number) => boolean) | undefined;
 }
 
 /** list, inspect, rm, gc and bundle rm: the store's housekeeping. */
@@ -102,9 +105,7 @@ export class ManageImages {
     const onDisk = (await this.deps.layers.list()).map((d) => d.toString());
     const removed = await this.deps.metadata.update(async (state) => {
       const now = this.deps.clock();
-      for (const [id, lease] of Object.entries(state.leases)) {
-        if (Date.parse(lease.expiresAt) <= now.getTime()) delete state.leases[id];
-      }
+      await reclaimAbandonedPulls(state, now, this.deps);
       const used = new Set(layerUsage(state, now).filter((u) => u.refs > 0).map((u) => u.diffId));
       const victims = new Set([...onDisk, ...Object.keys(state.layers)].filter((id) => !used.has(id)));
       let freed = 0;

@@ -46,6 +46,17 @@ export interface BundleRecord {
 export interface LeaseRecord {
   readonly layers: readonly string[];
   readonly expiresAt: string;
+  /** The pulling process; a lease whose owner died is abandoned and reclaimed at once. */
+  readonly owner?: number | undefined;
+  /** The bundle the pull is making, so a pull killed midway can be undone by the next one. */
+  readonly bundle?: PlannedBundle | undefined;
+}
+
+/** What a bundle pull will make: enough to unmount and delete it if its owner dies. */
+export interface PlannedBundle {
+  readonly path: string;
+  readonly createdDir: boolean;
+  readonly snapshot: SnapshotRecord;
 }
 
 /** The whole store state: small, read and written as one document. */

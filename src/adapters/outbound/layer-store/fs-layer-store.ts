@@ -122,8 +122,10 @@ export class FsLayerStore implements LayerStore {
     if (!isRoot() || !native) return false;
     let probe: string | undefined;
     try {
-      fs.mkdirSync(this.layersDir, { recursive: true });
-      probe = fs.mkdtempSync(join(this.layersDir, '.probe-'));
+      // In staging, under our pid: a probe cut short by kill -9 is cleaned like any staging.
+      fs.mkdirSync(this.stagingDir, { recursive: true });
+      probe = join(this.stagingDir, `${stagingName()}.probe`);
+      fs.mkdirSync(probe);
       native.mknod(join(probe, 'wh'), fs.constants.S_IFCHR, 0, 0);
       native.lsetxattr(probe, 'trusted.overlay.opaque', Buffer.from('y'));
       return true;

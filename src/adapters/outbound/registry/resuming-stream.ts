@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { NetworkError } from '../../../domain/errors.js';
 import { abortError, backoffMs, isTransientError, transportError } from '../http/transport-errors.js';
 
 /** One response body for a blob, and how many leading bytes to drop (a server that ignored Range). */
@@ -45,14 +46,18 @@ export function resumingStream(first: BlobBody, o: ResumeOptions): Readable {
           received += chunk.length;
           yield chunk;
         }
-        if (o.size === undefined || received >= o.size || resumes >= o.retries) return;
+        if (o.size === undefined || received >= o.size) return;
         reason = `body ended after ${received} of ${o.size} bytes`;
       } catch (err) {
         current.body.destroy();
         if (o.signal?.aborted) throw abortError(o.signal);
+        // Every byte is here and only the connection's end went wrong: the digest check decides.
+        if (o.size !== undefined && received >= o.size) return;
         if (!isTransientError(err) || resumes >= o.retries) throw transportError(err, o.host);
         reason = transportError(err, o.host).message;
       }
+      // A body that keeps ending short is a transport failure, the same code as a dropped connection.
+      if (resumes >= o.retries) throw new NetworkError(`${o.host}: ${reason}, after ${resumes} resumes`);
       o.onResume(received, resumes + 1, reason);
       try {
         await sleep(backoffMs(resumes, 250, 2000), undefined, { signal: o.signal });

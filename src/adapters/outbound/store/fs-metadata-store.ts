@@ -1,13 +1,18 @@
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StoreError } from '../../../domain/errors.js';
+import { ImageTsError, StoreError, asImageTsError } from '../../../domain/errors.js';
 import { emptyState, type MetadataStore, type StoreState } from '../../../ports/store/metadata-store.js';
 import { processAlive } from '../process-alive.js';
 
 export const METADATA_FILE = 'metadata.json';
 const LOCK_DIR = 'metadata.lock';
 const LOCK_WAIT_MS = 30_000;
+/** A lock dir without a readable pid this old was left by a process killed while taking it. */
+const PIDLESS_LOCK_STALE_MS = 5_000;
+const TMP_RE = /^metadata\.json\.(\d+)\.tmp$/;
+/** Locks this process holds: a lock naming our pid that is not here was left by an earlier process with the same pid (a restarted guest). */
+const HELD = new Set<string>();
 
 /**
  * The store's metadata as one JSON file under work_dir. Updates hold a lock
@@ -19,6 +24,7 @@ export class FsMetadataStore implements MetadataStore {
   private readonly lockDir: string;
   /** Serializes updates inside this process; the lock dir serializes processes. */
   private chain: Promise<unknown> = Promise.resolve();
+  private tempsSwept = false;
 
   constructor(private readonly root: string) {
     this.file = join(root, METADATA_FILE);
@@ -61,14 +67,20 @@ export class FsMetadataStore implements MetadataStore {
 
   private async write(state: StoreState): Promise<void> {
     const tmp = `${this.file}.${process.pid}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(JSON.stringify(state, null, 1));
-      await fh.sync();
-    } finally {
-      await fh.close();
+      const fh = await open(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(JSON.stringify(state, null, 1));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.file);
+    } catch (err) {
+      // The old metadata.json is intact; only the half-written temp file goes.
+      await unlink(tmp).catch(() => undefined);
+      throw storeIoError(`cannot write ${this.file}`, err);
     }
-    await rename(tmp, this.file);
     const dir = await open(this.root, 'r');
     try {
       await dir.sync();
@@ -77,31 +89,103 @@ export class FsMetadataStore implements MetadataStore {
     }
   }
 
+  /** Temp files of writers killed mid-write; once per process, under the lock. */
+  private async sweepTemps(): Promise<void> {
+    if (this.tempsSwept) return;
+    this.tempsSwept = true;
+    for (const name of await readdir(this.root).catch(() => [] as string[])) {
+      const pid = TMP_RE.exec(name)?.[1];
+      if (pid !== undefined && Number(pid) !== process.pid && !processAlive(Number(pid))) await unlink(join(this.root, name)).catch(() => undefined);
+    }
+  }
+
   private async locked<T>(fn: () => Promise<T>): Promise<T> {
-    await mkdir(this.root, { recursive: true });
+    await mkdir(this.root, { recursive: true }).catch((err: unknown) => {
+      throw storeIoError(`cannot create ${this.root}`, err);
+    });
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
-      try {
-        await mkdir(this.lockDir);
-        await writeFile(join(this.lockDir, 'pid'), String(process.pid));
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new StoreError(`cannot lock the store: ${(err as NodeJS.ErrnoException).code}`);
-        const owner = Number(await readFile(join(this.lockDir, 'pid'), 'utf8').catch(() => 'NaN'));
-        // A lock whose owner died (kill -9) is stale; a lock with no pid yet is being taken.
-        const age = await stat(this.lockDir).then((st) => Date.now() - st.mtimeMs, () => 0);
-        if ((Number.isInteger(owner) && owner !== process.pid && !processAlive(owner)) || (!Number.isInteger(owner) && age > 5_000)) {
-          await rm(this.lockDir, { recursive: true, force: true });
-          continue;
-        }
-        if (Date.now() > deadline) throw new StoreError(`the store at ${this.root} stayed locked for ${LOCK_WAIT_MS / 1000}s`);
-        await sleep(wait);
+      if (await this.tryLock()) break;
+      const holder = await this.lockHolder();
+      if (holder?.stale) {
+        await this.breakStaleLock(holder.ino, holder.pidText);
+        continue;
       }
+      if (Date.now() > deadline) throw new StoreError(`the store at ${this.root} stayed locked for ${LOCK_WAIT_MS / 1000}s`);
+      await sleep(wait);
     }
     try {
+      await this.sweepTemps();
       return await fn();
     } finally {
+      HELD.delete(this.lockDir);
       await rm(this.lockDir, { recursive: true, force: true });
     }
   }
+
+  /** mkdir is the atomic test-and-set; the pid inside tells others whether the owner still lives. */
+  private async tryLock(): Promise<boolean> {
+    try {
+      await mkdir(this.lockDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw storeIoError('cannot lock the store', err);
+    }
+    HELD.add(this.lockDir);
+    try {
+      await writeFile(join(this.lockDir, 'pid'), String(process.pid));
+    } catch (err) {
+      // A lock nobody can attribute would block everyone for a while: take it back.
+      HELD.delete(this.lockDir);
+      await rm(this.lockDir, { recursive: true, force: true }).catch(() => undefined);
+      throw storeIoError('cannot lock the store', err);
+    }
+    return true;
+  }
+
+  private async lockHolder(): Promise<{ ino: number; pidText: string | undefined; stale: boolean } | undefined> {
+    const st = await stat(this.lockDir).catch(() => undefined);
+    if (!st) return undefined;
+    const pidText = await readFile(join(this.lockDir, 'pid'), 'utf8').catch(() => undefined);
+    const owner = pidText !== undefined && /^\d+$/.test(pidText) ? Number(pidText) : undefined;
+    // A dead owner (kill -9) leaves a stale lock; a lock with no pid yet is being taken, unless it stays so.
+    const stale = owner !== undefined
+      ? (owner === process.pid ? !HELD.has(this.lockDir) : !processAlive(owner))
+      : Date.now() - st.mtimeMs > PIDLESS_LOCK_STALE_MS;
+    return { ino: st.ino, pidText, stale };
+  }
+
+  /**
+   * Removes a stale lock, but only the one judged stale: two processes that
+   * both saw it dead must not let the slower one delete the lock the faster
+   * one has just taken. A second lock dir serializes the breakers, and under
+   * it the lock is checked again (same inode, same pid text) before removal.
+   */
+  private async breakStaleLock(ino: number, pidText: string | undefined): Promise<void> {
+    const breaker = `${this.lockDir}.break`;
+    try {
+      await mkdir(breaker);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw storeIoError('cannot lock the store', err);
+      // Another process is breaking it; a breaker killed midway leaves an old dir behind.
+      const age = await stat(breaker).then((st) => Date.now() - st.mtimeMs, () => 0);
+      if (age > PIDLESS_LOCK_STALE_MS) await rm(breaker, { recursive: true, force: true });
+      else await sleep(5);
+      return;
+    }
+    try {
+      const st = await stat(this.lockDir).catch(() => undefined);
+      const now = await readFile(join(this.lockDir, 'pid'), 'utf8').catch(() => undefined);
+      if (st && st.ino === ino && now === pidText) await rm(this.lockDir, { recursive: true, force: true });
+    } finally {
+      await rm(breaker, { recursive: true, force: true });
+    }
+  }
+}
+
+/** ENOSPC stays NO_SPACE so the user sees why; any other failure is the store's. */
+function storeIoError(what: string, err: unknown): ImageTsError {
+  const e = asImageTsError(err);
+  if (e.code === 'NO_SPACE') return new ImageTsError('NO_SPACE', `${what}: no space left on device`, { cause: err });
+  return new StoreError(`${what}: ${(err as NodeJS.ErrnoException).code ?? e.message}`, { cause: err });
 }
