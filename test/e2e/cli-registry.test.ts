@@ -130,6 +130,14 @@ describe('image-ts pull from docker-registry with TLS and htpasswd', () => {
     await rootfsOk(out.bundle);
   });
 
+  it('an insecure registry speaks TLS without certificate checks, as containers/image does; plain-HTTP ones still work', async () => {
+    const creds = ['--creds', `${secure.username}:${secure.password}`];
+    // No CA: the self-signed registry is refused unless marked insecure.
+    assertCliError(await cli(['pull', `${secure.host}/team/app:v1`, bundle(), '--work-dir', work(), ...creds]), 'TLS');
+    const out = await pull([`${secure.host}/team/app:v1`, ...creds, '--insecure-registry', secure.host]);
+    await rootfsOk(out.bundle);
+  });
+
   it('pulls with an auth.json found by repository namespace', async () => {
     const authFile = join(dir, 'auth.json');
     const auth = Buffer.from(`${secure.username}:${secure.password}`).toString('base64');

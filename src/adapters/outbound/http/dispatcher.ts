@@ -24,10 +24,21 @@ export interface HttpTimeouts {
 
 /**
  * The dispatcher for one remote: extra CAs for TLS to the origin (also
- * through a proxy tunnel), the proxy unless the host is in no_proxy, and the timeouts.
+ * through a proxy tunnel), the proxy unless the host is in no_proxy, and the
+ * timeouts. `verify: false` accepts any certificate (an insecure registry).
  */
-export function makeDispatcher(ca: string[] | undefined, proxy: ProxySettings | undefined, timeouts: HttpTimeouts = {}): Dispatcher {
-  const connect = { ...(ca ? { ca } : {}), ...(timeouts.connectMs ? { timeout: timeouts.connectMs } : {}) };
+export function makeDispatcher(
+  ca: string[] | undefined,
+  proxy: ProxySettings | undefined,
+  timeouts: HttpTimeouts = {},
+  tls: { readonly verify: boolean } = { verify: true },
+): Dispatcher {
+  const connect = {
+    ...(ca ? { ca } : {}),
+    ...(timeouts.connectMs ? { timeout: timeouts.connectMs } : {}),
+    // Only for registries the user marked insecure, as containers/image does for them.
+    ...(tls.verify ? {} : { rejectUnauthorized: false }),
+  };
   const idle = timeouts.idleReadMs ? { headersTimeout: timeouts.idleReadMs, bodyTimeout: timeouts.idleReadMs } : {};
   if (proxy && (proxy.httpProxy || proxy.httpsProxy)) {
     return new EnvHttpProxyAgent({
@@ -35,7 +46,7 @@ export function makeDispatcher(ca: string[] | undefined, proxy: ProxySettings | 
       ...(proxy.httpsProxy ? { httpsProxy: proxy.httpsProxy } : {}),
       ...(proxy.noProxy ? { noProxy: proxy.noProxy } : {}),
       connect,
-      ...(ca ? { requestTls: { ca } } : {}),
+      ...(ca || !tls.verify ? { requestTls: { ...(ca ? { ca } : {}), ...(tls.verify ? {} : { rejectUnauthorized: false }) } } : {}),
       ...idle,
     });
   }

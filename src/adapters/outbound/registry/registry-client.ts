@@ -9,7 +9,12 @@ import { abortError, backoffMs, isTransientError, transportError } from '../http
 export type Response = Dispatcher.ResponseData;
 
 export interface RegistryClientOptions {
-  readonly scheme: 'https' | 'http';
+  /**
+   * `insecure`: what containers/image does for an insecure registry, HTTPS
+   * without certificate checks, and plain HTTP when the TLS handshake fails.
+   * The dispatcher must then skip verification.
+   */
+  readonly scheme: 'https' | 'http' | 'insecure';
   /** `host[:port]` actually contacted. */
   readonly host: string;
   /** Repository path, e.g. `library/busybox`. */
@@ -38,14 +43,19 @@ interface CachedToken {
  * credentials only to the registry's own origin, retries transient failures.
  */
 export class RegistryClient {
-  readonly origin: string;
+  private base: string;
   private challenge: Promise<AuthChallenge | undefined> | undefined;
   private token: CachedToken | undefined;
   private tokenFlight: Promise<string> | undefined;
   private signatureExtension = false;
 
   constructor(private readonly o: RegistryClientOptions) {
-    this.origin = new URL(`${o.scheme}://${o.host}`).origin;
+    this.base = new URL(`${o.scheme === 'http' ? 'http' : 'https'}://${o.host}`).origin;
+  }
+
+  /** Where requests go, and the only origin that gets credentials; an insecure registry's is settled by the ping. */
+  get origin(): string {
+    return this.base;
   }
 
   /**
@@ -95,8 +105,16 @@ export class RegistryClient {
   }
 
   private async doPing(signal: AbortSignal | undefined): Promise<AuthChallenge | undefined> {
-    const url = new URL('/v2/', this.origin);
-    const res = await this.withRetries(signal, () => this.send(url, 'GET', {}, undefined, signal));
+    let res: Response;
+    try {
+      res = await this.withRetries(signal, () => this.send(new URL('/v2/', this.origin), 'GET', {}, undefined, signal));
+    } catch (err) {
+      if (this.o.scheme !== 'insecure' || !(err instanceof ImageTsError) || err.code !== 'TLS' || !this.base.startsWith('https:')) throw err;
+      // It does not speak TLS at all: the insecure registry is plain HTTP.
+      this.base = new URL(`http://${this.o.host}`).origin;
+      this.o.logger.log('debug', 'registry.insecure-http', { host: this.o.host });
+      res = await this.withRetries(signal, () => this.send(new URL('/v2/', this.origin), 'GET', {}, undefined, signal));
+    }
     await res.body.dump();
     if (res.statusCode !== 200 && res.statusCode !== 401) {
       if (res.statusCode >= 500 || res.statusCode === 429) {

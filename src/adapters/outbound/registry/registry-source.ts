@@ -101,10 +101,10 @@ export class RegistrySourceFactory implements ImageSourceFactory {
     const insecure = insecureByConf || this.options.insecureRegistries.some((h) => h === host || h === reference.domain);
     const ca = await this.caBundleFor(reference.domain);
     const credentials = options?.credentials ?? this.options.credentials ?? (await this.fromAuthFile(reference));
-    const dispatcher = makeDispatcher(ca, this.options.proxy, this.options.timeouts);
+    const dispatcher = makeDispatcher(ca, this.options.proxy, this.options.timeouts, { verify: !insecure });
     const retries = this.options.retries ?? DEFAULT_RETRIES;
     const client = new RegistryClient({
-      scheme: insecure ? 'http' : 'https',
+      scheme: insecure ? 'insecure' : 'https',
       host,
       repository: reference.path,
       dispatcher,
@@ -113,7 +113,7 @@ export class RegistrySourceFactory implements ImageSourceFactory {
       logger: this.logger,
       userAgent: this.options.userAgent ?? DEFAULT_USER_AGENT,
     });
-    this.logger.log('debug', 'registry.open', { image: reference.toString(), scheme: insecure ? 'http' : 'https', creds: credentials?.kind ?? 'none' });
+    this.logger.log('debug', 'registry.open', { image: reference.toString(), scheme: insecure ? 'insecure' : 'https', creds: credentials?.kind ?? 'none' });
     return new RegistrySource(reference, client, dispatcher, retries, this.logger);
   }
 
