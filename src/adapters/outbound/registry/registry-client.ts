@@ -105,15 +105,24 @@ export class RegistryClient {
   }
 
   private async doPing(signal: AbortSignal | undefined): Promise<AuthChallenge | undefined> {
+    const ping = (): Promise<Response> => this.withRetries(signal, () => this.send(new URL('/v2/', this.origin), 'GET', {}, undefined, signal));
     let res: Response;
-    try {
-      res = await this.withRetries(signal, () => this.send(new URL('/v2/', this.origin), 'GET', {}, undefined, signal));
-    } catch (err) {
-      if (this.o.scheme !== 'insecure' || !(err instanceof ImageTsError) || err.code !== 'TLS' || !this.base.startsWith('https:')) throw err;
-      // It does not speak TLS at all: the insecure registry is plain HTTP.
-      this.base = new URL(`http://${this.o.host}`).origin;
-      this.o.logger.log('debug', 'registry.insecure-http', { host: this.o.host });
-      res = await this.withRetries(signal, () => this.send(new URL('/v2/', this.origin), 'GET', {}, undefined, signal));
+    if (this.o.scheme === 'insecure' && this.base.startsWith('https:')) {
+      // One HTTPS try; if it fails for any reason the insecure registry is spoken to in plain HTTP (containers/image).
+      try {
+        res = await this.send(new URL('/v2/', this.origin), 'GET', {}, undefined, signal);
+        if (res.statusCode === 429 || res.statusCode >= 500) {
+          await res.body.dump();
+          res = await ping();
+        }
+      } catch {
+        if (signal?.aborted) throw abortError(signal);
+        this.base = new URL(`http://${this.o.host}`).origin;
+        this.o.logger.log('debug', 'registry.insecure-http', { host: this.o.host });
+        res = await ping();
+      }
+    } else {
+      res = await ping();
     }
     await res.body.dump();
     if (res.statusCode !== 200 && res.statusCode !== 401) {
