@@ -1,4 +1,4 @@
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from './undici.js';
 
 /** image-rs's `image_pull_proxy`, or the standard environment variables. */
 export interface ProxySettings {

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
 import { promisify } from 'node:util';
 import { flattenedDecrypt, type FlattenedJWE } from 'jose';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../http/undici.js';
 import { canonicalJson, type JsonValue } from '../../../domain/encryption/jcs.js';
 import type { ResourceUri } from '../../../domain/encryption/resource-uri.js';
 import {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from '../http/undici.js';
 import { parseChallenges, type AuthChallenge } from '../../../domain/auth/challenge.js';
 import { ImageTsError, NetworkError, type ErrorCode, NotFoundError, UnauthorizedError, UnsupportedError } from '../../../domain/errors.js';
 import type { Logger } from '../../../ports/observability/logger.js';

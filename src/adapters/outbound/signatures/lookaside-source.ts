@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from '../http/undici.js';
 import { makeDispatcher, type ProxySettings } from '../http/dispatcher.js';
 import { ImageTsError, NetworkError, PolicyInvalidError, SignatureInvalidError } from '../../../domain/errors.js';
 import type { Digest } from '../../../domain/image/digest.js';
