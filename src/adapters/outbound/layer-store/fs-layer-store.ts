@@ -7,7 +7,7 @@ import { Digest } from '../../../domain/image/digest.js';
 import type { CommittedLayer, LayerStore, LayerWriter, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
 import { errnoCode, tryNativeSyscalls } from '../native/syscalls.js';
-import { TarUnpacker, type Degradation } from './tar-unpacker.js';
+import type { Degradation } from './tar-unpacker.js';
 import { WorkerTarUnpacker } from './worker-unpacker.js';
 import { processAlive } from '../process-alive.js';
 
@@ -166,9 +166,10 @@ export class FsLayerStore implements LayerStore {
       throw asImageTsError(err);
     }
     const onDegraded = (what: Degradation, entry: string): void => this.degraded(what, entry);
+    // node-tar loads only where it runs: in the worker, or here when asked to unpack in-process (a warm pull never needs it).
     const sink = this.unpackIn === 'worker'
       ? new WorkerTarUnpacker({ root: diff, whiteoutFormat: format, privileged }, onDegraded)
-      : new TarUnpacker({ root: diff, whiteoutFormat: format, privileged, onDegraded });
+      : new (await import('./tar-unpacker.js')).TarUnpacker({ root: diff, whiteoutFormat: format, privileged, onDegraded });
     let state: 'open' | 'committed' | 'aborted' = 'open';
 
     const commit = async (): Promise<CommittedLayer> => {
