@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { buildCli as buildInto } from '../../scripts/build.js';
 import { ROOT, type CliResult } from './cli.js';
 
 /** A CLI process the test can kill -9. */
@@ -24,30 +25,11 @@ export interface BuiltCli {
  * lets a soak run 20 pulls at once on a 2-core machine; it is still the code under review, not a stale dist/.
  */
 export async function buildCli(outRoot: string): Promise<BuiltCli> {
-  const { build } = await import('esbuild');
   const dir = await mkdtemp(join(outRoot, 'image-ts-cli-'));
   await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   await symlink(join(ROOT, 'native'), join(dir, 'native'));
-  await build({
-    absWorkingDir: ROOT,
-    entryPoints: {
-      'image-ts': 'src/adapters/inbound/cli/bin.ts',
-      'unpack-worker': 'src/adapters/outbound/layer-store/unpack-worker.ts',
-    },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outdir: join(dir, 'dist'),
-    splitting: true,
-    chunkNames: 'chunks/[name]-[hash]',
-    outExtension: { '.js': '.mjs' },
-    external: ['zstd-napi'],
-    logLevel: 'warning',
-    banner: { js: "import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" },
-  });
-  // The flags bin/image-ts.js sets before it loads the bundle.
-  const argv = (args: string[]): string[] => ['--liftoff-only', '--expose-gc', join(dir, 'dist', 'image-ts.mjs'), ...args];
+  await buildInto(dir);
+  const argv = (args: string[]): string[] => [join(dir, 'bin', 'image-ts.js'), ...args];
   const spawnCli = (args: string[]): CliProcess => {
     const child = spawn(process.execPath, argv(args), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
