@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
-import { ImageTsError, asImageTsError } from '../errors.js';
+import { ImageTsError } from '../errors.js';
 import type { Descriptor } from '../image/descriptor.js';
 import type { Digest } from '../image/digest.js';
 import type { Reference } from '../image/reference.js';
 import type { BlobRequest, FetchedManifest, ImageSource } from '../../ports/image-source/image-source.js';
+import { firstSuccess } from './first-success.js';
 
 /** One place an image may be read from: a mirror, or the primary location. */
 export interface SourceCandidate {
@@ -33,27 +34,24 @@ export class FallbackImageSource implements ImageSource {
 
   async getManifest(ref: string, signal?: AbortSignal): Promise<FetchedManifest> {
     if (this.chosen) return this.chosen.source.getManifest(ref, signal);
-    const failures: ImageTsError[] = [];
-    for (const candidate of this.candidates) {
-      signal?.throwIfAborted();
-      let source: ImageSource | undefined;
-      try {
-        source = await candidate.open();
-        const manifest = await source.getManifest(ref, signal);
-        this.chosen = { source, physical: candidate.physical };
-        return manifest;
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        await source?.close().catch(() => undefined);
-        const e = asImageTsError(err);
-        failures.push(new ImageTsError(e.code, `${candidate.description}: ${e.message}`));
-      }
-    }
     // The primary (last) decides the code; the message names every source tried.
-    const last = failures[failures.length - 1];
-    if (!last) throw new ImageTsError('INTERNAL', 'no source to pull from');
-    if (failures.length === 1) throw last;
-    throw new ImageTsError(last.code, `every source failed: ${failures.map((f) => f.message).join('; ')}`);
+    return firstSuccess(this.candidates, {
+      name: (c) => c.description,
+      summary: 'every source failed',
+      signal,
+      attempt: async (candidate) => {
+        let source: ImageSource | undefined;
+        try {
+          source = await candidate.open();
+          const manifest = await source.getManifest(ref, signal);
+          this.chosen = { source, physical: candidate.physical };
+          return manifest;
+        } catch (err) {
+          await source?.close().catch(() => undefined);
+          throw err;
+        }
+      },
+    });
   }
 
   getBlob(descriptor: Descriptor, request?: BlobRequest): Promise<Readable> {

@@ -42,6 +42,7 @@ import type { ImageRecord, MetadataStore, PlannedBundle } from '../../ports/stor
 import { reclaimAbandonedPulls } from '../store/abandoned-pulls.js';
 import { expandShortName, isShortName, type RegistriesConf } from '../registry/registries-conf.js';
 import { readBounded } from './bounded-read.js';
+import { firstSuccess } from './first-success.js';
 import { Limiter, SingleFlight } from './limiter.js';
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -326,26 +327,25 @@ export class PullImage {
     targets: readonly ImageTarget[],
     request: PullRequest,
   ): Promise<{ target: ImageTarget; source: ImageSource; resolved: ResolvedImage }> {
-    const failures: ImageTsError[] = [];
-    for (const target of targets) {
+    const open = async (target: ImageTarget): Promise<{ target: ImageTarget; source: ImageSource; resolved: ResolvedImage }> => {
       const factory = this.deps.sources.find((s) => s.supports(target));
       if (!factory) throw new UnsupportedError(`no image source handles ${request.image}`);
-      let source: ImageSource | undefined;
+      const source = await factory.open(target, { credentials: request.credentials, signal: request.signal });
       try {
-        source = await factory.open(target, { credentials: request.credentials, signal: request.signal });
-        const resolved = await this.resolve(source, target, request);
-        return { target, source, resolved };
+        return { target, source, resolved: await this.resolve(source, target, request) };
       } catch (err) {
-        await source?.close().catch(() => undefined);
-        const e = asImageTsError(err);
-        if (targets.length === 1 || request.signal?.aborted) throw e;
-        this.deps.logger.log('info', 'short-name.miss', { image: ImageTarget.canonicalName(target), code: e.code });
-        failures.push(new ImageTsError(e.code, `${ImageTarget.canonicalName(target)}: ${e.message}`));
+        await source.close().catch(() => undefined);
+        throw err;
       }
-    }
-    const last = failures[failures.length - 1];
-    if (!last) throw new ImageTsError('INTERNAL', 'no candidate to pull');
-    throw new ImageTsError(last.code, `short name ${request.image} resolved nowhere: ${failures.map((f) => f.message).join('; ')}`);
+    };
+    if (targets.length === 1) return open(targets[0]!);
+    return firstSuccess(targets, {
+      name: (t) => ImageTarget.canonicalName(t),
+      summary: `short name ${request.image} resolved nowhere`,
+      signal: request.signal,
+      attempt: open,
+      onMiss: (t, e) => this.deps.logger.log('info', 'short-name.miss', { image: ImageTarget.canonicalName(t), code: e.code }),
+    });
   }
 
   /** Resolve, judge, lease and fetch every layer, then record the image. Shared by both kinds of pull. */

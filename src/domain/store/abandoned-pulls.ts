@@ -3,6 +3,7 @@ import type { Logger } from '../../ports/observability/logger.js';
 import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
 import type { Snapshotter } from '../../ports/snapshot/snapshotter.js';
 import type { LeaseRecord, StoreState } from '../../ports/store/metadata-store.js';
+import { undoBundle } from './undo-bundle.js';
 
 export interface ReclaimDeps {
   readonly snapshotters: readonly Snapshotter[];
@@ -36,8 +37,7 @@ export async function reclaimAbandonedPulls(state: StoreState, now: Date, deps: 
     deps.logger.log('info', 'lease.reclaimed', { lease: id, owner: lease.owner, bundle: plan?.path });
     if (!plan || claimed.has(plan.path)) continue;
     try {
-      await deps.snapshotters.find((s) => s.name === plan.snapshot.snapshotter)?.remove(plan.snapshot);
-      await deps.bundles.remove(plan.path, plan.createdDir);
+      await undoBundle(deps, plan);
     } catch (err) {
       // The lease is gone either way; what could not be undone is reported, not retried forever.
       const e = asImageTsError(err);

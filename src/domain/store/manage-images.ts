@@ -1,4 +1,4 @@
-import { ImageTsError, NotFoundError, asImageTsError } from '../errors.js';
+import { ImageTsError, NotFoundError } from '../errors.js';
 import { Digest } from '../image/digest.js';
 import { ImageTarget } from '../image/image-target.js';
 import type { LayerStore } from '../../ports/layer/layer-store.js';
@@ -7,6 +7,7 @@ import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
 import type { Snapshotter } from '../../ports/snapshot/snapshotter.js';
 import type { BundleRecord, ImageRecord, MetadataStore, StoreState } from '../../ports/store/metadata-store.js';
 import { reclaimAbandonedPulls } from './abandoned-pulls.js';
+import { undoBundle } from './undo-bundle.js';
 
 export interface LayerUsage {
   readonly diffId: string;
@@ -125,14 +126,7 @@ export class ManageImages {
     const state = await this.deps.metadata.read();
     const record = state.bundles[bundlePath];
     if (!record) throw new ImageTsError('BUNDLE_NOT_FOUND', `no bundle at ${bundlePath} in the store`);
-    const snapshotter = this.deps.snapshotters.find((s) => s.name === record.snapshot.snapshotter);
-    if (!snapshotter) throw new ImageTsError('UNSUPPORTED', `bundle uses unknown snapshotter ${record.snapshot.snapshotter}`);
-    try {
-      await snapshotter.remove(record.snapshot);
-      await this.deps.bundles.remove(bundlePath, record.createdDir);
-    } catch (err) {
-      throw asImageTsError(err);
-    }
+    await undoBundle(this.deps, { ...record, path: bundlePath });
     await this.deps.metadata.update((s) => {
       delete s.bundles[bundlePath];
     });
