@@ -16,10 +16,12 @@ const toml = lazyModule(() => import('smol-toml'));
  * setting is CONFIG_FILE_INVALID.
  */
 export async function loadRegistriesConf(path: string): Promise<RegistriesConf> {
-  let merged = await readTable(path);
+  const main = await readTable(path);
   const dropIns = await dropInFiles(`${path}.d`);
-  for (const file of dropIns) merged = mergeDropIn(merged, await readTable(file), file);
-  return dropIns.length === 0 ? RegistriesConf.fromObject(merged, path) : RegistriesConf.fromObject(merged, `${path} with ${path}.d`);
+  if (dropIns.length === 0) return main.conf;
+  let merged: unknown = main.table;
+  for (const file of dropIns) merged = mergeDropIn(merged, (await readTable(file)).table, file);
+  return RegistriesConf.fromObject(merged, `${path} with ${path}.d`);
 }
 
 /** The same, from text already read (a `kbs://` resource, say); `source` names it in messages. */
@@ -27,7 +29,8 @@ export async function parseRegistriesConf(text: string, path: string): Promise<R
   return RegistriesConf.fromObject(await parseToml(text, path), path);
 }
 
-async function readTable(path: string): Promise<unknown> {
+/** One file, parsed and validated on its own, so that an error names it. */
+async function readTable(path: string): Promise<{ table: unknown; conf: RegistriesConf }> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -37,8 +40,7 @@ async function readTable(path: string): Promise<unknown> {
     throw new ConfigFileError(`cannot read registries.conf ${path}: ${code ?? 'read error'}`);
   }
   const table = await parseToml(text, path);
-  RegistriesConf.fromObject(table, path);
-  return table;
+  return { table, conf: RegistriesConf.fromObject(table, path) };
 }
 
 async function dropInFiles(dir: string): Promise<string[]> {
