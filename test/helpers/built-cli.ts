@@ -2,14 +2,14 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildCli as buildInto } from '../../scripts/build.js';
-import { ROOT, type CliResult } from './cli.js';
+import { collect, ROOT, type CliResult, type Finished } from './cli.js';
 
 /** A CLI process the test can kill -9. */
 export interface CliProcess {
   readonly pid: number | undefined;
   /** SIGKILL, if it still runs; whether the signal was sent. */
   kill(): boolean;
-  readonly done: Promise<CliResult & { signal: NodeJS.Signals | null }>;
+  readonly done: Promise<Finished>;
 }
 
 export interface BuiltCli {
@@ -32,19 +32,8 @@ export async function buildCli(outRoot: string): Promise<BuiltCli> {
   const argv = (args: string[]): string[] => [join(dir, 'bin', 'image-ts.js'), ...args];
   const spawnCli = (args: string[]): CliProcess => {
     const child = spawn(process.execPath, argv(args), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let exited = false;
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', () => {
-      exited = true;
-    });
-    const done = new Promise<CliResult & { signal: NodeJS.Signals | null }>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (code, signal) => resolve({ code: code ?? -1, stdout, stderr, signal }));
-    });
-    return { pid: child.pid, kill: () => !exited && child.kill('SIGKILL'), done };
+    const { done, exited } = collect(child);
+    return { pid: child.pid, kill: () => !exited() && child.kill('SIGKILL'), done };
   };
   return {
     run: async (args) => {

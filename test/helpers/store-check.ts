@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ROOT, type CliResult } from './cli.js';
+import { collect, ROOT, sourceCliArgs, type Finished } from './cli.js';
 
 /** A lease longer than this is not what src hands out (LEASE_MS, 6 h) plus slack. */
 const MAX_LEASE_MS = 6 * 60 * 60 * 1000 + 60_000;
@@ -268,7 +268,7 @@ export interface SpawnedCli {
   readonly pid: number;
   readonly startedAt: number;
   /** Resolves when the process is gone (and reaped), with what it printed. */
-  readonly done: Promise<CliResult & { signal: NodeJS.Signals | null }>;
+  readonly done: Promise<Finished>;
   exited(): boolean;
   /** SIGKILL to the whole process group (the CLI, its unpack threads, its igzip/zstd children). False if it had already exited. */
   kill9(): boolean;
@@ -280,34 +280,20 @@ export interface SpawnedCli {
  * can kill -9 the group at a moment of its choosing.
  */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): SpawnedCli {
-  const argv = ['--import', 'tsx', join(ROOT, 'src', 'adapters', 'inbound', 'cli', 'bin.ts'), ...args];
-  const child = spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, sourceCliArgs(args), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const pid = child.pid;
   if (pid === undefined) throw new Error('spawn gave no pid');
   live.add(child);
-  let stdout = '';
-  let stderr = '';
-  let gone = false;
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<CliResult & { signal: NodeJS.Signals | null }>((res, rej) => {
-    child.on('error', rej);
-    child.on('close', (code, signal) => {
-      live.delete(child);
-      res({ code: code ?? -1, signal, stdout, stderr });
-    });
-  });
-  child.on('exit', () => {
-    gone = true;
-  });
+  const { done, exited } = collect(child);
+  void done.finally(() => live.delete(child)).catch(() => undefined);
   return {
     child,
     pid,
     startedAt: Date.now(),
     done,
-    exited: () => gone,
+    exited,
     kill9: () => {
-      if (gone) return false;
+      if (exited()) return false;
       try {
         process.kill(-pid, 'SIGKILL');
         return true;
