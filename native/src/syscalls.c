@@ -2,10 +2,14 @@
  * The few Linux syscalls that Node does not expose and that unpacking and
  * mounting need: mknod (devices, fifos, overlay whiteouts), the l*xattr family
  * (PAX xattrs, overlay opaque markers) and mount/umount2 (overlay snapshots).
+ * writeFile and finishFile make a small file's six syscalls one call from JS,
+ * which is where a small-file layer's time went.
  * All calls are synchronous and cheap; errors are thrown as Node-style errors
  * with .code (errno name), .errno (negative, as libuv), .syscall and .path.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +18,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 #include <node_api.h>
 
 #define CHECK(call)                       \
@@ -310,6 +315,147 @@ static napi_value Umount2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static int get_double(napi_env env, napi_value v, const char *what, double *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t != napi_number) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return -1;
+  }
+  return napi_get_value_double(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static int get_bytes(napi_env env, napi_value v, const char *what, void **data, size_t *len) {
+  bool is_typed;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok) return -1;
+  if (!is_typed) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return -1;
+  }
+  if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &offset) != napi_ok) return -1;
+  if (type != napi_uint8_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return -1;
+  }
+  return 0;
+}
+
+/* Seconds (with a fraction) as a timespec; NaN or infinite gives UTIME_OMIT. */
+static struct timespec to_timespec(double seconds) {
+  struct timespec ts;
+  double whole;
+  if (!isfinite(seconds)) {
+    ts.tv_sec = 0;
+    ts.tv_nsec = UTIME_OMIT;
+    return ts;
+  }
+  whole = floor(seconds);
+  ts.tv_sec = (time_t)whole;
+  ts.tv_nsec = (long)((seconds - whole) * 1e9);
+  if (ts.tv_nsec > 999999999) ts.tv_nsec = 999999999;
+  return ts;
+}
+
+#define FILE_CHOWN 1
+#define FILE_CHMOD 2
+
+/* Owner, mode and times of an open file. */
+static int finish_fd(int fd, uint32_t mode, uint32_t uid, uint32_t gid, double atime, double mtime, uint32_t flags,
+                     const char **failed) {
+  struct timespec times[2];
+  int e = 0;
+  if ((flags & FILE_CHOWN) && fchown(fd, (uid_t)uid, (gid_t)gid) != 0) {
+    e = errno;
+    *failed = "fchown";
+  } else if ((flags & FILE_CHMOD) && fchmod(fd, (mode_t)mode) != 0) {
+    e = errno;
+    *failed = "fchmod";
+  } else {
+    times[0] = to_timespec(atime);
+    times[1] = to_timespec(mtime);
+    if (futimens(fd, times) != 0) {
+      e = errno;
+      *failed = "futimens";
+    }
+  }
+  return e;
+}
+
+/*
+ * writeFile(path, data, mode, uid, gid, atime, mtime, flags): one call for a
+ * whole small file, which is most of a layer's entries. Creates with
+ * O_EXCL|O_NOFOLLOW (never writes through an existing name; EEXIST is thrown
+ * for the caller to resolve), writes all of data, then applies owner
+ * (flags & 1), the full mode (flags & 2, after chown, which clears setuid)
+ * and times, and closes.
+ */
+static napi_value WriteFile(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  char *path;
+  void *data;
+  size_t len, done = 0;
+  uint32_t mode, uid, gid, flags;
+  double atime, mtime;
+  const char *failed = "open";
+  int fd, e = 0;
+  if (get_args(env, info, 8, argv)) return NULL;
+  if (get_bytes(env, argv[1], "data must be a Buffer or Uint8Array", &data, &len)) return NULL;
+  if (get_u32(env, argv[2], "mode must be a number", &mode) || get_u32(env, argv[3], "uid must be a number", &uid) ||
+      get_u32(env, argv[4], "gid must be a number", &gid) || get_double(env, argv[5], "atime must be a number", &atime) ||
+      get_double(env, argv[6], "mtime must be a number", &mtime) || get_u32(env, argv[7], "flags must be a number", &flags))
+    return NULL;
+  if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
+  fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)(mode & 0777));
+  if (fd < 0) {
+    e = errno;
+  } else {
+    while (done < len) {
+      ssize_t n = write(fd, (const char *)data + done, len - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        e = errno;
+        failed = "write";
+        break;
+      }
+      done += (size_t)n;
+    }
+    if (e == 0) e = finish_fd(fd, mode, uid, gid, atime, mtime, flags, &failed);
+    if (close(fd) != 0 && e == 0) {
+      e = errno;
+      failed = "close";
+    }
+  }
+  if (e != 0) throw_errno(env, e, failed, path);
+  free(path);
+  return NULL;
+}
+
+/*
+ * finishFile(fd, mode, uid, gid, atime, mtime, flags): the owner, mode and
+ * times steps of writeFile, for a file written in pieces. The descriptor
+ * stays open: node opened it and must close it, since worker threads track
+ * the descriptors they open and close any left at exit.
+ */
+static napi_value FinishFile(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  uint32_t fd, mode, uid, gid, flags;
+  double atime, mtime;
+  const char *failed = "futimens";
+  int e;
+  if (get_args(env, info, 7, argv)) return NULL;
+  if (get_u32(env, argv[0], "fd must be a number", &fd) || get_u32(env, argv[1], "mode must be a number", &mode) ||
+      get_u32(env, argv[2], "uid must be a number", &uid) || get_u32(env, argv[3], "gid must be a number", &gid) ||
+      get_double(env, argv[4], "atime must be a number", &atime) || get_double(env, argv[5], "mtime must be a number", &mtime) ||
+      get_u32(env, argv[6], "flags must be a number", &flags))
+    return NULL;
+  e = finish_fd((int)fd, mode, uid, gid, atime, mtime, flags, &failed);
+  if (e != 0) throw_errno(env, e, failed, NULL);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"mknod", NULL, Mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -318,6 +464,8 @@ NAPI_MODULE_INIT() {
     {"llistxattr", NULL, Llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mount", NULL, Mount, NULL, NULL, NULL, napi_enumerable, NULL},
     {"umount2", NULL, Umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"writeFile", NULL, WriteFile, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"finishFile", NULL, FinishFile, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

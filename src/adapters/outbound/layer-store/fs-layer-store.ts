@@ -166,7 +166,7 @@ export class FsLayerStore implements LayerStore {
       throw asImageTsError(err);
     }
     const onDegraded = (what: Degradation, entry: string): void => this.degraded(what, entry);
-    // node-tar loads only where it runs: in the worker, or here when asked to unpack in-process (a warm pull never needs it).
+    // The unpacker loads only where it runs: in the worker, or here when asked to unpack in-process (a warm pull never needs it).
     const sink = this.unpackIn === 'worker'
       ? new WorkerTarUnpacker({ root: diff, whiteoutFormat: format, privileged }, onDegraded)
       : new (await import('./tar-unpacker.js')).TarUnpacker({ root: diff, whiteoutFormat: format, privileged, onDegraded });

@@ -1,18 +1,17 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { Header } from 'tar';
 import { ImageTsError, UnsafeLayerError, asImageTsError } from '../../../domain/errors.js';
 import { classifyEntry, entrySegments, linkTargetSegments } from '../../../domain/layer/entry-path.js';
 import type { WhiteoutFormat } from '../../../ports/layer/layer-store.js';
-import { errnoCode, nativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
+import { errnoCode, nativeSyscalls, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
+import { decodeHeader, numeric, TarHeaderError, type TarHeader } from './tar-header.js';
 
 /**
  * Streaming, hardened tar extractor for one layer.
  *
- * Parsing: node-tar's `Header` decodes each 512-byte header block (ustar
- * prefix, base-256 numbers, checksum). Framing and PAX records are done here
- * because node-tar's `Parser` drops `SCHILY.xattr.*` records, decodes PAX
+ * Parsing: headers are decoded by tar-header.ts; framing and PAX records are
+ * done here rather than by node-tar's `Parser`, which drops `SCHILY.xattr.*` records, decodes PAX
  * bodies as UTF-8 (binary values such as security.capability would be
  * mangled) and sniffs gzip/zstd magic in what must be a plain tar. Like Go's
  * archive/tar (which builds nearly every layer), link/symlink/device/dir/fifo
@@ -20,9 +19,13 @@ import { errnoCode, nativeSyscalls, type NativeSyscalls } from '../native/syscal
  *
  * Syscalls are synchronous: one `_write` handles one chunk, so the event loop
  * is held only briefly, while per-file cost is several times lower than with
- * thread-pool round trips (tens of thousands of small files per layer). File
- * contents go straight from each chunk to the open descriptor, so memory
- * stays bounded by the stream's high-water mark whatever the file sizes.
+ * thread-pool round trips (tens of thousands of small files per layer). A
+ * file whose whole body is in the chunk at hand is made by one native call
+ * (create, write, owner, mode, times, close): on a small-file layer the five
+ * separate fs calls per file cost more in Node than in the kernel
+ * (bench/NOTES.md). File contents go straight from each chunk to the file,
+ * so memory stays bounded by the stream's high-water mark whatever the file
+ * sizes.
  *
  * Security: the layer directory is private staging that only this process
  * writes, so checking each parent with lstat once (then caching it) is
@@ -64,6 +67,9 @@ const OPAQUE_XATTR = 'trusted.overlay.opaque';
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_DIRECTORY, S_IFCHR, S_IFBLK, S_IFIFO } = fs.constants;
 const CREATE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
 const DIR_OPEN_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
+const FINISH_CHOWN = 1;
+const FINISH_CHMOD = 2;
+const EMPTY = Buffer.alloc(0);
 
 /** What PAX ('x') and GNU ('L', 'K') headers say about the next entry. */
 interface Pending {
@@ -91,21 +97,12 @@ interface EntryMeta {
 type Body =
   | { readonly kind: 'skip' }
   | { readonly kind: 'meta'; readonly type: string; readonly chunks: Buffer[] }
-  | { readonly kind: 'file'; readonly fd: number; readonly abs: string; readonly meta: EntryMeta };
+  | { readonly kind: 'file'; readonly fd: number; readonly abs: string; readonly meta: EntryMeta }
+  // A regular file not yet created: made in one call if its whole body arrives in one chunk.
+  | { readonly kind: 'new-file'; readonly segments: readonly string[]; readonly meta: EntryMeta };
 
 function invalid(message: string): ImageTsError {
   return new ImageTsError('INVALID_LAYER', `invalid layer tar: ${message}`);
-}
-
-/** Octal, or GNU base-256 when the high bit of the first byte is set. */
-function numericField(block: Buffer, off: number, len: number): number {
-  if (block[off]! & 0x80) {
-    let n = block[off]! & 0x7f;
-    for (let i = off + 1; i < off + len; i++) n = n * 256 + block[i]!;
-    return n;
-  }
-  const s = block.toString('latin1', off, off + len).replace(/\0.*$/s, '').trim();
-  return s === '' ? 0 : parseInt(s, 8);
 }
 
 function decimal(value: Buffer, key: string): number {
@@ -187,10 +184,16 @@ export class TarUnpacker extends Writable {
   /** Directory mode and times, applied at the end: later entries change them and a read-only mode would block them. */
   private readonly deferred = new Map<string, { mode: number; atime: number; mtime: number }>();
   private native: NativeSyscalls | undefined;
+  /** The addon's one-call file writer, when it is built; node's fs otherwise. */
+  private readonly fast: NativeSyscalls | undefined;
+  /** The root with a trailing slash: entry segments are already normalized, so paths are plain concatenations. */
+  private readonly prefix: string;
 
   constructor(private readonly opts: UnpackOptions) {
     super({ highWaterMark: 256 * 1024 });
     this.native = opts.native;
+    this.fast = opts.native ?? tryNativeSyscalls();
+    this.prefix = join(opts.root, '/');
   }
 
   get stats(): UnpackStats {
@@ -243,6 +246,20 @@ export class TarUnpacker extends Writable {
         continue;
       }
       if (this.remaining > 0) {
+        const body = this.body;
+        if (body.kind === 'new-file') {
+          if (this.fast && body.meta.xattrs === undefined && chunk.length - off >= this.remaining) {
+            const end = off + this.remaining;
+            this.writeWhole(body.segments, body.meta, chunk.subarray(off, end));
+            this.byteCount += this.remaining;
+            this.remaining = 0;
+            off = end;
+            this.body = { kind: 'skip' };
+            this.state = this.padding === 0 ? 'header' : 'body';
+            continue;
+          }
+          this.body = { kind: 'file', fd: this.createFile(body.segments, body.meta), abs: this.abs(body.segments), meta: body.meta };
+        }
         const n = Math.min(this.remaining, chunk.length - off);
         this.onData(chunk.subarray(off, off + n));
         this.remaining -= n;
@@ -280,6 +297,7 @@ export class TarUnpacker extends Writable {
     const body = this.body;
     this.body = { kind: 'skip' };
     if (body.kind === 'file') this.finishFile(body.fd, body.abs, body.meta);
+    else if (body.kind === 'new-file') this.emptyFile(body.segments, body.meta);
     else if (body.kind === 'meta') {
       const data = Buffer.concat(body.chunks);
       if (body.type === 'x') parsePax(data, this.pending);
@@ -307,13 +325,14 @@ export class TarUnpacker extends Writable {
       return;
     }
     if (this.zeroBlocks) throw invalid('zero block inside the archive');
-    let h: Header;
+    let h: TarHeader;
     try {
-      h = new Header(block);
+      h = decodeHeader(block);
     } catch (err) {
-      throw invalid(`bad header: ${err instanceof Error ? err.message : String(err)}`);
+      if (err instanceof TarHeaderError) throw invalid(`bad header: ${err.message}`);
+      throw err;
     }
-    if (!h.cksumValid) throw invalid('header checksum mismatch');
+    if (!h.checksumValid) throw invalid('header checksum mismatch');
     const flag = block[156] === 0 ? '\0' : String.fromCharCode(block[156]!);
     const pending = this.pending;
     // A pending PAX size describes the next file entry, never an intervening meta header.
@@ -355,8 +374,8 @@ export class TarUnpacker extends Writable {
       mode: (h.mode ?? 0) & 0o7777,
       uid: pending.uid ?? h.uid ?? 0,
       gid: pending.gid ?? h.gid ?? 0,
-      mtime: pending.mtime ?? (h.mtime ? h.mtime.getTime() / 1000 : 0),
-      atime: pending.atime ?? pending.mtime ?? (h.mtime ? h.mtime.getTime() / 1000 : 0),
+      mtime: pending.mtime ?? h.mtime ?? 0,
+      atime: pending.atime ?? pending.mtime ?? h.mtime ?? 0,
       xattrs: pending.xattrs,
     };
     if (!this.opts.privileged && (meta.uid !== 0 || meta.gid !== 0)) this.opts.onDegraded?.('ownership', name);
@@ -388,7 +407,7 @@ export class TarUnpacker extends Writable {
     }
     switch (type) {
       case '0':
-        this.startBody({ kind: 'file', fd: this.createFile(segments, meta), abs: this.abs(segments), meta }, size);
+        this.startBody({ kind: 'new-file', segments, meta }, size);
         return;
       case '5':
         this.directory(segments, meta);
@@ -409,7 +428,7 @@ export class TarUnpacker extends Writable {
   }
 
   private abs(segments: readonly string[]): string {
-    return segments.length ? join(this.opts.root, ...segments) : this.opts.root;
+    return segments.length ? this.prefix + segments.join('/') : this.opts.root;
   }
 
   /**
@@ -472,11 +491,34 @@ export class TarUnpacker extends Writable {
     return this.replacing(segments, abs, () => fs.openSync(abs, CREATE_FLAGS, meta.mode & 0o777));
   }
 
+  /** What finishing a file takes: the owner when privileged; the full mode when chown (setuid, setgid) or the umask trimmed it. */
+  private finishFlags(meta: EntryMeta): number {
+    const chmod = meta.mode & 0o7000 || UMASK === undefined || meta.mode & UMASK;
+    return (this.opts.privileged ? FINISH_CHOWN : 0) | (chmod ? FINISH_CHMOD : 0);
+  }
+
+  /** A whole regular file in one native call. */
+  private writeWhole(segments: readonly string[], meta: EntryMeta, data: Buffer): void {
+    const abs = this.abs(segments);
+    const fast = this.fast!;
+    const flags = this.finishFlags(meta);
+    this.replacing(segments, abs, () => fast.writeFile(abs, data, meta.mode, meta.uid, meta.gid, meta.atime, meta.mtime, flags));
+  }
+
+  private emptyFile(segments: readonly string[], meta: EntryMeta): void {
+    if (this.fast && meta.xattrs === undefined) this.writeWhole(segments, meta, EMPTY);
+    else this.finishFile(this.createFile(segments, meta), this.abs(segments), meta);
+  }
+
   private finishFile(fd: number, abs: string, meta: EntryMeta): void {
+    const flags = this.finishFlags(meta);
     try {
-      if (this.opts.privileged) fs.fchownSync(fd, meta.uid, meta.gid);
-      // chown clears setuid/setgid, and the umask trimmed the creation mode.
-      if (meta.mode & 0o7000 || UMASK === undefined || meta.mode & UMASK) fs.fchmodSync(fd, meta.mode);
+      if (this.fast && meta.xattrs === undefined) {
+        this.fast.finishFile(fd, meta.mode, meta.uid, meta.gid, meta.atime, meta.mtime, flags);
+        return;
+      }
+      if (flags & FINISH_CHOWN) fs.fchownSync(fd, meta.uid, meta.gid);
+      if (flags & FINISH_CHMOD) fs.fchmodSync(fd, meta.mode);
       this.xattrs(abs, meta);
       fs.futimesSync(fd, meta.atime, meta.mtime);
     } finally {
@@ -539,9 +581,8 @@ export class TarUnpacker extends Writable {
       this.opts.onDegraded?.('device', meta.name);
       return;
     }
-    // Read here rather than from Header, which ignores them under GNU tar's magic.
-    const major = numericField(block, 329, 8);
-    const minor = numericField(block, 337, 8);
+    const major = numeric(block, 329, 8) ?? 0;
+    const minor = numeric(block, 337, 8) ?? 0;
     const kind = type === '3' ? S_IFCHR : type === '4' ? S_IFBLK : S_IFIFO;
     const abs = this.abs(segments);
     const native = this.syscalls();

@@ -20,6 +20,14 @@ export interface NativeSyscalls {
   llistxattr(path: string): string[];
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;
+  /**
+   * Creates a regular file (O_EXCL|O_NOFOLLOW, so EEXIST when the name is
+   * taken), writes all of `data`, then applies the owner (flags & 1), the full
+   * mode (flags & 2) and the times (seconds), and closes it.
+   */
+  writeFile(path: string, data: Uint8Array, mode: number, uid: number, gid: number, atime: number, mtime: number, flags: number): void;
+  /** The owner, mode and times steps of writeFile for an open descriptor, which stays open (node opened it, node closes it). */
+  finishFile(fd: number, mode: number, uid: number, gid: number, atime: number, mtime: number, flags: number): void;
 }
 
 /** Flags from <sys/mount.h>. */
