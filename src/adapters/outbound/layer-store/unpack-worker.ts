@@ -1,21 +1,22 @@
 /**
  * Runs a TarUnpacker in a worker thread. Protocol with worker-unpacker.ts:
- * in  {type:'chunk', buf} (transferred) | {type:'end'}
- * out {type:'ack', bytes} | {type:'degraded', what, entry} | {type:'done', stats} | {type:'error', code, message}
+ * in  {type:'chunk', start, length} (bytes in the shared ring) | {type:'end'}
+ * out {type:'ack', bytes} (those bytes may be reused) | {type:'degraded', what, entry} | {type:'done', stats} | {type:'error', code, message}
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asImageTsError } from '../../../domain/errors.js';
 import type { WhiteoutFormat } from '../../../ports/layer/layer-store.js';
-import { ChunkGc } from './memory-hygiene.js';
 import { TarUnpacker } from './tar-unpacker.js';
 
 export interface UnpackWorkerData {
   readonly root: string;
   readonly whiteoutFormat: WhiteoutFormat;
   readonly privileged: boolean;
+  /** The ring the main thread copies layer bytes into; a chunk's bytes are ours until we ack them. */
+  readonly ring: SharedArrayBuffer;
 }
 
-export type WorkerInbound = { type: 'chunk'; buf: ArrayBuffer } | { type: 'end' };
+export type WorkerInbound = { type: 'chunk'; start: number; length: number } | { type: 'end' };
 export type WorkerOutbound =
   | { type: 'ack'; bytes: number }
   | { type: 'degraded'; what: string; entry: string }
@@ -27,7 +28,6 @@ if (port) {
   const data = workerData as UnpackWorkerData;
   const post = (m: WorkerOutbound): void => port.postMessage(m);
   let failed = false;
-  const hygiene = new ChunkGc();
   const unpacker = new TarUnpacker({
     root: data.root,
     whiteoutFormat: data.whiteoutFormat,
@@ -43,9 +43,8 @@ if (port) {
   port.on('message', (m: WorkerInbound) => {
     if (failed) return;
     if (m.type === 'chunk') {
-      const bytes = m.buf.byteLength;
-      unpacker.write(Buffer.from(m.buf), () => post({ type: 'ack', bytes }));
-      hygiene.seen(bytes);
+      // The unpacker keeps nothing of a chunk past its write callback (it copies what it must hold).
+      unpacker.write(Buffer.from(data.ring, m.start, m.length), () => post({ type: 'ack', bytes: m.length }));
     } else {
       unpacker.end(() => {
         if (!failed) post({ type: 'done', stats: unpacker.stats });

@@ -6,8 +6,20 @@ import { ChunkGc } from './memory-hygiene.js';
 import type { Degradation, UnpackStats } from './tar-unpacker.js';
 import type { UnpackWorkerData, WorkerInbound, WorkerOutbound } from './unpack-worker.js';
 
-/** Bytes sent to the worker and not yet unpacked; more waits for acks. */
-const IN_FLIGHT = 2 * 1024 * 1024;
+/**
+ * Bytes handed to the worker and not yet unpacked; more waits for acks. They
+ * sit in one ring shared with the worker and reused from start to end, so
+ * moving a layer across costs one copy per byte and no new memory: fresh
+ * buffers per chunk cost page faults (expensive on this VM), transfers and
+ * garbage collections in both threads (bench/NOTES.md).
+ */
+const RING = 2 * 1024 * 1024;
+/**
+ * Bytes copied in before the worker is told. Codec pipes deliver chunks of a
+ * few KB, and a message per chunk cost half a second of the main thread per
+ * GB; the rest goes at the end, or as soon as the ring is full.
+ */
+const BATCH = 256 * 1024;
 
 /**
  * The worker's script: beside this module when running from source (tsx),
@@ -54,19 +66,28 @@ const slots = new Slots(availableParallelism());
  * A TarUnpacker on another thread. The main thread keeps the network, the
  * digests and the decompressor's pipes moving while the worker makes files,
  * so on two cores the syscalls of unpacking no longer stall the download.
- * Chunks are copied once and transferred, never shared.
+ * Chunks are copied once, into the ring; the worker reads them in place.
  */
 export class WorkerTarUnpacker extends Writable {
   private worker: Worker | undefined;
   private starting: Promise<Worker> | undefined;
+  private readonly ring = new SharedArrayBuffer(RING);
+  private readonly view = new Uint8Array(this.ring);
+  /** Where the next byte goes in the ring. */
+  private head = 0;
+  /** Bytes in the ring the worker has not acked, including those it has not been told of yet. */
   private inFlight = 0;
-  private waiting: ((err?: Error | null) => void) | undefined;
+  /** Where the bytes not yet announced to the worker start, and how many there are. */
+  private unsentStart = 0;
+  private unsent = 0;
+  /** A chunk waiting for room in the ring: its rest and the callback to call once all of it is in. */
+  private waiting: { chunk: Buffer; cb: (err?: Error | null) => void } | undefined;
   private finishing: ((err?: Error | null) => void) | undefined;
   private result: UnpackStats | undefined;
   private failure: Error | undefined;
   private readonly hygiene = new ChunkGc();
 
-  constructor(private readonly data: UnpackWorkerData, private readonly onDegraded?: (what: Degradation, entry: string) => void) {
+  constructor(private readonly data: Omit<UnpackWorkerData, 'ring'>, private readonly onDegraded?: (what: Degradation, entry: string) => void) {
     super({ highWaterMark: 1024 * 1024 });
   }
 
@@ -77,7 +98,7 @@ export class WorkerTarUnpacker extends Writable {
         release();
         throw this.failure ?? new ImageTsError('INTERNAL', 'unpack cancelled');
       }
-      const worker = startWorker(this.data);
+      const worker = startWorker({ ...this.data, ring: this.ring });
       worker.once('exit', (code) => {
         release();
         if (!this.result && !this.failure && code !== 0) this.fail(new ImageTsError('INTERNAL', `unpack worker exited with ${code}`));
@@ -98,10 +119,10 @@ export class WorkerTarUnpacker extends Writable {
     switch (m.type) {
       case 'ack': {
         this.inFlight -= m.bytes;
-        const resume = this.waiting;
-        if (resume && this.inFlight < IN_FLIGHT) {
+        const waiting = this.waiting;
+        if (waiting) {
           this.waiting = undefined;
-          resume();
+          this.send(waiting.chunk, waiting.cb);
         }
         return;
       }
@@ -127,7 +148,7 @@ export class WorkerTarUnpacker extends Writable {
     if (this.failure) return;
     this.failure = err;
     void this.worker?.terminate();
-    const pending = this.finishing ?? this.waiting;
+    const pending = this.finishing ?? this.waiting?.cb;
     this.finishing = undefined;
     this.waiting = undefined;
     if (pending) pending(err);
@@ -143,14 +164,40 @@ export class WorkerTarUnpacker extends Writable {
       this.start().then(() => this._write(chunk, _enc, cb), (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))));
       return;
     }
-    const copy = new Uint8Array(chunk.length);
-    copy.set(chunk);
-    const message: WorkerInbound = { type: 'chunk', buf: copy.buffer };
-    this.worker.postMessage(message, [copy.buffer]);
-    this.inFlight += chunk.length;
     this.hygiene.seen(chunk.length);
-    if (this.inFlight < IN_FLIGHT) cb();
-    else this.waiting = cb;
+    this.send(chunk, cb);
+  }
+
+  /** Copies as much of the chunk as the ring has room for, in order; the rest waits for acks. */
+  private send(chunk: Buffer, cb: (err?: Error | null) => void): void {
+    const worker = this.worker!;
+    let off = 0;
+    while (off < chunk.length && this.inFlight < RING) {
+      // Up to the ring's end, then around from the start: bytes are acked in the order they were sent.
+      const n = Math.min(chunk.length - off, RING - this.inFlight, RING - this.head);
+      this.view.set(chunk.subarray(off, off + n), this.head);
+      this.head = (this.head + n) % RING;
+      this.inFlight += n;
+      this.unsent += n;
+      off += n;
+      // A message covers one contiguous stretch, so the ring's end sends one too.
+      if (this.unsent >= BATCH || this.head === 0) this.announce(worker);
+    }
+    if (off < chunk.length) {
+      this.announce(worker); // the ring is full: whatever is in it must reach the worker to be acked
+      this.waiting = { chunk: chunk.subarray(off), cb };
+    } else {
+      cb();
+    }
+  }
+
+  /** Tells the worker of the bytes copied in since the last message. */
+  private announce(worker: Worker): void {
+    if (this.unsent === 0) return;
+    const message: WorkerInbound = { type: 'chunk', start: this.unsentStart, length: this.unsent };
+    worker.postMessage(message);
+    this.unsentStart = this.head;
+    this.unsent = 0;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -160,6 +207,7 @@ export class WorkerTarUnpacker extends Writable {
     }
     this.start().then((worker) => {
       this.finishing = cb;
+      this.announce(worker);
       const message: WorkerInbound = { type: 'end' };
       worker.postMessage(message);
     }, (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))));
