@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { Script, constants } from 'node:vm';
+'use strict';
+// CommonJS (bin/package.json), so that starting the CLI does not start node's
+// ES module loader too: 10 ms of every run (bench/NOTES.md).
+const { readFileSync, renameSync, writeFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { dirname, join } = require('node:path');
+const { setFlagsFromString } = require('node:v8');
+const { Script, constants } = require('node:vm');
 
 // undici parses HTTP with llhttp compiled to WebAssembly. V8's optimizing tier
 // recompiles it in the background and exit waits for that: 200 ms and 36 MB
@@ -16,7 +18,7 @@ setFlagsFromString('--expose-gc');
 // One bundled CommonJS file, run from V8's code cache: parsing and compiling
 // the bundle was the largest single cost of a warm pull, and Node 20 caches
 // compiled code for scripts only (bench/NOTES.md).
-const file = fileURLToPath(new URL('../dist/image-ts.cjs', import.meta.url));
+const file = join(__dirname, '..', 'dist', 'image-ts.cjs');
 // V8 rejects a cache made by another version; the name keeps one per Node version.
 const cacheFile = `${file}.${process.version}.cache`;
 let cachedData;
@@ -43,5 +45,5 @@ if (cachedData === undefined || script.cachedDataRejected) {
     }
   });
 }
-const module = { exports: {} };
-script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
+const bundle = { exports: {} };
+script.runInThisContext()(bundle.exports, createRequire(file), bundle, file, dirname(file));

@@ -10,9 +10,52 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type BuildOptions } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+/**
+ * undici's HTTP/2 client, replaced by a function that refuses. image-ts never
+ * sets `allowH2`, so undici offers only http/1.1 in ALPN and never calls it;
+ * but the module requires node:http2 at load, which cost 18 ms of every start
+ * (bench/NOTES.md). Leaving it out also keeps HTTP/2 out of what we ship.
+ */
+const noHttp2: Plugin = {
+  name: 'no-http2',
+  setup(b) {
+    b.onResolve({ filter: /[/\\]client-h2\.js$/ }, (args) => (args.importer.includes('undici') ? { path: 'client-h2', namespace: 'no-http2' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'no-http2' }, () => ({
+      contents: "module.exports = function connectH2 () { throw new Error('HTTP/2 is not built into image-ts') }",
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * undici checks its own invariants with `assert(condition)`. node:assert
+ * loads its AssertionError machinery (diffing, inspection) at start: 8 ms of
+ * every run. This keeps the call and the error type it throws, and defers
+ * anything else to the real module.
+ */
+const leanAssert: Plugin = {
+  name: 'lean-assert',
+  setup(b) {
+    b.onResolve({ filter: /^node:assert$/ }, (args) => (args.importer.includes('undici') ? { path: 'assert', namespace: 'lean-assert' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lean-assert' }, () => ({
+      contents: `
+        class AssertionError extends Error {
+          constructor (message) { super(message); this.name = 'AssertionError'; this.code = 'ERR_ASSERTION' }
+        }
+        function assert (value, message) {
+          if (!value) throw message instanceof Error ? message : new AssertionError(message === undefined ? 'undici: internal assertion failed' : String(message))
+        }
+        assert.ok = assert
+        module.exports = new Proxy(assert, { get: (target, key) => key in target ? target[key] : require('node:assert')[key] })
+      `,
+      loader: 'js',
+    }));
+  },
+};
 
 const common: BuildOptions = {
   absWorkingDir: ROOT,
@@ -22,6 +65,7 @@ const common: BuildOptions = {
   external: ['zstd-napi'],
   minify: true,
   logLevel: 'warning',
+  plugins: [noHttp2, leanAssert],
 };
 
 /**
@@ -60,6 +104,7 @@ export async function buildCli(dir: string, options: { warm?: boolean } = {}): P
   if (resolve(dir) !== ROOT) {
     mkdirSync(join(dir, 'bin'), { recursive: true });
     cpSync(join(ROOT, 'bin', 'image-ts.js'), join(dir, 'bin', 'image-ts.js'));
+    cpSync(join(ROOT, 'bin', 'package.json'), join(dir, 'bin', 'package.json'));
   }
   // One run writes the code cache (bin/image-ts.js does it when there is none).
   if (options.warm !== false) execFileSync(process.execPath, [join(dir, 'bin', 'image-ts.js'), '--help'], { stdio: 'ignore' });

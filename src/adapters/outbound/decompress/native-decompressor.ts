@@ -1,9 +1,12 @@
 import { PassThrough, type Duplex, type TransformOptions } from 'node:stream';
-import { createGunzip, type ZlibOptions } from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
+import type { ZlibOptions } from 'node:zlib';
 import { ImageTsError } from '../../../domain/errors.js';
 import type { Compression } from '../../../domain/image/media-types.js';
 import type { Decompressor } from '../../../ports/layer/decompressor.js';
+import { lazyRequire } from '../lazy-require.js';
+
+const zlib = lazyRequire<typeof import('node:zlib')>('node:zlib');
+const zstd = lazyRequire<typeof import('zstd-napi')>('zstd-napi');
 
 /**
  * Re-codes a codec's own failures as INVALID_LAYER (corrupt data is the
@@ -40,9 +43,9 @@ export class NativeDecompressor implements Decompressor {
         // the unpacker on the main thread instead of taking turns with it.
         // zlib hands its options to Transform, so stream options apply though ZlibOptions does not list them.
         const options: ZlibOptions & TransformOptions = { chunkSize: 128 * 1024, readableHighWaterMark: READ_AHEAD };
-        return recodeErrors(createGunzip(options), 'gzip');
+        return recodeErrors(zlib().createGunzip(options), 'gzip');
       case 'zstd':
-        return recodeErrors(new DecompressStream(), 'zstd');
+        return recodeErrors(new (zstd().DecompressStream)(), 'zstd');
       case 'none':
         return new PassThrough();
     }

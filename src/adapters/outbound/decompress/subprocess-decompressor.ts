@@ -1,10 +1,13 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import { ImageTsError } from '../../../domain/errors.js';
 import type { Compression } from '../../../domain/image/media-types.js';
 import type { Decompressor } from '../../../ports/layer/decompressor.js';
+import { lazyRequire } from '../lazy-require.js';
+
+const childProcess = lazyRequire<typeof import('node:child_process')>('node:child_process');
 
 /** Input accepted ahead of the codec, so idle moments of the event loop keep its pipe full. */
 const INPUT_AHEAD = 1024 * 1024;
@@ -42,7 +45,7 @@ class ProcessDuplex extends Duplex {
 
   constructor(private readonly kind: string, command: string, args: readonly string[]) {
     super({ readableHighWaterMark: 256 * 1024 });
-    this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = childProcess().spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdin.on('error', () => undefined); // EPIPE when the codec quits early; the exit status tells why
     this.child.stderr.on('data', (d: Buffer) => {
       this.stderr = (this.stderr + d.toString()).slice(-500);

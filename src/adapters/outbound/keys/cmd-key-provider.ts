@@ -1,7 +1,9 @@
-import { spawn } from 'node:child_process';
 import { KeyBrokerDeniedError, KeyBrokerUnavailableError, type ImageTsError } from '../../../domain/errors.js';
 import type { KeyProvider } from '../../../ports/keys/key-provider.js';
 import { abortError } from '../http/transport-errors.js';
+import { lazyRequire } from '../lazy-require.js';
+
+const childProcess = lazyRequire<typeof import('node:child_process')>('node:child_process');
 
 /** A key provider answers with a few hundred bytes; anything near this is not a key provider. */
 const MAX_STDOUT = 1024 * 1024;
@@ -41,7 +43,7 @@ export class CmdKeyProvider implements KeyProvider {
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_KEY_PROVIDER_TIMEOUT_MS;
     const who = `key provider ${this.name} (${this.path})`;
     return new Promise<Buffer>((resolve, reject) => {
-      const child = spawn(this.path, [...this.args], {
+      const child = childProcess().spawn(this.path, [...this.args], {
         stdio: ['pipe', 'pipe', 'pipe'],
         env: this.options.env ? { ...process.env, ...this.options.env } : process.env,
       });

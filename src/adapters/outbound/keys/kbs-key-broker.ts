@@ -1,7 +1,5 @@
 import { createHash, generateKeyPair as generateKeyPairCb, getHashes, type KeyObject } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { rootCertificates } from 'node:tls';
 import { promisify } from 'node:util';
 import { flattenedDecrypt, type FlattenedJWE } from 'jose';
 import { Agent, request } from '../http/undici.js';
@@ -18,6 +16,7 @@ import type { AttestationAgent } from '../../../ports/keys/attestation-agent.js'
 import type { KeyBroker } from '../../../ports/keys/key-broker.js';
 import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
 import { abortError, isTransientError } from '../http/transport-errors.js';
+import { withPublicRoots } from '../registry/ca-bundle.js';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
@@ -124,7 +123,7 @@ export class KbsKeyBroker implements KeyBroker {
       connect: {
         timeout: o.connectTimeoutMs ?? 10_000,
         // `ca` replaces node's bundle, so keep the public roots next to the extra CAs.
-        ...(extra.length > 0 ? { ca: [...rootCertificates, ...extra] } : {}),
+        ...(extra.length > 0 ? { ca: withPublicRoots(extra) } : {}),
       },
       headersTimeout: requestTimeout,
       bodyTimeout: requestTimeout,

@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { Writable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { ImageTsError, type ErrorCode } from '../../../domain/errors.js';
+import { lazyRequire } from '../lazy-require.js';
 import { ChunkGc } from './memory-hygiene.js';
 import type { Degradation, UnpackStats } from './tar-unpacker.js';
 import type { UnpackWorkerData, WorkerInbound, WorkerOutbound } from './unpack-worker.js';
@@ -25,7 +26,10 @@ const BATCH = 256 * 1024;
  * The worker's script: beside this module when running from source (tsx),
  * beside the bundle (dist/unpack-worker.mjs) when running the built CLI.
  */
+const workerThreads = lazyRequire<typeof import('node:worker_threads')>('node:worker_threads');
+
 function startWorker(data: UnpackWorkerData): Worker {
+  const { Worker } = workerThreads();
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL('./unpack-worker.mjs', here), { workerData: data });
   // From source (tests under tsx) the worker must register tsx's loader before importing TypeScript.

@@ -1,7 +1,15 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { rootCertificates } from 'node:tls';
 import { ConfigFileError } from '../../../domain/errors.js';
+import { lazyRequire } from '../lazy-require.js';
+
+// Loaded only when extra CAs are given: a pull over plain HTTP, or with node's defaults, never needs it.
+const tls = lazyRequire<typeof import('node:tls')>('node:tls');
+
+/** Setting `ca` replaces node's bundle, so extra CAs go alongside the public roots. */
+export function withPublicRoots(extra: readonly string[]): string[] {
+  return [...tls().rootCertificates, ...extra];
+}
 
 async function readPem(file: string): Promise<string> {
   const pem = await readFile(file, 'utf8');
@@ -33,6 +41,5 @@ export async function loadCaBundle(paths: readonly string[], pems: readonly stri
       throw new ConfigFileError(`cannot read CA certificates from ${path}: ${code}`);
     }
   }
-  // Setting `ca` replaces node's bundle, so keep the public roots alongside the extra CAs.
-  return extra.length > 0 ? [...rootCertificates, ...extra] : undefined;
+  return extra.length > 0 ? withPublicRoots(extra) : undefined;
 }

@@ -1,5 +1,4 @@
 import { open } from 'node:fs/promises';
-import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { request, type Dispatcher } from '../http/undici.js';
 import { makeDispatcher, type ProxySettings } from '../http/dispatcher.js';
@@ -9,6 +8,7 @@ import type { Reference } from '../../../domain/image/reference.js';
 import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
 import type { SimpleSignatureSource } from '../../../ports/signatures/signature-source.js';
 import { abortError, transportError } from '../http/transport-errors.js';
+import { withPublicRoots } from '../registry/ca-bundle.js';
 import { EMPTY_REGISTRIES_D, lookasideBaseFor, type RegistriesDConfig } from './registries-d.js';
 
 /** c/image's limits: signatures per image, and bytes per signature. */
@@ -56,7 +56,7 @@ export class LookasideSignatureSource implements SimpleSignatureSource {
       read = (url) => readSignatureFile(url);
     } else if (base.protocol === 'http:' || base.protocol === 'https:') {
       const pems = this.options.caPems ?? [];
-      const agent = makeDispatcher(pems.length > 0 ? [...rootCertificates, ...pems] : undefined, this.options.proxy);
+      const agent = makeDispatcher(pems.length > 0 ? withPublicRoots(pems) : undefined, this.options.proxy);
       read = (url) => fetchSignature(url, agent, this.options.userAgent ?? 'image-ts/0.1.0', signal);
       done = () => agent.destroy();
     } else {

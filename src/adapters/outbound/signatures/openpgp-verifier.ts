@@ -1,8 +1,10 @@
 import type { Key, Message } from 'openpgp';
-import { inflateRawSync, inflateSync } from 'node:zlib';
 import { SignatureInvalidError } from '../../../domain/errors.js';
 import type { SimpleSigningVerifier, VerifiedSimpleSignature } from '../../../ports/signatures/signature-verifier.js';
+import { lazyRequire } from '../lazy-require.js';
 import { openpgp } from '../openpgp-module.js';
+
+const zlib = lazyRequire<typeof import('node:zlib')>('node:zlib');
 
 
 /** Largest signed message, after decompression. A simple-signing payload is a few hundred bytes. */
@@ -196,9 +198,9 @@ function decompress(body: Buffer): Buffer {
       case 0:
         return data;
       case 1:
-        return inflateRawSync(data, opts);
+        return zlib().inflateRawSync(data, opts);
       case 2:
-        return inflateSync(data, opts);
+        return zlib().inflateSync(data, opts);
       default:
         throw invalid(`unsupported compression algorithm ${algorithm ?? 'none'}`);
     }
