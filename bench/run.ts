@@ -135,6 +135,39 @@ function encryptedMarkdown(enc: EncryptedResult, when: string): string {
   ].join('\n');
 }
 
+/** Issue 3's targets, each against what this run measured; a target whose image or peer was not run is left out. */
+function targets(results: ImageResult[], limits: MachineLimits, warm: PeerResult | undefined, enc?: EncryptedResult): string[] {
+  const subject = (image: string): PeerResult | undefined => results.find((r) => r.image === image)?.peers.find((p) => p.peer === 'image-ts (overlay)');
+  const ratio = (image: string, peer: string) => results.find((r) => r.image === image)?.ratios[peer];
+  const mark = (ok: boolean): string => (ok ? 'met' : 'missed');
+  const out: string[] = [];
+  const vsContainerd = ratio('debian-gzip', 'containerd (overlayfs)');
+  if (vsContainerd) out.push(`- debian-gzip ≤ 0.75× containerd: ${f2(vsContainerd.median)}×, ${mark(vsContainerd.median <= 0.75)}.`);
+  const vsSkopeo = ratio('debian-gzip', 'skopeo + umoci');
+  if (vsSkopeo) out.push(`- debian-gzip ≤ 0.5× skopeo + umoci: ${f2(vsSkopeo.median)}×, ${mark(vsSkopeo.median <= 0.5)}.`);
+  for (const image of ['debian-gzip', 'debian-zstd', 'small-files', 'big-file']) {
+    const vsTar = ratio(image, 'GNU tar -x (floor)');
+    if (vsTar) out.push(`- moonshot, ${image} no slower than GNU tar -x: ${f2(vsTar.median)}×, ${mark(vsTar.median <= 1)}.`);
+  }
+  if (enc) out.push(`- encrypted ≤ 1.15× plaintext: ${f2(enc.ratio.median)}×, ${mark(enc.ratio.median <= 1.15)}.`);
+  const peaks = results.flatMap((r) => r.peers.filter((p) => p.peer.startsWith('image-ts') && Number.isFinite(p.peakRssMB)).map((p) => p.peakRssMB));
+  if (enc && Number.isFinite(enc.encrypted.peakRssMB)) peaks.push(enc.encrypted.peakRssMB, enc.plain.peakRssMB);
+  if (peaks.length) out.push(`- peak RSS ≤ 200 MB: at most ${f1(Math.max(...peaks))} MB over every image-ts pull of this run, ${mark(Math.max(...peaks) <= 200)}.`);
+  if (warm) out.push(`- warm pull ≤ 0.3 s: median ${f2(warm.medianMs / 1000)} s, ${mark(warm.medianMs <= 300)}.`);
+  const big = subject('big-file');
+  if (big) {
+    const share = big.uncompressedMBps / limits.gzipDecompressMBps;
+    out.push(`- large files ≥ 85% of one core's gzip -dc output: ${f1(big.uncompressedMBps)} MB/s end to end from the registry, ${(share * 100).toFixed(0)}%, ${mark(share >= 0.85)}.`);
+  }
+  const small = subject('small-files');
+  const smallFiles = results.find((r) => r.image === 'small-files')?.files;
+  if (small && smallFiles) {
+    const rate = smallFiles / (small.medianMs / 1000);
+    out.push(`- small-file layers ≥ 20k files/s: ${Math.round(rate).toLocaleString('en-US')} files/s end to end from the registry, ${mark(rate >= 20_000)}.`);
+  }
+  return out;
+}
+
 function markdown(results: ImageResult[], limits: MachineLimits, warm: PeerResult | undefined, when: string, rounds: number, enc?: EncryptedResult): string {
   const lines = [
     `Run ${when}, ${cpus().length} cores (${cpus()[0]?.model ?? 'cpu'}), ${rounds} cold rounds per peer, interleaved; everything on tmpfs.`,
@@ -163,6 +196,8 @@ function markdown(results: ImageResult[], limits: MachineLimits, warm: PeerResul
     `sha256sum ${f1(limits.sha256MBps)} MB/s`,
     `AES-256-CTR ${f1(limits.aes256CtrMBps)} MB/s`,
   ].filter(Boolean).join(', ') + '.');
+  const goals = targets(results, limits, warm, enc);
+  if (goals.length) lines.push('', 'Targets (issue 3), from this run:', '', ...goals);
   return lines.join('\n');
 }
 
