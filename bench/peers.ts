@@ -31,7 +31,7 @@ export const imageRef = (ctx: PeerContext, image: BenchImage): string => `${ctx.
 /** One `image-ts pull` of the bench image, timed with the RSS of its process tree. */
 function pullImageTs(ctx: PeerContext, image: BenchImage, bundle: string, workDir: string, snapshotter: 'overlay' | 'copy', extra: readonly string[] = []): Promise<Measurement> {
   return measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), bundle,
-    '--work-dir', workDir, '--insecure-registry', ctx.registry, '--snapshotter', snapshotter, '--quiet', ...extra]);
+    '--work-dir', workDir, '--plain-http', ctx.registry, '--snapshotter', snapshotter, '--quiet', ...extra]);
 }
 
 /** image-ts pull into a fresh store and bundle. */

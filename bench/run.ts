@@ -45,7 +45,7 @@ const { values: opts } = parseArgs({
     peers: { type: 'string', default: DEFAULT_PEERS },
     'warm-runs': { type: 'string', default: '5' },
     /** Rounds of encrypted vs plaintext pulls of debian-gzip; 0 skips them. */
-    'encrypted-rounds': { type: 'string', default: '3' },
+    'encrypted-rounds': { type: 'string', default: '5' },
     dir: { type: 'string', default: '/tmp/image-ts-bench' },
   },
 });

@@ -138,6 +138,16 @@ describe('image-ts pull from docker-registry with TLS and htpasswd', () => {
     await rootfsOk(out.bundle);
   });
 
+  it('--plain-http never tries TLS: it pulls from a plain-HTTP registry and fails against a TLS one', async () => {
+    const out = await pull([`${open.host}/team/app:v1`, '--plain-http', open.host]);
+    await rootfsOk(out.bundle);
+    const r = await cli(['pull', `${secure.host}/team/app:v1`, bundle(), '--work-dir', work(), '--creds', `${secure.username}:${secure.password}`, '--plain-http', secure.host]);
+    // Go's TLS server answers plain HTTP with a 400.
+    assertCliError(r, 'UNSUPPORTED');
+    assert.match(r.stderr, /is not a registry \(HTTP 400 for \/v2\/\)/);
+    assert.doesNotMatch(r.stderr, new RegExp(secure.password));
+  });
+
   it('pulls with an auth.json found by repository namespace', async () => {
     const authFile = join(dir, 'auth.json');
     const auth = Buffer.from(`${secure.username}:${secure.password}`).toString('base64');

@@ -24,7 +24,7 @@ import { KeyProvidersToken } from '../../src/ports/keys/key-provider.js';
 
 const settings = (workDir: string, profile = 'standalone'): Settings => ({
   profile, workDir, maxConcurrentLayers: 3, snapshotter: 'copy', platform: 'linux/amd64',
-  insecureRegistries: [], caFiles: [], caPems: [], certsDirs: [], authFiles: [], decompressor: 'auto',
+  insecureRegistries: [], plainHttpRegistries: [], caFiles: [], caPems: [], certsDirs: [], authFiles: [], decompressor: 'auto',
   keyproviderConfig: undefined, decryptionKeys: [], keyBroker: undefined, attestationAgent: undefined,
   policy: undefined, registriesD: undefined, admission: { unencryptedSigned: true, unencryptedUnsigned: true },
   maxConcurrentDownloads: undefined, serve: undefined, registriesConf: undefined, proxy: undefined, timeouts: {},

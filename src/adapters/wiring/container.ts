@@ -164,6 +164,7 @@ function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule
     if (registries) bind(Tokens.Registries).toConstantValue(registries);
     bind(ImageSourceFactoryToken).toConstantValue(new RegistrySourceFactory({
       insecureRegistries: settings.insecureRegistries,
+      plainHttpRegistries: settings.plainHttpRegistries,
       caFiles: settings.caFiles,
       caPems: settings.caPems,
       certsDirs: settings.certsDirs,

@@ -13,6 +13,7 @@ export interface Settings {
   snapshotter: 'overlay' | 'copy' | undefined;
   platform: string | undefined;
   insecureRegistries: string[];
+  plainHttpRegistries: string[];
   caFiles: string[];
   caPems: string[];
   /** certs.d roots: `<dir>/<host[:port]>/*.crt` are CAs for that registry. */
@@ -202,6 +203,7 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
       case 'extra_root_certificates': out.caPems = strList(key); break;
       case 'extra_root_certificate_files': out.caFiles = strList(key); break;
       case 'insecure_registries': out.insecureRegistries = strList(key); break;
+      case 'plain_http_registries': out.plainHttpRegistries = strList(key); break;
       case 'certs_dirs': out.certsDirs = strList(key); break;
       case 'decompressor': {
         const v = str(key);

@@ -18,7 +18,7 @@ import { ProgressRenderer } from './progress.js';
 
 const USAGE = `usage:
   image-ts pull IMAGE BUNDLE_DIR [--work-dir DIR] [--config FILE] [--creds USER:PASS] [--auth-file FILE]
-                [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST[:PORT]]... [--ca-file PEM]...
+                [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST[:PORT]]... [--plain-http HOST[:PORT]]... [--ca-file PEM]...
                 [--registries-conf FILE|URI] [--decryption-key KEY]... [--policy FILE|URI] [--registries-d DIR]...
                 [--snapshotter overlay|copy] [--max-concurrent-layers N] [--json] [--quiet]
   image-ts verify IMAGE [--policy FILE|URI] [--registries-d DIR]... [registry options as for pull] [--json]
@@ -44,6 +44,7 @@ const OPTIONS = {
   'auth-file': { type: 'string' },
   platform: { type: 'string' },
   'insecure-registry': { type: 'string', multiple: true },
+  'plain-http': { type: 'string', multiple: true },
   'ca-file': { type: 'string', multiple: true },
   'decryption-key': { type: 'string', multiple: true },
   policy: { type: 'string' },
@@ -66,9 +67,9 @@ type Flags = {
 
 /** Which flags each command takes; anything else is a usage error, not silently ignored. */
 const COMMAND_FLAGS: Readonly<Record<string, readonly (keyof Flags)[]>> = {
-  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
-  verify: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'registries-conf', 'ca-file', 'policy', 'registries-d', 'json', 'quiet'],
-  serve: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d',
+  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
+  verify: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'policy', 'registries-d', 'json', 'quiet'],
+  serve: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d',
     'snapshotter', 'max-concurrent-layers', 'cdh-ttrpc', 'cdh-grpc', 'cri', 'log-level'],
   list: ['work-dir', 'config', 'json', 'quiet'],
   inspect: ['work-dir', 'config', 'json', 'quiet'],
@@ -119,6 +120,7 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     snapshotter,
     platform,
     insecureRegistries: [...(file.insecureRegistries ?? []), ...(flags['insecure-registry'] ?? [])],
+    plainHttpRegistries: [...(file.plainHttpRegistries ?? []), ...(flags['plain-http'] ?? [])],
     caFiles: [...(file.caFiles ?? []), ...(flags['ca-file'] ?? [])],
     caPems: file.caPems ?? [],
     decompressor: file.decompressor ?? 'auto',

@@ -28,8 +28,10 @@ import { MAX_SIGNATURE_LIST_BYTES, parseSignatureList, signatureExtensionPath } 
 import { abortError, isTransientError, transportError } from '../http/transport-errors.js';
 
 export interface RegistrySourceOptions {
-  /** `host[:port]` entries spoken to over plain http; matched exactly. */
+  /** `host[:port]` entries reached over HTTPS without certificate checks, then plain HTTP; matched exactly. */
   readonly insecureRegistries: readonly string[];
+  /** `host[:port]` entries reached over plain HTTP only, never TLS (ctr's --plain-http); matched exactly. */
+  readonly plainHttpRegistries?: readonly string[] | undefined;
   /** Extra CA PEM files, or directories whose `*.crt` files are CAs. */
   readonly caFiles: readonly string[];
   /**
@@ -98,13 +100,15 @@ export class RegistrySourceFactory implements ImageSourceFactory {
 
   private async openOne(reference: Reference, insecureByConf: boolean, options?: OpenOptions): Promise<ImageSource> {
     const host = reference.registryHost;
-    const insecure = insecureByConf || this.options.insecureRegistries.some((h) => h === host || h === reference.domain);
+    const named = (hosts: readonly string[] | undefined): boolean => !!hosts?.some((h) => h === host || h === reference.domain);
+    const insecure = insecureByConf || named(this.options.insecureRegistries);
+    const scheme = named(this.options.plainHttpRegistries) ? 'http' : insecure ? 'insecure' : 'https';
     const ca = await this.caBundleFor(reference.domain);
     const credentials = options?.credentials ?? this.options.credentials ?? (await this.fromAuthFile(reference));
     const dispatcher = makeDispatcher(ca, this.options.proxy, this.options.timeouts, { verify: !insecure });
     const retries = this.options.retries ?? DEFAULT_RETRIES;
     const client = new RegistryClient({
-      scheme: insecure ? 'insecure' : 'https',
+      scheme,
       host,
       repository: reference.path,
       dispatcher,
@@ -113,7 +117,7 @@ export class RegistrySourceFactory implements ImageSourceFactory {
       logger: this.logger,
       userAgent: this.options.userAgent ?? DEFAULT_USER_AGENT,
     });
-    this.logger.log('debug', 'registry.open', { image: reference.toString(), scheme: insecure ? 'insecure' : 'https', creds: credentials?.kind ?? 'none' });
+    this.logger.log('debug', 'registry.open', { image: reference.toString(), scheme, creds: credentials?.kind ?? 'none' });
     return new RegistrySource(reference, client, dispatcher, retries, this.logger);
   }
 
