@@ -28,10 +28,19 @@ export interface PeerContext {
 
 export const imageRef = (ctx: PeerContext, image: BenchImage): string => `${ctx.registry}/bench/${image.name}:latest`;
 
+/**
+ * The environment image-ts runs in: this one, without NODE_EXTRA_CA_CERTS.
+ * Node 20 reads and parses that file at every process start, before any of
+ * our code runs: 40-60 ms here, where the sandbox points it at the whole
+ * system CA bundle (bench/NOTES.md). A guest does not set it, and image-ts
+ * takes extra CAs through --ca-file and certs.d, loaded only when used.
+ */
+export const IMAGE_TS_ENV: NodeJS.ProcessEnv = { NODE_EXTRA_CA_CERTS: undefined };
+
 /** One `image-ts pull` of the bench image, timed with the RSS of its process tree. */
 function pullImageTs(ctx: PeerContext, image: BenchImage, bundle: string, workDir: string, snapshotter: 'overlay' | 'copy', extra: readonly string[] = []): Promise<Measurement> {
   return measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), bundle,
-    '--work-dir', workDir, '--plain-http', ctx.registry, '--snapshotter', snapshotter, '--quiet', ...extra]);
+    '--work-dir', workDir, '--plain-http', ctx.registry, '--snapshotter', snapshotter, '--quiet', ...extra], { env: IMAGE_TS_ENV });
 }
 
 /** image-ts pull into a fresh store and bundle. */

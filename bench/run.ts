@@ -18,7 +18,7 @@ import { machineLimits, type MachineLimits } from './limits.js';
 import { median, type Measurement } from './measure.js';
 import { unmountBelow } from '../test/helpers/mounts.js';
 import { ensureEncryptedImage } from './encrypted.js';
-import { containerd, gnuTar, imageTs, imageTsWarm, skopeoUmoci, type Peer, type PeerContext } from './peers.js';
+import { IMAGE_TS_ENV, containerd, gnuTar, imageTs, imageTsWarm, skopeoUmoci, type Peer, type PeerContext } from './peers.js';
 
 const PEERS: Record<string, (ctx: PeerContext) => Peer> = {
   'image-ts-overlay': (c) => imageTs(c, 'overlay'),
@@ -43,7 +43,7 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '3' },
     images: { type: 'string', default: DEFAULT_IMAGES },
     peers: { type: 'string', default: DEFAULT_PEERS },
-    'warm-runs': { type: 'string', default: '5' },
+    'warm-runs': { type: 'string', default: '9' },
     /** Rounds of encrypted vs plaintext pulls of debian-gzip; 0 skips them. */
     'encrypted-rounds': { type: 'string', default: '5' },
     dir: { type: 'string', default: '/tmp/image-ts-bench' },
@@ -189,6 +189,9 @@ function markdown(results: ImageResult[], limits: MachineLimits, warm: PeerResul
       `${enc.encrypted.failures.length ? ` ⚠ ${enc.encrypted.failures.length} failed` : ''}.`);
   }
   if (warm) lines.push('', `Warm pull (store already has every layer, new overlay bundle): median ${f2(warm.medianMs / 1000)} s (min ${f2(warm.minMs / 1000)}, max ${f2(warm.maxMs / 1000)}), peak RSS ${f1(warm.peakRssMB)} MB.`);
+  if (process.env['NODE_EXTRA_CA_CERTS']) {
+    lines.push('', 'This environment sets NODE_EXTRA_CA_CERTS; image-ts ran without it, since Node 20 parses that file at every process start (40–60 ms here, bench/NOTES.md).');
+  }
   lines.push('', 'Machine limits, one core, same run: ' + [
     `gzip -dc ${f1(limits.gzipDecompressMBps)} MB/s`,
     limits.igzipDecompressMBps !== undefined ? `igzip -dc ${f1(limits.igzipDecompressMBps)} MB/s` : undefined,
@@ -300,7 +303,7 @@ async function main(): Promise<void> {
     const when = new Date().toISOString();
     const md = markdown(results, limits, warm, when, rounds, enc);
     await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
-    await writeFile(join(ROOT, 'bench', 'results', `${when.replace(/[:.]/g, '-')}.json`), JSON.stringify({ when, rounds, limits, results, warm, encrypted: enc }, null, 1));
+    await writeFile(join(ROOT, 'bench', 'results', `${when.replace(/[:.]/g, '-')}.json`), JSON.stringify({ when, rounds, limits, results, warm, encrypted: enc, imageTsUnsetEnv: Object.keys(IMAGE_TS_ENV) }, null, 1));
     // A partial run (other images or peers than the defaults) must not replace the full table.
     const full = opts.images === DEFAULT_IMAGES && opts.peers === DEFAULT_PEERS;
     const readme = join(ROOT, 'README.md');

@@ -1,4 +1,5 @@
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageTsError, StoreError, asImageTsError } from '../../../domain/errors.js';
@@ -18,6 +19,11 @@ const HELD = new Set<string>();
  * The store's metadata as one JSON file under work_dir. Updates hold a lock
  * (a directory, so it works across processes) and replace the file with
  * temp + fsync + rename, so a crash leaves the old or the new state, never half.
+ *
+ * An uncontended update runs its file calls synchronously: a pull makes three
+ * updates of a few KB each, and as some 15 thread-pool round trips apiece they
+ * were a tenth of a warm pull (bench/NOTES.md). Only waiting for another
+ * holder, and breaking a stale lock, yield to the event loop.
  */
 export class FsMetadataStore implements MetadataStore {
   private readonly file: string;
@@ -32,13 +38,26 @@ export class FsMetadataStore implements MetadataStore {
   }
 
   async read(): Promise<StoreState> {
-    let text: string;
+    let text: string | undefined;
     try {
       text = await readFile(this.file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
-      throw new StoreError(`cannot read ${this.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
+      text = absentOr(err, this.file);
     }
+    return this.parse(text);
+  }
+
+  private readText(): string | undefined {
+    try {
+      return readFileSync(this.file, 'utf8');
+    } catch (err) {
+      return absentOr(err, this.file);
+    }
+  }
+
+  /** The state a file holds; undefined text (no file yet) is the empty store. */
+  private parse(text: string | undefined): StoreState {
+    if (text === undefined) return emptyState();
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -56,56 +75,73 @@ export class FsMetadataStore implements MetadataStore {
 
   update<T>(mutate: (state: StoreState) => T | Promise<T>): Promise<T> {
     const run = this.chain.then(() => this.locked(async () => {
-      const state = await this.read();
+      const state = this.parse(this.readText());
       const result = await mutate(state);
-      await this.write(state);
+      this.write(state);
       return result;
     }));
     this.chain = run.catch(() => undefined);
     return run;
   }
 
-  private async write(state: StoreState): Promise<void> {
+  private write(state: StoreState): void {
     const tmp = `${this.file}.${process.pid}.tmp`;
     try {
-      const fh = await open(tmp, 'w', 0o600);
+      const fd = openSync(tmp, 'w', 0o600);
       try {
-        await fh.writeFile(JSON.stringify(state, null, 1));
-        await fh.sync();
+        writeFileSync(fd, JSON.stringify(state, null, 1));
+        fsyncSync(fd);
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
-      await rename(tmp, this.file);
+      renameSync(tmp, this.file);
     } catch (err) {
       // The old metadata.json is intact; only the half-written temp file goes.
-      await unlink(tmp).catch(() => undefined);
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // never created, or already gone
+      }
       throw storeIoError(`cannot write ${this.file}`, err);
     }
-    const dir = await open(this.root, 'r');
+    const dir = openSync(this.root, 'r');
     try {
-      await dir.sync();
+      fsyncSync(dir);
     } finally {
-      await dir.close();
+      closeSync(dir);
     }
   }
 
   /** Temp files of writers killed mid-write; once per process, under the lock. */
-  private async sweepTemps(): Promise<void> {
+  private sweepTemps(): void {
     if (this.tempsSwept) return;
     this.tempsSwept = true;
-    for (const name of await readdir(this.root).catch(() => [] as string[])) {
+    let names: string[];
+    try {
+      names = readdirSync(this.root);
+    } catch {
+      return;
+    }
+    for (const name of names) {
       const pid = TMP_RE.exec(name)?.[1];
-      if (pid !== undefined && Number(pid) !== process.pid && !processAlive(Number(pid))) await unlink(join(this.root, name)).catch(() => undefined);
+      if (pid === undefined || Number(pid) === process.pid || processAlive(Number(pid))) continue;
+      try {
+        unlinkSync(join(this.root, name));
+      } catch {
+        // another sweeper got there first
+      }
     }
   }
 
   private async locked<T>(fn: () => Promise<T>): Promise<T> {
-    await mkdir(this.root, { recursive: true }).catch((err: unknown) => {
+    try {
+      mkdirSync(this.root, { recursive: true });
+    } catch (err) {
       throw storeIoError(`cannot create ${this.root}`, err);
-    });
+    }
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
-      if (await this.tryLock()) break;
+      if (this.tryLock()) break;
       const holder = await this.lockHolder();
       if (holder?.stale) {
         await this.breakStaleLock(holder.ino, holder.pidText);
@@ -115,29 +151,33 @@ export class FsMetadataStore implements MetadataStore {
       await sleep(wait);
     }
     try {
-      await this.sweepTemps();
+      this.sweepTemps();
       return await fn();
     } finally {
       HELD.delete(this.lockDir);
-      await rm(this.lockDir, { recursive: true, force: true });
+      rmSync(this.lockDir, { recursive: true, force: true });
     }
   }
 
   /** mkdir is the atomic test-and-set; the pid inside tells others whether the owner still lives. */
-  private async tryLock(): Promise<boolean> {
+  private tryLock(): boolean {
     try {
-      await mkdir(this.lockDir);
+      mkdirSync(this.lockDir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw storeIoError('cannot lock the store', err);
     }
     HELD.add(this.lockDir);
     try {
-      await writeFile(join(this.lockDir, 'pid'), String(process.pid));
+      writeFileSync(join(this.lockDir, 'pid'), String(process.pid));
     } catch (err) {
       // A lock nobody can attribute would block everyone for a while: take it back.
       HELD.delete(this.lockDir);
-      await rm(this.lockDir, { recursive: true, force: true }).catch(() => undefined);
+      try {
+        rmSync(this.lockDir, { recursive: true, force: true });
+      } catch {
+        // the pid write's error is the one to report
+      }
       throw storeIoError('cannot lock the store', err);
     }
     return true;
@@ -181,6 +221,12 @@ export class FsMetadataStore implements MetadataStore {
       await rm(breaker, { recursive: true, force: true });
     }
   }
+}
+
+/** No metadata file yet reads as undefined; any other read failure is the store's. */
+function absentOr(err: unknown, file: string): undefined {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+  throw new StoreError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
 }
 
 /** ENOSPC stays NO_SPACE so the user sees why; any other failure is the store's. */
