@@ -229,6 +229,19 @@ describe('unpack: good layers', () => {
     assert.equal(fs.statSync(join(layer.path, 'ro')).mode & 0o7777, 0o555);
   });
 
+  it('owners stay exact when the layer root is setgid to another group (new entries would inherit it)', { skip: !isRoot && 'needs root' }, async () => {
+    const root = join(tmp, `setgid-root-${seq++}`);
+    fs.mkdirSync(root);
+    fs.chownSync(root, 0, 4321);
+    fs.chmodSync(root, 0o2775);
+    const bytes = tar([file('a', 'x'), { name: 'd/', type: 'dir', mode: 0o755 }, file('d/b', 'y'), { name: 'l', type: 'symlink', linkname: 'a' }, file('e/f', 'z')]);
+    await pipeline(Readable.from([bytes]), new TarUnpacker({ root, whiteoutFormat: 'overlay', privileged: true }));
+    for (const path of ['a', 'd', 'd/b', 'l', 'e/f']) {
+      const st = fs.lstatSync(join(root, path));
+      assert.equal(`${st.uid}:${st.gid}`, '0:0', path);
+    }
+  });
+
   it('the ./ entry sets the layer root metadata', async () => {
     const layer = await commit([{ name: './', type: 'dir', mode: 0o711, mtime: 1_234_567_890 }, file('a')]);
     const st = fs.statSync(layer.path);

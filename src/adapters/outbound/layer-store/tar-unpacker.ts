@@ -157,6 +157,15 @@ function parsePax(body: Buffer, into: Pending): void {
   }
 }
 
+/** Who owns what we create under root, if that is simply our effective uid and gid. */
+function creationOwner(root: string): { uid: number; gid: number } | undefined {
+  const uid = process.geteuid?.();
+  const gid = process.getegid?.();
+  if (uid === undefined || gid === undefined) return undefined;
+  const st = fs.statSync(root);
+  return st.mode & 0o2000 || st.gid !== gid ? undefined : { uid, gid }; // 0o2000: setgid
+}
+
 /** The process umask, read without the set-and-restore race of process.umask(). */
 function readUmask(): number | undefined {
   try {
@@ -188,12 +197,21 @@ export class TarUnpacker extends Writable {
   private readonly fast: NativeSyscalls | undefined;
   /** The root with a trailing slash: entry segments are already normalized, so paths are plain concatenations. */
   private readonly prefix: string;
+  /**
+   * The owner everything we create gets anyway, when privileged: entries
+   * owned by it need no chown. Undefined (always chown) when the root is
+   * setgid or not in our group, since new entries could then get its group.
+   * Directories we make inside are never setgid before the end (their modes
+   * are deferred), so the root decides for the whole layer.
+   */
+  private readonly ownOwner: { readonly uid: number; readonly gid: number } | undefined;
 
   constructor(private readonly opts: UnpackOptions) {
     super({ highWaterMark: 256 * 1024 });
     this.native = opts.native;
     this.fast = opts.native ?? tryNativeSyscalls();
     this.prefix = join(opts.root, '/');
+    this.ownOwner = opts.privileged ? creationOwner(opts.root) : undefined;
   }
 
   get stats(): UnpackStats {
@@ -494,7 +512,13 @@ export class TarUnpacker extends Writable {
   /** What finishing a file takes: the owner when privileged; the full mode when chown (setuid, setgid) or the umask trimmed it. */
   private finishFlags(meta: EntryMeta): number {
     const chmod = meta.mode & 0o7000 || UMASK === undefined || meta.mode & UMASK;
-    return (this.opts.privileged ? FINISH_CHOWN : 0) | (chmod ? FINISH_CHMOD : 0);
+    return (this.needsChown(meta) ? FINISH_CHOWN : 0) | (chmod ? FINISH_CHMOD : 0);
+  }
+
+  private needsChown(meta: EntryMeta): boolean {
+    if (!this.opts.privileged) return false;
+    const own = this.ownOwner;
+    return own === undefined || meta.uid !== own.uid || meta.gid !== own.gid;
   }
 
   /** A whole regular file in one native call. */
@@ -546,7 +570,7 @@ export class TarUnpacker extends Writable {
   }
 
   private dirMeta(rel: string, abs: string, meta: EntryMeta): void {
-    if (this.opts.privileged) fs.lchownSync(abs, meta.uid, meta.gid);
+    if (this.needsChown(meta)) fs.lchownSync(abs, meta.uid, meta.gid);
     this.xattrs(abs, meta);
     this.deferred.set(rel, { mode: meta.mode, atime: meta.atime, mtime: meta.mtime });
   }
@@ -556,7 +580,7 @@ export class TarUnpacker extends Writable {
     const abs = this.abs(segments);
     // The target is stored verbatim: symlinks are never followed while unpacking.
     this.replacing(segments, abs, () => fs.symlinkSync(linkpath, abs));
-    if (this.opts.privileged) fs.lchownSync(abs, meta.uid, meta.gid);
+    if (this.needsChown(meta)) fs.lchownSync(abs, meta.uid, meta.gid);
     this.xattrs(abs, meta);
     fs.lutimesSync(abs, meta.atime, meta.mtime);
   }
@@ -587,7 +611,7 @@ export class TarUnpacker extends Writable {
     const abs = this.abs(segments);
     const native = this.syscalls();
     this.replacing(segments, abs, () => native.mknod(abs, kind | (meta.mode & 0o777), major, minor));
-    if (this.opts.privileged) fs.lchownSync(abs, meta.uid, meta.gid);
+    if (this.needsChown(meta)) fs.lchownSync(abs, meta.uid, meta.gid);
     fs.chmodSync(abs, meta.mode); // a node we just made, not a symlink
     this.xattrs(abs, meta);
     fs.lutimesSync(abs, meta.atime, meta.mtime);
