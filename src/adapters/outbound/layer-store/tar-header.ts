@@ -65,15 +65,15 @@ export function numeric(block: Buffer, off: number, len: number): number | undef
 
 const USTAR = Buffer.from('ustar\u000000', 'latin1');
 
+/** The header's byte sum with the checksum field counted as spaces; signed bytes for the old writers that summed so. */
+function byteSum(block: Buffer, signed: boolean): number {
+  let sum = 8 * 0x20;
+  for (let i = 0; i < 148; i++) sum += signed && block[i]! > 127 ? block[i]! - 256 : block[i]!;
+  for (let i = 156; i < 512; i++) sum += signed && block[i]! > 127 ? block[i]! - 256 : block[i]!;
+  return sum;
+}
+
 export function decodeHeader(block: Buffer): TarHeader {
-  let unsigned = 8 * 0x20; // the checksum field counts as spaces
-  let signed = 8 * 0x20;
-  for (let i = 0; i < 512; i++) {
-    if (i === 148) i = 156;
-    const b = block[i]!;
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
-  }
   const sum = numeric(block, 148, 8);
   let path = text(block, 0, 100);
   // Only POSIX ustar has the prefix; GNU keeps atime and ctime there.
@@ -90,6 +90,6 @@ export function decodeHeader(block: Buffer): TarHeader {
     size: numeric(block, 124, 12),
     mtime: numeric(block, 136, 12),
     typeflag: block[156]!,
-    checksumValid: sum === unsigned || sum === signed,
+    checksumValid: sum === byteSum(block, false) || sum === byteSum(block, true),
   };
 }
