@@ -229,6 +229,16 @@ describe('unpack: good layers', () => {
     assert.equal(fs.statSync(join(layer.path, 'ro')).mode & 0o7777, 0o555);
   });
 
+  it('a directory declared twice takes the second owner, even when that is our own', { skip: !isRoot && 'needs root' }, async () => {
+    const layer = await commit([
+      { name: 'd/', type: 'dir', uid: 1000, gid: 1000 },
+      file('d/f', 'x'),
+      { name: 'd/', type: 'dir', uid: 0, gid: 0 },
+    ]);
+    const st = fs.statSync(join(layer.path, 'd'));
+    assert.equal(`${st.uid}:${st.gid}`, '0:0');
+  });
+
   it('owners stay exact when the layer root is setgid to another group (new entries would inherit it)', { skip: !isRoot && 'needs root' }, async () => {
     const root = join(tmp, `setgid-root-${seq++}`);
     fs.mkdirSync(root);

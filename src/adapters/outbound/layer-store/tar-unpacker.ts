@@ -199,7 +199,7 @@ export class TarUnpacker extends Writable {
   private readonly prefix: string;
   /**
    * The owner everything we create gets anyway, when privileged: entries
-   * owned by it need no chown. Undefined (always chown) when the root is
+   * we have just created and that are owned by it need no chown. Undefined (always chown) when the root is
    * setgid or not in our group, since new entries could then get its group.
    * Directories we make inside are never setgid before the end (their modes
    * are deferred), so the root decides for the whole layer.
@@ -570,7 +570,8 @@ export class TarUnpacker extends Writable {
   }
 
   private dirMeta(rel: string, abs: string, meta: EntryMeta): void {
-    if (this.needsChown(meta)) fs.lchownSync(abs, meta.uid, meta.gid);
+    // Always: unlike a file, a directory may already exist with another owner from an earlier entry.
+    if (this.opts.privileged) fs.lchownSync(abs, meta.uid, meta.gid);
     this.xattrs(abs, meta);
     this.deferred.set(rel, { mode: meta.mode, atime: meta.atime, mtime: meta.mtime });
   }

@@ -22,12 +22,12 @@ const RING = 2 * 1024 * 1024;
  */
 const BATCH = 256 * 1024;
 
+const workerThreads = lazyRequire<typeof import('node:worker_threads')>('node:worker_threads');
+
 /**
  * The worker's script: beside this module when running from source (tsx),
  * beside the bundle (dist/unpack-worker.mjs) when running the built CLI.
  */
-const workerThreads = lazyRequire<typeof import('node:worker_threads')>('node:worker_threads');
-
 function startWorker(data: UnpackWorkerData): Worker {
   const { Worker } = workerThreads();
   const here = import.meta.url;
