@@ -176,10 +176,11 @@ function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule
       timeouts: settings.timeouts,
     }));
     bind(ImageSourceFactoryToken).toConstantValue(new OciLayoutSourceFactory());
-    // igzip/zstd processes when the machine has them (measured faster, see bench/NOTES.md); node's codecs otherwise.
+    // gzip through an igzip process when the machine has one (4x node's zlib); zstd in process through
+    // zstd-napi, which beat a zstd process once the pipe's copies were counted (bench/NOTES.md).
     bind(DecompressorToken).toConstantValue(settings.decompressor === 'native'
       ? new NativeDecompressor()
-      : new SubprocessDecompressor(findSubprocessCodecs(), new NativeDecompressor()));
+      : new SubprocessDecompressor({ gzip: findSubprocessCodecs().gzip }, new NativeDecompressor()));
     bind(LayerStoreToken).toConstantValue(new FsLayerStore(settings.workDir, { logger }));
     bind(SnapshottersToken).toConstantValue([new OverlaySnapshotter(settings.workDir), new CopySnapshotter()]);
     bind(BundleFsToken).toConstantValue(new FsBundleFs());
