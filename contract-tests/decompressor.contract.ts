@@ -52,6 +52,16 @@ export function decompressorContract(name: string, make: () => Decompressor): vo
         await assert.rejects(run(make(), c, bad), (e: unknown) => e instanceof ImageTsError && e.code === 'INVALID_LAYER', c);
       }
     });
+    it('reads gzip members fed one byte at a time', async () => {
+      const small = data.subarray(295_000, 305_000);
+      const multi = Buffer.concat([gzipSync(small.subarray(0, 3000)), gzipSync(small.subarray(3000))]);
+      assert.ok((await run(make(), 'gzip', multi, 1)).equals(small));
+    });
+    it('fails a gzip member whose CRC-32 does not match with INVALID_LAYER', async () => {
+      const gz = Buffer.from(gzipSync(data));
+      gz[gz.length - 8]! ^= 0x01; // the trailer's CRC-32
+      await assert.rejects(run(make(), 'gzip', gz), (e: unknown) => e instanceof ImageTsError && e.code === 'INVALID_LAYER');
+    });
     it('fails truncated gzip with INVALID_LAYER', async () => {
       const bytes = gzipSync(data);
       await assert.rejects(run(make(), 'gzip', bytes.subarray(0, bytes.length - 100)),

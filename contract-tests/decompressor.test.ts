@@ -11,7 +11,12 @@ it('the subprocess codecs are installed (npm test installs isal and zstd)', () =
   assert.ok(codecs.zstd, 'zstd not found: apt-get install zstd');
 });
 
-decompressorContract('native (zlib + zstd-napi)', () => new NativeDecompressor());
+it('the addon decodes gzip with ISA-L (npm test installs libisal-dev before building it)', () => {
+  assert.ok(new NativeDecompressor().hasIsal(), 'native/build has no gunzip: apt-get install libisal-dev, then npm run build:native');
+});
+
+decompressorContract('native (ISA-L + zstd-napi)', () => new NativeDecompressor());
+decompressorContract('native (zlib + zstd-napi)', () => new NativeDecompressor({ isal: false }));
 decompressorContract('subprocess (igzip + zstd)', () => new SubprocessDecompressor(codecs, new NativeDecompressor()));
 decompressorContract('subprocess gzip (gzip -dc)', () => new SubprocessDecompressor({ gzip: { command: 'gzip', args: ['-d', '-c'] } }, new NativeDecompressor()));
 decompressorContract('in-memory mock', () => new MemoryDecompressor());

@@ -7,12 +7,15 @@ need=()
 for pair in containerd:containerd ctr:containerd skopeo:skopeo umoci:umoci docker-registry:docker-registry igzip:isal zstd:zstd openssl:openssl; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
+[ -f /usr/include/isa-l/igzip_lib.h ] || need+=(libisal-dev) # the addon's in-process gzip decoder
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
-[ -f native/build/Release/syscalls.node ] || npm run build:native
+if [ ! -f native/build/Release/syscalls.node ] || ! node -e "process.exit(require('./native/build/Release/syscalls.node').gunzipOpen ? 0 : 1)"; then
+  npm run build:native
+fi
 npm run build >/dev/null
 exec node --import tsx bench/run.ts "$@"

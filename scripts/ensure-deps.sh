@@ -16,6 +16,8 @@ done
 if command -v busybox >/dev/null 2>&1 && ! file -L "$(command -v busybox)" 2>/dev/null | grep -q 'statically linked'; then
   [ -x /bin/busybox ] && ldd /bin/busybox >/dev/null 2>&1 && missing+=(busybox-static)
 fi
+# Headers for the addon's in-process ISA-L gzip decoder (native/src/gunzip.c).
+[ -f /usr/include/isa-l/igzip_lib.h ] || missing+=(libisal-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "image-ts tests need these Debian packages: ${missing[*]} (run as root, or apt-get install them)" >&2
@@ -30,5 +32,8 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-[ -f native/build/Release/syscalls.node ] || npm run build:native
+# Rebuilt when missing, or when it was built before libisal-dev was there.
+if [ ! -f native/build/Release/syscalls.node ] || ! node -e "process.exit(require('./native/build/Release/syscalls.node').gunzipOpen ? 0 : 1)"; then
+  npm run build:native
+fi
 npm run build >/dev/null

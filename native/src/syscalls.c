@@ -20,6 +20,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <node_api.h>
+#ifdef HAVE_ISAL
+#include "gunzip.h"
+#endif
 
 #define CHECK(call)                       \
   do {                                    \
@@ -468,5 +471,8 @@ NAPI_MODULE_INIT() {
     {"finishFile", NULL, FinishFile, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+#ifdef HAVE_ISAL
+  if (gunzip_register(env, exports) != napi_ok) return NULL;
+#endif
   return exports;
 }

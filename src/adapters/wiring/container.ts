@@ -176,16 +176,24 @@ function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule
       timeouts: settings.timeouts,
     }));
     bind(ImageSourceFactoryToken).toConstantValue(new OciLayoutSourceFactory());
-    // gzip through an igzip process when the machine has one (4x node's zlib); zstd in process through
-    // zstd-napi, which beat a zstd process once the pipe's copies were counted (bench/NOTES.md).
-    bind(DecompressorToken).toConstantValue(settings.decompressor === 'native'
-      ? new NativeDecompressor()
-      : new SubprocessDecompressor({ gzip: findSubprocessCodecs().gzip }, new NativeDecompressor()));
+    bind(DecompressorToken).toConstantValue(decompressorFor(settings.decompressor));
     bind(LayerStoreToken).toConstantValue(new FsLayerStore(settings.workDir, { logger }));
     bind(SnapshottersToken).toConstantValue([new OverlaySnapshotter(settings.workDir), new CopySnapshotter()]);
     bind(BundleFsToken).toConstantValue(new FsBundleFs());
     bind(MetadataStoreToken).toConstantValue(new FsMetadataStore(settings.workDir));
   });
+}
+
+/**
+ * gzip: ISA-L in process when the addon was built with it; else an igzip
+ * process when the machine has one (4x node's zlib); else node's zlib. zstd:
+ * zstd-napi in process, which beat a zstd process once the pipe's copies
+ * were counted (bench/NOTES.md). Nothing is probed until a layer needs it.
+ */
+function decompressorFor(setting: 'auto' | 'native'): Decompressor {
+  const native = new NativeDecompressor();
+  if (setting === 'native') return native;
+  return new SubprocessDecompressor(() => (native.hasIsal() ? {} : { gzip: findSubprocessCodecs().gzip }), native);
 }
 
 export const PROFILES: Readonly<Record<string, (c: RuntimeContext) => ContainerModule>> = {

@@ -3,6 +3,8 @@ import type { ZlibOptions } from 'node:zlib';
 import { ImageTsError } from '../../../domain/errors.js';
 import type { Compression } from '../../../domain/image/media-types.js';
 import type { Decompressor } from '../../../ports/layer/decompressor.js';
+import { tryNativeSyscalls } from '../native/syscalls.js';
+import { IsalGunzip, isalOf } from './isal-gunzip.js';
 import { lazyRequire } from '../lazy-require.js';
 
 const zlib = lazyRequire<typeof import('node:zlib')>('node:zlib');
@@ -28,9 +30,22 @@ function recodeErrors<T extends Duplex>(stream: T, kind: string): T {
 
 const READ_AHEAD = 8 * 1024 * 1024;
 
-/** gzip through node's zlib (every member), zstd through zstd-napi (every frame). */
+/**
+ * In-process codecs: gzip through ISA-L when the addon was built with
+ * libisal, else node's zlib (every member); zstd through zstd-napi (every frame).
+ */
 export class NativeDecompressor implements Decompressor {
   readonly name = 'native';
+  private isal: ReturnType<typeof isalOf> | null | undefined;
+
+  /** `isal: false` keeps gzip on node's zlib. */
+  constructor(private readonly options: { readonly isal?: boolean } = {}) {}
+
+  /** Whether gzip is decoded by ISA-L here; loads the addon on first ask. */
+  hasIsal(): boolean {
+    if (this.isal === undefined) this.isal = this.options.isal === false ? null : (isalOf(tryNativeSyscalls()) ?? null);
+    return this.isal !== null;
+  }
 
   supports(compression: Compression): boolean {
     return compression === 'gzip' || compression === 'zstd' || compression === 'none';
@@ -39,6 +54,7 @@ export class NativeDecompressor implements Decompressor {
   create(compression: Compression): Duplex {
     switch (compression) {
       case 'gzip':
+        if (this.hasIsal()) return recodeErrors(new IsalGunzip(this.isal!), 'gzip');
         // zlib works on the threadpool; a deep output buffer lets it run ahead of
         // the unpacker on the main thread instead of taking turns with it.
         // zlib hands its options to Transform, so stream options apply though ZlibOptions does not list them.

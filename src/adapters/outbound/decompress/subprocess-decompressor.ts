@@ -122,21 +122,29 @@ export function findSubprocessCodecs(path?: string): SubprocessCodecs {
  * fallback decompressor for what has no codec here.
  */
 export class SubprocessDecompressor implements Decompressor {
-  readonly name: string;
+  private resolved: SubprocessCodecs | undefined;
 
+  /** `codecs` may be a function, asked once on first use (it may need to look at the machine). */
   constructor(
-    private readonly codecs: SubprocessCodecs,
+    private readonly codecs: SubprocessCodecs | (() => SubprocessCodecs),
     private readonly fallback: Decompressor,
-  ) {
-    this.name = `subprocess(${[codecs.gzip && 'gzip', codecs.zstd && 'zstd'].filter(Boolean).join(',') || 'none'})+${fallback.name}`;
+  ) {}
+
+  private get chosen(): SubprocessCodecs {
+    return (this.resolved ??= typeof this.codecs === 'function' ? this.codecs() : this.codecs);
+  }
+
+  get name(): string {
+    const c = this.chosen;
+    return `subprocess(${[c.gzip && 'gzip', c.zstd && 'zstd'].filter(Boolean).join(',') || 'none'})+${this.fallback.name}`;
   }
 
   supports(compression: Compression): boolean {
-    return this.fallback.supports(compression) || (compression === 'gzip' && !!this.codecs.gzip) || (compression === 'zstd' && !!this.codecs.zstd);
+    return this.fallback.supports(compression) || (compression === 'gzip' && !!this.chosen.gzip) || (compression === 'zstd' && !!this.chosen.zstd);
   }
 
   create(compression: Compression): Duplex {
-    const codec = compression === 'gzip' ? this.codecs.gzip : compression === 'zstd' ? this.codecs.zstd : undefined;
+    const codec = compression === 'gzip' ? this.chosen.gzip : compression === 'zstd' ? this.chosen.zstd : undefined;
     if (!codec) return compression === 'none' ? new PassThrough() : this.fallback.create(compression);
     return new ProcessDuplex(compression, codec.command, codec.args);
   }

@@ -28,7 +28,16 @@ export interface NativeSyscalls {
   writeFile(path: string, data: Uint8Array, mode: number, uid: number, gid: number, atime: number, mtime: number, flags: number): void;
   /** The owner, mode and times steps of writeFile for an open descriptor, which stays open (node opened it, node closes it). */
   finishFile(fd: number, mode: number, uid: number, gid: number, atime: number, mtime: number, flags: number): void;
+  /** ISA-L gzip decoding (native/src/gunzip.c); present only when the addon was built with libisal. */
+  readonly gunzipOpen?: () => GunzipHandle;
+  /** Decodes all of input; returns output chunks as [buffer, bytes used] pairs, flattened. */
+  readonly gunzipPush?: (handle: GunzipHandle, input: Uint8Array, chunkSize: number) => (Buffer | number)[];
+  /** Throws (code EGZIP) unless the last gzip member ended cleanly. */
+  readonly gunzipEnd?: (handle: GunzipHandle) => void;
 }
+
+/** An open ISA-L decoder, owned by the addon. */
+export type GunzipHandle = { readonly __brand: 'GunzipHandle' };
 
 /** Flags from <sys/mount.h>. */
 export const MountFlags = { MS_RDONLY: 1, MS_NOSUID: 2, MS_NODEV: 4 } as const;
