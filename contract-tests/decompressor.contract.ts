@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
-import { gzipSync } from 'node:zlib';
+import { crc32, deflateRawSync, gzipSync } from 'node:zlib';
 import { compress as zstdCompress } from 'zstd-napi';
 import { ImageTsError } from '../src/domain/errors.js';
 import type { Compression } from '../src/domain/image/media-types.js';
@@ -20,6 +20,21 @@ async function run(d: Decompressor, c: Compression, input: Buffer, chunk = 7000)
     },
   }));
   return Buffer.concat(out);
+}
+
+/** One gzip member with every optional header field (RFC 1952): FEXTRA, FNAME, FCOMMENT and FHCRC. */
+function fullHeaderMember(data: Buffer): Buffer {
+  const extra = Buffer.from('AB\x04\x00wxyz', 'latin1');
+  const head = Buffer.concat([
+    Buffer.from([0x1f, 0x8b, 8, 0x02 | 0x04 | 0x08 | 0x10, 0, 0, 0, 0, 0, 3]),
+    Buffer.from([extra.length & 0xff, extra.length >> 8]), extra,
+    Buffer.from('layer.tar\0comment\0', 'latin1'),
+  ]);
+  const hcrc = crc32(head) & 0xffff;
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc32(data), 0);
+  trailer.writeUInt32LE(data.length, 4);
+  return Buffer.concat([head, Buffer.from([hcrc & 0xff, hcrc >> 8]), deflateRawSync(data), trailer]);
 }
 
 /** What every Decompressor must do, whatever codec library sits behind it. */
@@ -56,6 +71,12 @@ export function decompressorContract(name: string, make: () => Decompressor): vo
       const small = data.subarray(295_000, 305_000);
       const multi = Buffer.concat([gzipSync(small.subarray(0, 3000)), gzipSync(small.subarray(3000))]);
       assert.ok((await run(make(), 'gzip', multi, 1)).equals(small));
+    });
+    it('reads members whose headers carry every optional field, fed one byte at a time', async () => {
+      const small = data.subarray(295_000, 305_000);
+      const multi = Buffer.concat([fullHeaderMember(small.subarray(0, 4000)), gzipSync(small.subarray(4000, 7000)), fullHeaderMember(small.subarray(7000))]);
+      assert.ok((await run(make(), 'gzip', multi, 1)).equals(small));
+      assert.ok((await run(make(), 'gzip', multi)).equals(small));
     });
     it('fails a gzip member whose CRC-32 does not match with INVALID_LAYER', async () => {
       const gz = Buffer.from(gzipSync(data));
