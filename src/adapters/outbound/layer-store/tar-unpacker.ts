@@ -48,7 +48,7 @@ export interface UnpackOptions {
   readonly privileged: boolean;
   /** Called when something in the layer cannot be reproduced here and is skipped. */
   readonly onDegraded?: (what: Degradation, entry: string) => void;
-  /** Injected for tests; loaded lazily (and required only) when an entry needs it. */
+  /** Injected for tests; otherwise the addon, when it is built. Required only for entries node's fs cannot make. */
   readonly native?: NativeSyscalls;
 }
 
@@ -192,9 +192,8 @@ export class TarUnpacker extends Writable {
   private readonly dirs = new Set<string>(['']);
   /** Directory mode and times, applied at the end: later entries change them and a read-only mode would block them. */
   private readonly deferred = new Map<string, { mode: number; atime: number; mtime: number }>();
-  private native: NativeSyscalls | undefined;
-  /** The addon's one-call file writer, when it is built; node's fs otherwise. */
-  private readonly fast: NativeSyscalls | undefined;
+  /** The addon, when it is built: regular files go through its one-call writer, else through node's fs. */
+  private readonly native: NativeSyscalls | undefined;
   /** The root with a trailing slash: entry segments are already normalized, so paths are plain concatenations. */
   private readonly prefix: string;
   /**
@@ -208,8 +207,7 @@ export class TarUnpacker extends Writable {
 
   constructor(private readonly opts: UnpackOptions) {
     super({ highWaterMark: 256 * 1024 });
-    this.native = opts.native;
-    this.fast = opts.native ?? tryNativeSyscalls();
+    this.native = opts.native ?? tryNativeSyscalls();
     this.prefix = join(opts.root, '/');
     this.ownOwner = opts.privileged ? creationOwner(opts.root) : undefined;
   }
@@ -266,7 +264,7 @@ export class TarUnpacker extends Writable {
       if (this.remaining > 0) {
         const body = this.body;
         if (body.kind === 'new-file') {
-          if (this.fast && body.meta.xattrs === undefined && chunk.length - off >= this.remaining) {
+          if (this.native && body.meta.xattrs === undefined && chunk.length - off >= this.remaining) {
             const end = off + this.remaining;
             this.writeWhole(body.segments, body.meta, chunk.subarray(off, end));
             this.byteCount += this.remaining;
@@ -441,8 +439,9 @@ export class TarUnpacker extends Writable {
     }
   }
 
+  /** The addon, for devices, whiteouts and xattrs; UNSUPPORTED when it was not built. */
   private syscalls(): NativeSyscalls {
-    return (this.native ??= nativeSyscalls());
+    return this.native ?? nativeSyscalls();
   }
 
   private abs(segments: readonly string[]): string {
@@ -524,21 +523,21 @@ export class TarUnpacker extends Writable {
   /** A whole regular file in one native call. */
   private writeWhole(segments: readonly string[], meta: EntryMeta, data: Buffer): void {
     const abs = this.abs(segments);
-    const fast = this.fast!;
+    const native = this.native!;
     const flags = this.finishFlags(meta);
-    this.replacing(segments, abs, () => fast.writeFile(abs, data, meta.mode, meta.uid, meta.gid, meta.atime, meta.mtime, flags));
+    this.replacing(segments, abs, () => native.writeFile(abs, data, meta.mode, meta.uid, meta.gid, meta.atime, meta.mtime, flags));
   }
 
   private emptyFile(segments: readonly string[], meta: EntryMeta): void {
-    if (this.fast && meta.xattrs === undefined) this.writeWhole(segments, meta, EMPTY);
+    if (this.native && meta.xattrs === undefined) this.writeWhole(segments, meta, EMPTY);
     else this.finishFile(this.createFile(segments, meta), this.abs(segments), meta);
   }
 
   private finishFile(fd: number, abs: string, meta: EntryMeta): void {
     const flags = this.finishFlags(meta);
     try {
-      if (this.fast && meta.xattrs === undefined) {
-        this.fast.finishFile(fd, meta.mode, meta.uid, meta.gid, meta.atime, meta.mtime, flags);
+      if (this.native && meta.xattrs === undefined) {
+        this.native.finishFile(fd, meta.mode, meta.uid, meta.gid, meta.atime, meta.mtime, flags);
         return;
       }
       if (flags & FINISH_CHOWN) fs.fchownSync(fd, meta.uid, meta.gid);
