@@ -37,21 +37,17 @@ export class FsMetadataStore implements MetadataStore {
     this.lockDir = join(root, LOCK_DIR);
   }
 
+  // One small file read in place, as updates read it (see the class comment).
   async read(): Promise<StoreState> {
-    let text: string | undefined;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (err) {
-      text = absentOr(err, this.file);
-    }
-    return this.parse(text);
+    return this.parse(this.readText());
   }
 
   private readText(): string | undefined {
     try {
       return readFileSync(this.file, 'utf8');
     } catch (err) {
-      return absentOr(err, this.file);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new StoreError(`cannot read ${this.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
     }
   }
 
@@ -221,12 +217,6 @@ export class FsMetadataStore implements MetadataStore {
       await rm(breaker, { recursive: true, force: true });
     }
   }
-}
-
-/** No metadata file yet reads as undefined; any other read failure is the store's. */
-function absentOr(err: unknown, file: string): undefined {
-  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-  throw new StoreError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
 }
 
 /** ENOSPC stays NO_SPACE so the user sees why; any other failure is the store's. */
