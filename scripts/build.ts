@@ -14,22 +14,25 @@ import { build, type BuildOptions, type Plugin } from 'esbuild';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
+/** Serves `contents` (CommonJS) wherever undici imports a module matching `filter`. */
+function replaceForUndici(name: string, filter: RegExp, contents: string): Plugin {
+  return {
+    name,
+    setup(b) {
+      b.onResolve({ filter }, (args) => (args.importer.includes('undici') ? { path: name, namespace: name } : undefined));
+      b.onLoad({ filter: /.*/, namespace: name }, () => ({ contents, loader: 'js' }));
+    },
+  };
+}
+
 /**
  * undici's HTTP/2 client, replaced by a function that refuses. image-ts never
  * sets `allowH2`, so undici offers only http/1.1 in ALPN and never calls it;
  * but the module requires node:http2 at load, which cost 18 ms of every start
  * (bench/NOTES.md). Leaving it out also keeps HTTP/2 out of what we ship.
  */
-const noHttp2: Plugin = {
-  name: 'no-http2',
-  setup(b) {
-    b.onResolve({ filter: /[/\\]client-h2\.js$/ }, (args) => (args.importer.includes('undici') ? { path: 'client-h2', namespace: 'no-http2' } : undefined));
-    b.onLoad({ filter: /.*/, namespace: 'no-http2' }, () => ({
-      contents: "module.exports = function connectH2 () { throw new Error('HTTP/2 is not built into image-ts') }",
-      loader: 'js',
-    }));
-  },
-};
+const noHttp2 = replaceForUndici('no-http2', /[/\\]client-h2\.js$/,
+  "module.exports = function connectH2 () { throw new Error('HTTP/2 is not built into image-ts') }");
 
 /**
  * undici checks its own invariants with `assert(condition)`. node:assert
@@ -37,25 +40,16 @@ const noHttp2: Plugin = {
  * every run. This keeps the call and the error type it throws, and defers
  * anything else to the real module.
  */
-const leanAssert: Plugin = {
-  name: 'lean-assert',
-  setup(b) {
-    b.onResolve({ filter: /^node:assert$/ }, (args) => (args.importer.includes('undici') ? { path: 'assert', namespace: 'lean-assert' } : undefined));
-    b.onLoad({ filter: /.*/, namespace: 'lean-assert' }, () => ({
-      contents: `
-        class AssertionError extends Error {
-          constructor (message) { super(message); this.name = 'AssertionError'; this.code = 'ERR_ASSERTION' }
-        }
-        function assert (value, message) {
-          if (!value) throw message instanceof Error ? message : new AssertionError(message === undefined ? 'undici: internal assertion failed' : String(message))
-        }
-        assert.ok = assert
-        module.exports = new Proxy(assert, { get: (target, key) => key in target ? target[key] : require('node:assert')[key] })
-      `,
-      loader: 'js',
-    }));
-  },
-};
+const leanAssert = replaceForUndici('lean-assert', /^node:assert$/, `
+  class AssertionError extends Error {
+    constructor (message) { super(message); this.name = 'AssertionError'; this.code = 'ERR_ASSERTION' }
+  }
+  function assert (value, message) {
+    if (!value) throw message instanceof Error ? message : new AssertionError(message === undefined ? 'undici: internal assertion failed' : String(message))
+  }
+  assert.ok = assert
+  module.exports = new Proxy(assert, { get: (target, key) => key in target ? target[key] : require('node:assert')[key] })
+`);
 
 const common: BuildOptions = {
   absWorkingDir: ROOT,
