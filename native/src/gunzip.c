@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <node_api.h>
+#include "args.h"
 #include "gunzip.h"
 
 enum { H_FIXED, H_XLEN, H_EXTRA, H_NAME, H_COMMENT, H_HCRC, H_BODY };
@@ -34,7 +35,6 @@ enum { H_FIXED, H_XLEN, H_EXTRA, H_NAME, H_COMMENT, H_HCRC, H_BODY };
 typedef struct {
   struct inflate_state state;
   int member_done;   /* the current member ended (trailer checked) */
-  int members;       /* members begun */
   int ignoring;      /* trailing bytes after the last member */
   int hdr;           /* where the current member's header parsing is (H_*) */
   uint8_t fixed[10]; /* ID1 ID2 CM FLG MTIME XFL OS */
@@ -55,7 +55,6 @@ static void begin_member(gunzip_t *g) {
   g->fill = 0;
   g->hcrc = 0;
   g->member_done = 0;
-  g->members++;
 }
 
 /* The next header state after `from`, given the member's flags. */
@@ -162,26 +161,16 @@ static napi_value GunzipOpen(napi_env env, napi_callback_info info) {
 
 static napi_value GunzipPush(napi_env env, napi_callback_info info) {
   napi_value argv[3], result, buf = NULL;
-  size_t argc = 3, len, offset;
+  size_t len;
   void *in;
   uint8_t *out = NULL, *p;
   uint32_t chunk, n = 0, used = 0, cap = 0, left;
-  bool is_typed;
-  napi_typedarray_type type;
-  napi_value ab;
   gunzip_t *g;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 3) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");
-    return NULL;
-  }
+  if (get_args(env, info, 3, argv)) return NULL;
   if (!(g = get_handle(env, argv[0]))) return NULL;
-  if (napi_is_typedarray(env, argv[1], &is_typed) != napi_ok) return NULL;
-  if (!is_typed || napi_get_typedarray_info(env, argv[1], &type, &len, &in, &ab, &offset) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "input must be a Buffer or Uint8Array");
-    return NULL;
-  }
-  if (napi_get_value_uint32(env, argv[2], &chunk) != napi_ok || chunk == 0) {
+  if (get_bytes(env, argv[1], "input must be a Buffer or Uint8Array", &in, &len)) return NULL;
+  if (get_u32(env, argv[2], "chunkSize must be a positive number", &chunk)) return NULL;
+  if (chunk == 0) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "chunkSize must be a positive number");
     return NULL;
   }
@@ -255,13 +244,8 @@ static napi_value GunzipPush(napi_env env, napi_callback_info info) {
 
 static napi_value GunzipEnd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  size_t argc = 1;
   gunzip_t *g;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");
-    return NULL;
-  }
+  if (get_args(env, info, 1, argv)) return NULL;
   if (!(g = get_handle(env, argv[0]))) return NULL;
   if (!g->member_done) napi_throw_error(env, "EGZIP", "unexpected end of gzip data");
   return NULL;

@@ -20,14 +20,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <node_api.h>
+#include "args.h"
 #ifdef HAVE_ISAL
 #include "gunzip.h"
 #endif
-
-#define CHECK(call)                       \
-  do {                                    \
-    if ((call) != napi_ok) return NULL;   \
-  } while (0)
 
 static const char *errno_name(int e) {
   switch (e) {
@@ -122,26 +118,6 @@ static int get_string(napi_env env, napi_value v, int nullable, const char *what
   return 0;
 }
 
-static int get_u32(napi_env env, napi_value v, const char *what, uint32_t *out) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok) return -1;
-  if (t != napi_number) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-    return -1;
-  }
-  return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
-}
-
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return -1;
-  if (argc < want) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");
-    return -1;
-  }
-  return 0;
-}
-
 /* mknod(path, mode, major, minor): mode includes the file type bits. */
 static napi_value Mknod(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -166,23 +142,8 @@ static napi_value Lsetxattr(napi_env env, napi_callback_info info) {
   char *path, *name;
   void *data;
   size_t len;
-  bool is_typed;
   if (get_args(env, info, 3, argv)) return NULL;
-  if (napi_is_typedarray(env, argv[2], &is_typed) != napi_ok) return NULL;
-  if (!is_typed) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "value must be a Buffer or Uint8Array");
-    return NULL;
-  }
-  {
-    napi_typedarray_type type;
-    napi_value ab;
-    size_t offset;
-    CHECK(napi_get_typedarray_info(env, argv[2], &type, &len, &data, &ab, &offset));
-    if (type != napi_uint8_array) {
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "value must be a Buffer or Uint8Array");
-      return NULL;
-    }
-  }
+  if (get_bytes(env, argv[2], "value must be a Buffer or Uint8Array", &data, &len)) return NULL;
   if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
   if (get_string(env, argv[1], 0, "name must be a string", &name)) {
     free(path);
@@ -316,34 +277,6 @@ static napi_value Umount2(napi_env env, napi_callback_info info) {
   }
   free(target);
   return NULL;
-}
-
-static int get_double(napi_env env, napi_value v, const char *what, double *out) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok) return -1;
-  if (t != napi_number) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-    return -1;
-  }
-  return napi_get_value_double(env, v, out) == napi_ok ? 0 : -1;
-}
-
-static int get_bytes(napi_env env, napi_value v, const char *what, void **data, size_t *len) {
-  bool is_typed;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok) return -1;
-  if (!is_typed) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-    return -1;
-  }
-  if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &offset) != napi_ok) return -1;
-  if (type != napi_uint8_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-    return -1;
-  }
-  return 0;
 }
 
 /* Seconds (with a fraction) as a timespec; NaN or infinite gives UTIME_OMIT. */
