@@ -14,8 +14,6 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
-if [ ! -f native/build/Release/syscalls.node ] || ! node -e "process.exit(require('./native/build/Release/syscalls.node').gunzipOpen ? 0 : 1)"; then
-  npm run build:native
-fi
+bash scripts/ensure-native.sh
 npm run build >/dev/null
 exec node --import tsx bench/run.ts "$@"

@@ -5,6 +5,6 @@ cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-[ -f native/build/Release/syscalls.node ] || npm run build:native
+bash scripts/ensure-native.sh
 npm run build >/dev/null
 exec node --import tsx scripts/demo.ts

@@ -32,8 +32,5 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-# Rebuilt when missing, or when it was built before libisal-dev was there.
-if [ ! -f native/build/Release/syscalls.node ] || ! node -e "process.exit(require('./native/build/Release/syscalls.node').gunzipOpen ? 0 : 1)"; then
-  npm run build:native
-fi
+bash scripts/ensure-native.sh
 npm run build >/dev/null
