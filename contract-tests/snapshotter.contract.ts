@@ -130,6 +130,70 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
       },
     ));
 
+    // The rootfs applying the layers in order gives (umoci unpack): a whiteout or
+    // opaque marker under a path that is not a directory there deletes nothing.
+    it('markers under a path this layer made a file, a symlink or a deletion delete nothing more (umoci writes them)', withRootfs(
+      [
+        [file('d2f/child.txt', 'c'), file('d2s/x', 'x'), file('gone/y', 'y'), file('keep', 'k')],
+        [
+          file('d2f', 'now a file'), file('d2f/.wh.child.txt'), file('d2f/.wh..wh..opq'),
+          { name: 'd2s', type: 'symlink', linkname: 'keep' }, file('d2s/.wh.x'), file('d2s/.wh..wh..opq'),
+          file('.wh.gone'), file('gone/.wh.y'), file('gone/.wh..wh..opq'),
+        ],
+      ],
+      async (rootfs) => {
+        assert.equal(read(rootfs, 'd2f'), 'now a file');
+        assert.equal(fs.readlinkSync(join(rootfs, 'd2s')), 'keep');
+        assert.equal(exists(rootfs, 'gone'), false);
+        assert.deepEqual(fs.readdirSync(rootfs).sort(), ['d2f', 'd2s', 'keep']);
+      },
+    ));
+
+    it('markers under a path a lower layer made a file, a symlink or a deletion delete nothing', withRootfs(
+      [
+        [file('p/c', 'c'), file('q/z', 'z'), file('s/k', 'k'), file('target', 't')],
+        [file('p', 'p is a file'), file('.wh.q'), { name: 's', type: 'symlink', linkname: 'target' }],
+        [file('p/.wh.c'), file('q/.wh.z'), file('s/.wh.k'), file('s/.wh..wh..opq'), file('never/.wh.was')],
+      ],
+      async (rootfs) => {
+        assert.equal(read(rootfs, 'p'), 'p is a file');
+        assert.equal(exists(rootfs, 'q'), false);
+        assert.equal(fs.readlinkSync(join(rootfs, 's')), 'target');
+        assert.equal(exists(rootfs, 'never'), false);
+        assert.deepEqual(fs.readdirSync(rootfs).sort(), ['p', 's', 'target']);
+      },
+    ));
+
+    it('a path deleted and made again in one layer hides what lower layers had there, in either order', withRootfs(
+      [
+        [file('r/old', 'old'), file('t/old', 'old'), file('u/old', 'old')],
+        [file('.wh.r'), dir('r/'), file('r/new', 'new'), file('.wh.t'), file('t/new', 'new'), file('u/own', 'own'), file('.wh.u')],
+      ],
+      async (rootfs) => {
+        for (const [d, name] of [['r', 'new'], ['t', 'new'], ['u', 'own']] as const) {
+          assert.deepEqual(fs.readdirSync(join(rootfs, d)), [name], d);
+        }
+      },
+    ));
+
+    it('a directory no entry declared keeps the lower directory\'s mode, owner and times', withRootfs(
+      [
+        [dir('m/', { mode: 0o750, mtime: 1_500_000_000 }), file('m/a', 'a'), dir('o/', { mode: 0o711, mtime: 1_400_000_000 }), file('o/old', 'old')],
+        [file('m/b', 'b'), file('o/.wh..wh..opq'), file('o/new', 'new'), file('fresh/f', 'f')],
+      ],
+      async (rootfs) => {
+        const m = fs.statSync(join(rootfs, 'm'));
+        assert.equal(m.mode & 0o7777, 0o750);
+        assert.equal(m.mtimeMs, 1_500_000_000_000);
+        assert.deepEqual(fs.readdirSync(join(rootfs, 'm')).sort(), ['a', 'b']);
+        const o = fs.statSync(join(rootfs, 'o'));
+        assert.equal(o.mode & 0o7777, 0o711);
+        assert.equal(o.mtimeMs, 1_400_000_000_000);
+        assert.deepEqual(fs.readdirSync(join(rootfs, 'o')), ['new']);
+        assert.equal(read(rootfs, 'fresh/f'), 'f');
+      },
+    ));
+
     it('keeps symlinks, hard links, modes and mtimes', withRootfs(
       [
         [

@@ -5,11 +5,11 @@ import { join } from 'node:path';
 
 /**
  * A rootfs as comparable data: every path with its type, mode, owner, size,
- * content hash or link target, and xattrs. Two pulls that should agree must
+ * content hash or link target, and xattrs (and, when asked, mtimes in whole seconds). Two pulls that should agree must
  * produce equal trees. One `getfattr -R` reads every xattr (a process per
  * file took minutes for a few thousand files).
  */
-export async function treeOf(root: string): Promise<string[]> {
+export async function treeOf(root: string, options: { mtimes?: boolean } = {}): Promise<string[]> {
   const xattrs = new Map<string, string>();
   const dump = execFileSync('getfattr', ['-R', '-d', '-m', '-', '--absolute-names', root], { encoding: 'utf8', maxBuffer: 1 << 28 });
   let file: string | undefined;
@@ -39,7 +39,8 @@ export async function treeOf(root: string): Promise<string[]> {
       else if (st.isCharacterDevice() || st.isBlockDevice()) what = `dev ${st.rdev}`;
       else what = '';
       const x = st.isSymbolicLink() ? '' : (xattrs.get(full) ?? '');
-      out.push(`${path} ${(st.mode & 0o170000).toString(8)} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? st.size : ''} ${st.isFile() ? `n${st.nlink}` : ''} ${what} ${x}`);
+      const mtime = options.mtimes ? ` t${Math.floor(st.mtimeMs / 1000)}` : '';
+      out.push(`${path} ${(st.mode & 0o170000).toString(8)} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? st.size : ''} ${st.isFile() ? `n${st.nlink}` : ''} ${what} ${x}${mtime}`);
       if (st.isDirectory()) await walk(path);
     }
   }

@@ -109,16 +109,14 @@ describe('unpack: hostile layers fail with UNSAFE_LAYER and leave nothing behind
     assert.equal(fs.existsSync(join(outside, 'sub')), false);
   });
 
-  it('a whiteout below a symlink', async () => {
+  it('a whiteout or opaque marker below a symlink is dropped, never applied through it', async () => {
     fs.writeFileSync(join(outside, 'victim'), 'keep');
     for (const format of ['overlay', 'marker'] as const) {
-      await expectRejected([{ name: 'evil', type: 'symlink', linkname: outside }, file('evil/.wh.victim')], 'UNSAFE_LAYER', format);
+      const layer = await commit([{ name: 'evil', type: 'symlink', linkname: outside }, file('evil/.wh.victim'), file('evil/.wh..wh..opq')], format);
+      assert.equal(fs.readlinkSync(join(layer.path, 'evil')), outside);
+      assert.deepEqual(fs.readdirSync(layer.path), ['evil']);
     }
     assert.equal(fs.readFileSync(join(outside, 'victim'), 'utf8'), 'keep');
-  });
-
-  it('an opaque marker below a symlink', async () => {
-    await expectRejected([{ name: 'evil', type: 'symlink', linkname: outside }, file('evil/.wh..wh..opq')], 'UNSAFE_LAYER');
     assert.equal(nativeSyscalls().lgetxattr(outside, 'trusted.overlay.opaque'), null);
   });
 
@@ -196,6 +194,50 @@ describe('unpack: good layers', () => {
     }
     assert.equal(nativeSyscalls().lgetxattr(join(layer.path, 'dir'), 'trusted.overlay.opaque'), null);
     assert.equal(layer.whiteoutFormat, 'marker');
+  });
+
+  it('markers under a path this layer made a file, a symlink or a deletion are dropped, in either order', async () => {
+    const entries = [
+      file('d2f', 'file'), file('d2f/.wh.child.txt'), file('d2f/.wh..wh..opq'),
+      { name: 'd2s', type: 'symlink', linkname: '/etc' } as TarEntry, file('d2s/.wh.passwd'), file('d2s/.wh..wh..opq'),
+      file('.wh.gone'), file('gone/.wh.child'), file('gone/.wh..wh..opq'),
+      file('late/.wh.child'), file('late', 'the file comes after the marker'),
+    ];
+    const overlay = await commit(entries);
+    assert.deepEqual(fs.readdirSync(overlay.path).sort(), ['d2f', 'd2s', 'gone', 'late']);
+    assert.equal(fs.readFileSync(join(overlay.path, 'd2f'), 'utf8'), 'file');
+    assert.equal(fs.readFileSync(join(overlay.path, 'late'), 'utf8'), 'the file comes after the marker');
+    assert.ok(fs.lstatSync(join(overlay.path, 'gone')).isCharacterDevice());
+    assert.equal(overlay.implicitDirs, undefined);
+    const marker = await commit(entries, 'marker');
+    assert.deepEqual(fs.readdirSync(marker.path).sort(), ['.wh.gone', 'd2f', 'd2s', 'late']);
+    assert.equal(marker.implicitDirs, undefined);
+  });
+
+  it('a path deleted and made again in one layer is an opaque directory (overlay format)', async () => {
+    const layer = await commit([
+      file('.wh.r'), { name: 'r/', type: 'dir' }, file('r/new', 'n'),
+      file('.wh.t'), file('t/new', 'n'),
+      file('u/own', 'o'), file('.wh.u'),
+      file('h/.wh.x'), file('.wh.h'),
+    ]);
+    for (const d of ['r', 't', 'u']) {
+      assert.ok(fs.lstatSync(join(layer.path, d)).isDirectory(), d);
+      assert.equal(nativeSyscalls().lgetxattr(join(layer.path, d), 'trusted.overlay.opaque')?.toString(), 'y', d);
+    }
+    // h held nothing of this layer's own: it is simply deleted.
+    const h = fs.lstatSync(join(layer.path, 'h'));
+    assert.ok(h.isCharacterDevice() && h.rdev === 0);
+  });
+
+  it('records the directories no entry declared, and which of them hold only markers', async () => {
+    for (const format of ['overlay', 'marker'] as const) {
+      const layer = await commit([
+        file('a/b/f', 'f'), file('w/.wh.x'), file('w/v/.wh..wh..opq'), file('declared/.wh.y'), { name: 'declared/', type: 'dir' }, file('mixed/.wh.z'), file('mixed/real', 'r'),
+      ], format);
+      assert.deepEqual(layer.implicitDirs, ['a', 'a/b', 'mixed', 'w', 'w/v'], format);
+      assert.deepEqual(layer.whiteoutOnlyDirs, ['w', 'w/v'], format);
+    }
   });
 
   it('hard links share an inode', async () => {
@@ -382,7 +424,7 @@ describe('unpack: degraded and failing environments', () => {
     assert.equal(fs.existsSync(join(dir, 'dev/null')), false);
     assert.equal(fs.statSync(join(dir, 'ro')).mode & 0o777, 0o555);
     assert.deepEqual(reported, ['ownership:a', 'device:dev/null', 'xattr:x']);
-    assert.deepEqual(sink.stats, { entries: 5, bytes: 3 });
+    assert.deepEqual(sink.stats, { entries: 5, bytes: 3, implicitDirs: ['dev'], whiteoutOnlyDirs: [] });
   });
 
   it('the store warns once per kind of degradation', async () => {

@@ -15,6 +15,19 @@ export interface CommittedLayer {
   /** Bytes of unpacked file content. */
   readonly size: number;
   readonly entries: number;
+  /**
+   * Directories the layer has only because entries below them needed a
+   * parent: no entry declared them, so their mode, owner and times are
+   * made up, and over a lower layer they must not replace what is there.
+   * Snapshotters take them from the layers below instead.
+   */
+  readonly implicitDirs?: readonly string[] | undefined;
+  /**
+   * The implicit directories that hold only whiteouts and opaque markers.
+   * Where the layers below have no directory at that path, such a directory
+   * stands for nothing and must not appear in a rootfs.
+   */
+  readonly whiteoutOnlyDirs?: readonly string[] | undefined;
 }
 
 /**

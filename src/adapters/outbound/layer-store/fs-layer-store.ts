@@ -28,6 +28,8 @@ interface LayerRecord {
   size: number;
   entries: number;
   whiteoutFormat: WhiteoutFormat;
+  implicitDirs?: string[];
+  whiteoutOnlyDirs?: string[];
 }
 
 /**
@@ -53,6 +55,14 @@ export async function removeTree(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true });
 }
 
+function committedLayer(diffId: Digest, path: string, r: LayerRecord): CommittedLayer {
+  return {
+    diffId, path, whiteoutFormat: r.whiteoutFormat, size: r.size, entries: r.entries,
+    ...(r.implicitDirs ? { implicitDirs: r.implicitDirs } : {}),
+    ...(r.whiteoutOnlyDirs ? { whiteoutOnlyDirs: r.whiteoutOnlyDirs } : {}),
+  };
+}
+
 function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
@@ -65,7 +75,11 @@ function parseRecord(text: string, diffId: Digest): LayerRecord | undefined {
       typeof r.size === 'number' && typeof r.entries === 'number' &&
       (r.whiteoutFormat === 'overlay' || r.whiteoutFormat === 'marker')
     ) {
-      return { diffId: r.diffId, size: r.size, entries: r.entries, whiteoutFormat: r.whiteoutFormat };
+      const paths = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined);
+      return {
+        diffId: r.diffId, size: r.size, entries: r.entries, whiteoutFormat: r.whiteoutFormat,
+        implicitDirs: paths(r.implicitDirs), whiteoutOnlyDirs: paths(r.whiteoutOnlyDirs),
+      };
     }
   } catch {
     // not committed
@@ -152,7 +166,7 @@ export class FsLayerStore implements LayerStore {
       throw asImageTsError(err);
     }
     const r = parseRecord(text, diffId);
-    return r && { diffId, path: join(dir, 'diff'), whiteoutFormat: r.whiteoutFormat, size: r.size, entries: r.entries };
+    return r && committedLayer(diffId, join(dir, 'diff'), r);
   }
 
   async stage(diffId: Digest): Promise<LayerWriter> {
@@ -177,8 +191,10 @@ export class FsLayerStore implements LayerStore {
       if (sink.errored) throw asImageTsError(sink.errored);
       if (!sink.writableFinished) throw new ImageTsError('INTERNAL', 'commit before the layer stream ended');
       state = 'committed';
-      const { entries, bytes } = sink.stats;
+      const { entries, bytes, implicitDirs, whiteoutOnlyDirs } = sink.stats;
       const record: LayerRecord = { diffId: diffId.toString(), size: bytes, entries, whiteoutFormat: format };
+      if (implicitDirs?.length) record.implicitDirs = [...implicitDirs];
+      if (whiteoutOnlyDirs?.length) record.whiteoutOnlyDirs = [...whiteoutOnlyDirs];
       const final = this.layerDir(diffId);
       try {
         await writeFile(join(staging, 'layer.json'), JSON.stringify(record));
@@ -203,7 +219,7 @@ export class FsLayerStore implements LayerStore {
         await removeTree(staging).catch(() => undefined);
         throw asImageTsError(err);
       }
-      return { diffId, path: join(final, 'diff'), whiteoutFormat: format, size: bytes, entries };
+      return committedLayer(diffId, join(final, 'diff'), record);
     };
 
     const abort = async (): Promise<void> => {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ImageTsError, UnsafeLayerError, asImageTsError } from '../../../domain/errors.js';
-import { classifyEntry, entrySegments, linkTargetSegments } from '../../../domain/layer/entry-path.js';
+import { classifyEntry, entrySegments, linkTargetSegments, type EntryRole } from '../../../domain/layer/entry-path.js';
 import type { WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import { errnoCode, nativeSyscalls, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
 import { decodeHeader, numeric, TarHeaderError, type TarHeader } from './tar-header.js';
@@ -57,6 +57,10 @@ export interface UnpackStats {
   readonly entries: number;
   /** Bytes of regular file content. */
   readonly bytes: number;
+  /** Directories no entry declared, made to hold what is below them (see CommittedLayer). */
+  readonly implicitDirs?: readonly string[];
+  /** Those of them that hold nothing but whiteouts and opaque markers. */
+  readonly whiteoutOnlyDirs?: readonly string[];
 }
 
 const BLOCK = 512;
@@ -190,6 +194,12 @@ export class TarUnpacker extends Writable {
   private byteCount = 0;
   /** Relative paths known to be real directories (never symlinks) right now. */
   private readonly dirs = new Set<string>(['']);
+  /** Directories made for what lies below them that no entry has declared. */
+  private readonly implicit = new Set<string>();
+  /** Implicit directories that hold nothing but whiteouts and opaque markers. */
+  private readonly holders = new Set<string>();
+  /** Marker format: paths this layer deleted that nothing recreated (a marker leaves no node at the path itself). */
+  private readonly gone = new Set<string>();
   /** Directory mode and times, applied at the end: later entries change them and a read-only mode would block them. */
   private readonly deferred = new Map<string, { mode: number; atime: number; mtime: number }>();
   /** The addon, when it is built: regular files go through its one-call writer, else through node's fs. */
@@ -213,7 +223,9 @@ export class TarUnpacker extends Writable {
   }
 
   get stats(): UnpackStats {
-    return { entries: this.entryCount, bytes: this.byteCount };
+    const stats = { entries: this.entryCount, bytes: this.byteCount };
+    if (this.implicit.size === 0) return stats;
+    return { ...stats, implicitDirs: [...this.implicit].sort(), whiteoutOnlyDirs: [...this.holders].sort() };
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -397,25 +409,13 @@ export class TarUnpacker extends Writable {
     if (!this.opts.privileged && (meta.uid !== 0 || meta.gid !== 0)) this.opts.onDegraded?.('ownership', name);
 
     const role = classifyEntry(name);
-    if (role.kind === 'whiteout' && this.opts.whiteoutFormat === 'overlay') {
-      this.whiteout(name, role.segments);
-      this.startBody({ kind: 'skip' }, hasBody ? size : 0);
-      return;
-    }
-    if (role.kind === 'opaque' && this.opts.whiteoutFormat === 'overlay') {
-      this.ensureDirs(name, role.segments, role.segments.length);
-      this.syscalls().lsetxattr(this.abs(role.segments), OPAQUE_XATTR, Buffer.from('y'));
-      this.startBody({ kind: 'skip' }, hasBody ? size : 0);
-      return;
-    }
-    const segments = role.kind === 'regular' ? role.segments : entrySegments(name);
-    if (segments.length > 0) this.ensureDirs(name, segments, segments.length - 1);
     if (role.kind !== 'regular') {
-      // Marker format keeps `.wh.*` entries as empty regular files, whatever the tar says they are.
-      this.finishFile(this.createFile(segments, meta), this.abs(segments), { ...meta, xattrs: undefined });
+      this.marker(name, role, meta);
       this.startBody({ kind: 'skip' }, hasBody ? size : 0);
       return;
     }
+    const segments = role.segments;
+    if (segments.length > 0) this.ensureDirs(name, segments, segments.length - 1);
     if (segments.length === 0) {
       if (type !== '5') throw new UnsafeLayerError(name, 'entry would replace the layer root');
       this.dirMeta('', this.opts.root, meta);
@@ -452,27 +452,95 @@ export class TarUnpacker extends Writable {
    * Makes sure the first `count` segments are real directories inside the
    * root, creating missing ones (0755, like containers/storage). A symlink on
    * the way is refused; with `create` false a missing component is too.
+   * `forMarker`: the entry is a whiteout or opaque marker, which gives the
+   * directories it makes no content of their own.
    */
-  private ensureDirs(entry: string, segments: readonly string[], count: number, create = true): void {
+  private ensureDirs(entry: string, segments: readonly string[], count: number, create = true, forMarker = false): void {
     if (count === 0) return;
     const full = segments.slice(0, count).join('/');
-    if (this.dirs.has(full)) return;
-    let rel = '';
-    for (let i = 0; i < count; i++) {
-      rel = rel ? `${rel}/${segments[i]}` : segments[i]!;
-      if (this.dirs.has(rel)) continue;
-      const abs = join(this.opts.root, rel);
-      const st = fs.lstatSync(abs, { throwIfNoEntry: false });
-      if (!st) {
-        if (!create) throw new UnsafeLayerError(entry, `hard link target ${segments.join('/')} is not in the layer`);
-        fs.mkdirSync(abs, 0o755);
-      } else if (st.isSymbolicLink()) {
-        throw new UnsafeLayerError(entry, `path goes through the symlink ${rel}`);
-      } else if (!st.isDirectory()) {
-        throw invalid(`${JSON.stringify(entry)}: ${rel} is not a directory`);
+    if (!this.dirs.has(full)) {
+      let rel = '';
+      for (let i = 0; i < count; i++) {
+        rel = rel ? `${rel}/${segments[i]}` : segments[i]!;
+        if (this.dirs.has(rel)) continue;
+        const abs = join(this.opts.root, rel);
+        const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+        if (!st) {
+          if (!create) throw new UnsafeLayerError(entry, `hard link target ${segments.join('/')} is not in the layer`);
+          fs.mkdirSync(abs, 0o755);
+          this.madeImplicit(rel, forMarker);
+          this.gone.delete(rel);
+        } else if (st.isSymbolicLink()) {
+          throw new UnsafeLayerError(entry, `path goes through the symlink ${rel}`);
+        } else if (create && this.isWhiteoutNode(st)) {
+          // Deleted earlier in this layer, now holding new entries: lower layers stay hidden below it.
+          fs.unlinkSync(abs);
+          fs.mkdirSync(abs, 0o755);
+          this.syscalls().lsetxattr(abs, OPAQUE_XATTR, Buffer.from('y'));
+          this.madeImplicit(rel, forMarker);
+        } else if (!st.isDirectory()) {
+          throw invalid(`${JSON.stringify(entry)}: ${rel} is not a directory`);
+        }
+        this.dirs.add(rel);
       }
-      this.dirs.add(rel);
     }
+    if (!forMarker && this.holders.size > 0) {
+      for (let i = 1; i <= count; i++) this.holders.delete(segments.slice(0, i).join('/'));
+    }
+  }
+
+  private madeImplicit(rel: string, forMarker: boolean): void {
+    this.implicit.add(rel);
+    if (forMarker) this.holders.add(rel);
+  }
+
+  /** An overlay whiteout this layer made (a 0:0 char device). */
+  private isWhiteoutNode(st: fs.Stats): boolean {
+    return this.opts.whiteoutFormat === 'overlay' && st.isCharacterDevice() && st.rdev === 0;
+  }
+
+  /**
+   * Whether the directory these segments name is, or can become, a directory
+   * of this layer: no part of it is a file, a symlink or a path this layer
+   * deleted. Checked before ensureDirs for markers, which are dropped instead.
+   */
+  private canHold(segments: readonly string[]): boolean {
+    let rel = '';
+    for (const seg of segments) {
+      rel = rel ? `${rel}/${seg}` : seg;
+      if (this.dirs.has(rel)) continue;
+      if (this.gone.has(rel)) return false;
+      const st = fs.lstatSync(this.prefix + rel, { throwIfNoEntry: false });
+      if (!st) return true; // nothing here or below: ensureDirs makes it
+      if (!st.isDirectory()) return false;
+    }
+    return true;
+  }
+
+  /**
+   * A whiteout or opaque marker. Below a path that this layer made a file, a
+   * symlink or a deletion it has nothing to act on: that entry already hides
+   * every lower path under it. It is dropped, as umoci drops it; builders
+   * that replace a directory emit one for each child they delete.
+   */
+  private marker(name: string, role: Exclude<EntryRole, { kind: 'regular' }>, meta: EntryMeta): void {
+    const dir = role.kind === 'opaque' ? role.segments : role.segments.slice(0, -1);
+    if (!this.canHold(dir)) return;
+    this.ensureDirs(name, dir, dir.length, true, true);
+    if (this.opts.whiteoutFormat === 'overlay') {
+      if (role.kind === 'opaque') this.syscalls().lsetxattr(this.abs(dir), OPAQUE_XATTR, Buffer.from('y'));
+      else this.whiteout(role.segments);
+      return;
+    }
+    if (role.kind === 'whiteout') {
+      const rel = role.segments.join('/');
+      const abs = this.abs(role.segments);
+      if (this.holders.has(rel)) this.removeExisting(rel, abs);
+      if (!fs.lstatSync(abs, { throwIfNoEntry: false })) this.gone.add(rel);
+    }
+    // Marker format keeps `.wh.*` entries as empty regular files, whatever the tar says they are.
+    const segments = entrySegments(name);
+    this.finishFile(this.createFile(segments, meta), this.abs(segments), { ...meta, xattrs: undefined });
   }
 
   /** Removes whatever a later entry replaces, forgetting what we knew below it. */
@@ -482,8 +550,10 @@ export class TarUnpacker extends Writable {
     if (st.isDirectory()) {
       fs.rmSync(abs, { recursive: true, force: true });
       const prefix = `${rel}/`;
-      this.dirs.delete(rel);
-      for (const d of this.dirs) if (d.startsWith(prefix)) this.dirs.delete(d);
+      for (const set of [this.dirs, this.implicit, this.holders]) {
+        set.delete(rel);
+        for (const d of set) if (d.startsWith(prefix)) set.delete(d);
+      }
       this.deferred.delete(rel);
       for (const d of this.deferred.keys()) if (d.startsWith(prefix)) this.deferred.delete(d);
     } else {
@@ -561,10 +631,15 @@ export class TarUnpacker extends Writable {
         if (!st.isDirectory()) {
           this.removeExisting(rel, abs);
           fs.mkdirSync(abs, 0o700);
+          // Deleted earlier in this layer, then made anew: what lower layers had there stays deleted.
+          if (this.isWhiteoutNode(st)) this.syscalls().lsetxattr(abs, OPAQUE_XATTR, Buffer.from('y'));
         }
       }
       this.dirs.add(rel);
     }
+    this.implicit.delete(rel);
+    this.holders.delete(rel);
+    this.gone.delete(rel);
     this.dirMeta(rel, abs, meta);
   }
 
@@ -618,18 +693,23 @@ export class TarUnpacker extends Writable {
   }
 
   /**
-   * Overlay whiteout: a 0:0 char device at the deleted name. If the layer
-   * already has an entry there it stays: a whiteout hides lower layers only
-   * (OCI image spec), and the entry hides them anyway.
+   * Overlay whiteout: a 0:0 char device at the deleted name. A whiteout hides
+   * lower layers only (OCI image spec), never what this layer wrote: an entry
+   * of this layer already there stays, and a directory of this layer becomes
+   * opaque (it keeps its own content and hides the lower one, as umoci
+   * applies it). A directory that only held other markers goes.
    */
-  private whiteout(entry: string, segments: readonly string[]): void {
-    this.ensureDirs(entry, segments, segments.length - 1);
+  private whiteout(segments: readonly string[]): void {
+    const rel = segments.join('/');
     const abs = this.abs(segments);
-    try {
-      this.syscalls().mknod(abs, S_IFCHR, 0, 0);
-    } catch (err) {
-      if (errnoCode(err) !== 'EEXIST') throw err;
+    const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+    if (st?.isDirectory() && !this.holders.has(rel)) {
+      this.syscalls().lsetxattr(abs, OPAQUE_XATTR, Buffer.from('y'));
+      return;
     }
+    if (st?.isDirectory()) this.removeExisting(rel, abs);
+    else if (st) return;
+    this.syscalls().mknod(abs, S_IFCHR, 0, 0);
   }
 
   /**

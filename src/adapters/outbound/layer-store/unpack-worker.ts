@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { asImageTsError } from '../../../domain/errors.js';
 import type { WhiteoutFormat } from '../../../ports/layer/layer-store.js';
-import { TarUnpacker } from './tar-unpacker.js';
+import { TarUnpacker, type UnpackStats } from './tar-unpacker.js';
 
 export interface UnpackWorkerData {
   readonly root: string;
@@ -20,7 +20,7 @@ export type WorkerInbound = { type: 'chunk'; start: number; length: number } | {
 export type WorkerOutbound =
   | { type: 'ack'; bytes: number }
   | { type: 'degraded'; what: string; entry: string }
-  | { type: 'done'; stats: { entries: number; bytes: number } }
+  | { type: 'done'; stats: UnpackStats }
   | { type: 'error'; code: string; message: string };
 
 const port = parentPort;

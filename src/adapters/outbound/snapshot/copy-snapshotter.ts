@@ -7,23 +7,13 @@ import type { CommittedLayer, WhiteoutFormat } from '../../../ports/layer/layer-
 import type { SnapshotRecord, Snapshotter } from '../../../ports/snapshot/snapshotter.js';
 import { removeTree } from '../layer-store/fs-layer-store.js';
 import { errnoCode, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
+import { devMajor, devMinor } from './device-numbers.js';
 
 const { S_IFMT, S_IFCHR, S_IFBLK, S_IFIFO, COPYFILE_EXCL, COPYFILE_FICLONE, O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
 /** Files at least this big are copied off the event loop. */
 const ASYNC_COPY_BYTES = 1024 * 1024;
 /** Entries handled synchronously between two turns of the event loop. */
 const BATCH = 256;
-
-/** glibc's gnu_dev_major/gnu_dev_minor for st_rdev. */
-function devMajor(rdev: number): number {
-  const d = BigInt(rdev);
-  return Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
-}
-
-function devMinor(rdev: number): number {
-  const d = BigInt(rdev);
-  return Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
-}
 
 interface DirMeta {
   mode: number;
@@ -88,7 +78,13 @@ class Flattener {
     private readonly native: NativeSyscalls | undefined,
   ) {}
 
+  /** The layer being applied's implicit directories (CommittedLayer.implicitDirs), and those of them that hold only markers. */
+  private implicit: ReadonlySet<string> = new Set();
+  private whiteoutOnly: ReadonlySet<string> = new Set();
+
   async apply(layer: CommittedLayer): Promise<void> {
+    this.implicit = new Set(layer.implicitDirs ?? []);
+    this.whiteoutOnly = new Set(layer.whiteoutOnlyDirs ?? []);
     // Hard links are kept within a layer: inode → where its first copy went.
     await this.walk(layer.path, '', layer.whiteoutFormat, new Map<number, string>());
   }
@@ -127,6 +123,14 @@ class Flattener {
       if (++this.sinceYield >= BATCH) {
         this.sinceYield = 0;
         await new Promise<void>((r) => setImmediate(r));
+      }
+      if (st.isDirectory() && this.implicit.has(childRel)) {
+        // No entry declared it: a lower directory keeps its metadata; where there is none, markers alone delete nothing.
+        if (fs.lstatSync(this.dst(childRel), { throwIfNoEntry: false })?.isDirectory()) {
+          await this.walk(src, childRel, format, links);
+          continue;
+        }
+        if (this.whiteoutOnly.has(childRel)) continue;
       }
       if (st.isDirectory()) {
         this.ensureDir(childRel);

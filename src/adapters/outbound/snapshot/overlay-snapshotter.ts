@@ -4,6 +4,7 @@ import { ImageTsError, UnsupportedError, asImageTsError } from '../../../domain/
 import type { CommittedLayer } from '../../../ports/layer/layer-store.js';
 import type { SnapshotRecord, Snapshotter } from '../../../ports/snapshot/snapshotter.js';
 import { UmountFlags, errnoCode, nativeSyscalls, tryNativeSyscalls } from '../native/syscalls.js';
+import { OverlayFixups } from './overlay-fixups.js';
 
 /**
  * mount(2) takes its options in one page, NUL included. Longer lowerdir lists
@@ -59,32 +60,37 @@ export class OverlaySnapshotter implements Snapshotter {
     const upperDir = join(dir, 'upper');
     const workDir = join(dir, 'work');
     const target = resolve(rootfs);
-    // Top layer first: overlayfs searches lowerdir left to right. It refuses a
-    // repeated lower dir, and only the topmost copy of a repeated layer matters.
-    const lowers = [...new Set(layers.map((l) => resolve(l.path)).reverse())];
-    if (lowers.length === 0) lowers.push(join(dir, 'empty')); // overlayfs needs at least one lower dir
-    for (const p of [...lowers, upperDir, workDir]) {
-      if (UNSAFE_IN_OPTIONS.test(p)) throw new UnsupportedError(`overlay paths cannot contain ',', ':' or '\\': ${p}`);
-    }
-    const data = `lowerdir=${lowers.join(':')},upperdir=${upperDir},workdir=${workDir}`;
-    if (data.length > MAX_MOUNT_DATA) {
-      throw new UnsupportedError(
-        `overlay mount options for ${layers.length} layers are ${data.length} bytes, over the kernel's ${MAX_MOUNT_DATA}; use the copy snapshotter`,
-      );
+    // overlayfs refuses a repeated lower dir, and only the topmost copy of a repeated layer matters.
+    const topmost = layers
+      .map((l) => ({ ...l, path: resolve(l.path) }))
+      .filter((l, i, all) => !all.slice(i + 1).some((u) => u.path === l.path));
+    const undo = (): Promise<void> => rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    let data: string;
+    try {
+      // Top layer first: overlayfs searches lowerdir left to right.
+      const lowers = new OverlayFixups(native).build(topmost, dir).reverse();
+      if (lowers.length === 0) lowers.push(join(dir, 'empty')); // overlayfs needs at least one lower dir
+      for (const p of [...lowers, upperDir, workDir]) {
+        if (UNSAFE_IN_OPTIONS.test(p)) throw new UnsupportedError(`overlay paths cannot contain ',', ':' or '\\': ${p}`);
+      }
+      data = `lowerdir=${lowers.join(':')},upperdir=${upperDir},workdir=${workDir}`;
+      if (data.length > MAX_MOUNT_DATA) {
+        throw new UnsupportedError(
+          `overlay mount options for ${layers.length} layers are ${data.length} bytes, over the kernel's ${MAX_MOUNT_DATA}; use the copy snapshotter`,
+        );
+      }
+      await mkdir(upperDir, { recursive: true, mode: 0o755 });
+      await mkdir(workDir, { recursive: true, mode: 0o700 });
+      if (lowers[0] === join(dir, 'empty')) await mkdir(lowers[0], { recursive: true });
+    } catch (err) {
+      await undo();
+      throw asImageTsError(err);
     }
     const record: SnapshotRecord = { snapshotter: 'overlay', rootfs: target, upperDir, workDir, id };
     try {
-      await mkdir(upperDir, { recursive: true, mode: 0o755 });
-      await mkdir(workDir, { recursive: true, mode: 0o700 });
-      if (layers.length === 0) await mkdir(lowers[0]!, { recursive: true });
-    } catch (err) {
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-      throw asImageTsError(err);
-    }
-    try {
       native.mount('overlay', target, 'overlay', 0, data);
     } catch (err) {
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      await undo();
       throw mountFailed(`mount overlay on ${target}`, err);
     }
     return record;
