@@ -58,6 +58,34 @@ export function layerStoreContract(name: string, makeStore: () => Promise<LayerS
       assert.equal(got.whiteoutFormat, committed.whiteoutFormat);
     }));
 
+    it('a layer past its entry or path limit fails with LIMIT_EXCEEDED naming the limit, and abort leaves nothing', withStore(async (store) => {
+      const cases = [
+        { limits: { maxEntriesPerLayer: 2 }, name: 'max_entries_per_layer' },
+        { limits: { maxPathBytes: 8 }, name: 'max_path_bytes' },
+      ];
+      for (const { limits, name } of cases) {
+        const writer = await store.stage(diffA, { limits });
+        await assert.rejects(fill(writer, tarA), (err: { code?: string; message?: string }) => {
+          assert.equal(err.code, 'LIMIT_EXCEEDED');
+          assert.match(err.message ?? '', new RegExp(name));
+          return true;
+        });
+        await writer.abort();
+        assert.equal(await store.get(diffA), undefined);
+        assert.deepEqual(await store.list(), []);
+      }
+      // At the limit is within it.
+      const writer = await store.stage(diffA, { limits: { maxEntriesPerLayer: 3, maxPathBytes: 'etc/hostname'.length } });
+      await fill(writer, tarA);
+      assert.equal((await writer.commit()).entries, 3);
+    }));
+
+    it('records the uncompressed stream length of a layer', withStore(async (store) => {
+      const committed = await stageAndCommit(store, diffB, tarB);
+      assert.equal(committed.unpackedBytes, tarB.length);
+      assert.equal((await store.get(diffB))?.unpackedBytes, tarB.length);
+    }));
+
     it('abort leaves nothing behind', withStore(async (store) => {
       const writer = await store.stage(diffA);
       await fill(writer, tarA);

@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'BUNDLE_NOT_FOUND'
   | 'MOUNT_FAILED'
   | 'NO_SPACE'
+  | 'LIMIT_EXCEEDED'
   | 'STORE'
   | 'IN_USE'
   | 'IO'
@@ -197,6 +198,13 @@ export class SignatureMissingError extends ImageTsError {
 export class SignatureInvalidError extends ImageTsError {
   constructor(message: string) {
     super('SIGNATURE_INVALID', message);
+  }
+}
+
+/** An unpack limit (max_unpacked_bytes_per_layer, ...) was reached; `limit` is the setting's name. */
+export class LimitExceededError extends ImageTsError {
+  constructor(readonly limit: string, message: string) {
+    super('LIMIT_EXCEEDED', `${message} (${limit})`);
   }
 }
 

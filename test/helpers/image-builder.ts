@@ -42,6 +42,8 @@ export interface BuiltImage {
 
 export interface LayerSpec {
   tar: Buffer;
+  /** The blob itself, for layers too big to hold uncompressed (give diffIdOverride too). */
+  precompressed?: Buffer;
   compression?: LayerCompression;
   /** Lies for hostile tests. */
   mediaType?: string;
@@ -90,7 +92,7 @@ export function buildImage(spec: ImageSpec): BuiltImage {
   const blobs = new Map<string, Buffer>();
   const layers: BuiltLayer[] = spec.layers.map((l) => {
     const compression = l.compression ?? 'gzip';
-    let bytes = compressLayer(l.tar, compression);
+    let bytes = l.precompressed ?? compressLayer(l.tar, compression);
     let mediaType = l.mediaType ?? LAYER_TYPES[format][compression];
     let annotations: Record<string, string> | undefined;
     let privopts: Buffer | undefined;

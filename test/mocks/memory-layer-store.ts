@@ -1,9 +1,10 @@
 import { Writable } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
-import { ImageTsError, asImageTsError } from '../../src/domain/errors.js';
+import { ImageTsError, LimitExceededError, asImageTsError } from '../../src/domain/errors.js';
 import { Digest } from '../../src/domain/image/digest.js';
 import { entrySegments } from '../../src/domain/layer/entry-path.js';
-import type { CommittedLayer, LayerStore, LayerWriter, WhiteoutFormat } from '../../src/ports/layer/layer-store.js';
+import { LIMIT_NAMES, type EntryLimits } from '../../src/domain/layer/unpack-limits.js';
+import type { CommittedLayer, LayerStore, LayerWriter, StageOptions, WhiteoutFormat } from '../../src/ports/layer/layer-store.js';
 
 export interface MemoryEntry {
   readonly type: string;
@@ -22,12 +23,27 @@ class TarCollector extends Writable {
   readonly entries = new Map<string, MemoryEntry>();
   count = 0;
   bytes = 0;
+  streamBytes = 0;
+
+  constructor(private readonly limits: EntryLimits = {}) {
+    super();
+  }
+
   private readonly parser = new Parser({
     onReadEntry: (entry: ReadEntry) => this.onEntry(entry),
   });
 
   private onEntry(entry: ReadEntry): void {
     this.count++;
+    const { maxEntriesPerLayer: maxEntries, maxPathBytes: maxPath } = this.limits;
+    if (maxEntries !== undefined && this.count > maxEntries) {
+      this.destroy(new LimitExceededError(LIMIT_NAMES.maxEntriesPerLayer, `more than ${maxEntries} entries`));
+      return;
+    }
+    if (maxPath !== undefined && [entry.path, entry.linkpath ?? ''].some((p) => Buffer.byteLength(p) > maxPath)) {
+      this.destroy(new LimitExceededError(LIMIT_NAMES.maxPathBytes, `a path of more than ${maxPath} bytes`));
+      return;
+    }
     const chunks: Buffer[] = [];
     entry.on('data', (c: Buffer) => chunks.push(c));
     entry.on('end', () => {
@@ -45,6 +61,7 @@ class TarCollector extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.streamBytes += chunk.length;
     if (this.parser.write(chunk)) cb();
     else this.parser.once('drain', () => cb());
   }
@@ -70,9 +87,9 @@ export class MemoryLayerStore implements LayerStore {
     return this.layers.get(diffId.toString())?.entries;
   }
 
-  async stage(diffId: Digest): Promise<LayerWriter> {
+  async stage(diffId: Digest, options: StageOptions = {}): Promise<LayerWriter> {
     this.stageCalls++;
-    const sink = new TarCollector();
+    const sink = new TarCollector(options.limits);
     const token = {};
     this.staging.add(token);
     let state: 'open' | 'committed' | 'aborted' = 'open';
@@ -92,6 +109,7 @@ export class MemoryLayerStore implements LayerStore {
           whiteoutFormat: this.whiteoutFormat,
           size: sink.bytes,
           entries: sink.count,
+          unpackedBytes: sink.streamBytes,
         };
         this.layers.set(diffId.toString(), { committed, entries: sink.entries });
         return committed;

@@ -326,3 +326,42 @@ describe('PullImage global download bound', () => {
     for (const l of [...a.layers, ...b.layers]) assert.ok(await t.layers.get(Digest.parse(l.diffId)));
   });
 });
+
+describe('PullImage unpack limits', () => {
+  const limited = (t: ReturnType<typeof setup>, limits: import('../../src/domain/layer/unpack-limits.js').UnpackLimits) => new PullImage(
+    { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0) },
+    { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 1, limits },
+  );
+  const kib = (name: string, n: number) => tarOf([file(name, 'x'.repeat(n * 1024))]);
+  const limitError = (name: string) => (e: unknown) => e instanceof ImageTsError && e.code === 'LIMIT_EXCEEDED' && e.message.endsWith(`(${name})`);
+
+  it('a layer past max_unpacked_bytes_per_layer stops the pull; layers under it pass', async () => {
+    const t = setup();
+    const img = buildImage({ layers: [{ tar: kib('small', 4) }, { tar: kib('big', 64) }] });
+    t.publish('example.com/app', 'v1', img);
+    await assert.rejects(limited(t, { maxUnpackedBytesPerLayer: 32 * 1024 }).execute({ image: 'example.com/app:v1', bundle: '/b' }), limitError('max_unpacked_bytes_per_layer'));
+    assert.deepEqual(await t.layers.list(), [], 'the small layer it committed is taken back');
+    assert.equal(t.bundles.bundles.size, 0);
+    assert.deepEqual((await t.metadata.read()).leases, {});
+    await limited(t, { maxUnpackedBytesPerLayer: 128 * 1024 }).execute({ image: 'example.com/app:v1', bundle: '/b' });
+  });
+
+  it('max_unpacked_bytes_per_image sums layers from the store, from other pulls and from this one', async () => {
+    const t = setup();
+    const shared = kib('shared', 20);
+    t.publish('example.com/base', 'v1', buildImage({ layers: [{ tar: shared }] }));
+    await t.pull.execute({ image: 'example.com/base:v1', bundle: '/base' });
+    t.publish('example.com/app', 'v1', buildImage({ layers: [{ tar: shared }, { tar: kib('own', 20) }] }));
+    await assert.rejects(limited(t, { maxUnpackedBytesPerImage: 30 * 1024 }).execute({ image: 'example.com/app:v1', bundle: '/b' }), limitError('max_unpacked_bytes_per_image'));
+    assert.equal((await t.layers.list()).length, 1, 'the shared layer stays; it is the base image\'s');
+    await limited(t, { maxUnpackedBytesPerImage: 50 * 1024 }).execute({ image: 'example.com/app:v1', bundle: '/b' });
+  });
+
+  it('entry and path limits reach the layer store', async () => {
+    const t = setup();
+    t.publish('example.com/app', 'v1', buildImage({ layers: [{ tar: tarOf([file('a', '1'), file('b', '2'), file('c', '3')]) }] }));
+    await assert.rejects(limited(t, { maxEntriesPerLayer: 2 }).pullToStore({ image: 'example.com/app:v1' }), limitError('max_entries_per_layer'));
+    await assert.rejects(limited(t, { maxPathBytes: 0 }).pullToStore({ image: 'example.com/app:v1' }), limitError('max_path_bytes'));
+    assert.deepEqual(await t.layers.list(), []);
+  });
+});

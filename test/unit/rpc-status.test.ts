@@ -11,7 +11,7 @@ describe('RPC status mapping', () => {
     const cases: [string, number][] = [
       ['NOT_FOUND', RpcStatus.NOT_FOUND], ['INVALID_REFERENCE', RpcStatus.INVALID_ARGUMENT], ['UNAUTHORIZED', RpcStatus.UNAUTHENTICATED],
       ['POLICY_DENIED', RpcStatus.PERMISSION_DENIED], ['SIGNATURE_INVALID', RpcStatus.PERMISSION_DENIED], ['NETWORK', RpcStatus.UNAVAILABLE],
-      ['KEY_BROKER_UNAVAILABLE', RpcStatus.UNAVAILABLE], ['STORE', RpcStatus.INTERNAL],
+      ['KEY_BROKER_UNAVAILABLE', RpcStatus.UNAVAILABLE], ['STORE', RpcStatus.INTERNAL], ['LIMIT_EXCEEDED', RpcStatus.RESOURCE_EXHAUSTED],
     ];
     for (const [code, status] of cases) {
       const e = rpcErrorOf(new ImageTsError(code as ImageTsError['code'], 'why\nsecond line'), new AbortController().signal);

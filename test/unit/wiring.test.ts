@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { buildContainer } from '../../src/adapters/wiring/container.js';
 import type { Settings } from '../../src/adapters/wiring/image-config-file.js';
 import { Tokens } from '../../src/adapters/wiring/tokens.js';
+import { parseLimit } from '../../src/adapters/wiring/limits.js';
+import type { UnpackLimits } from '../../src/domain/layer/unpack-limits.js';
 import { ImageTsError } from '../../src/domain/errors.js';
 import { PullImage } from '../../src/domain/pull/pull-image.js';
 import { ManageImages } from '../../src/domain/store/manage-images.js';
@@ -27,7 +29,7 @@ const settings = (workDir: string, profile = 'standalone'): Settings => ({
   insecureRegistries: [], plainHttpRegistries: [], caFiles: [], caPems: [], certsDirs: [], authFiles: [], decompressor: 'auto',
   keyproviderConfig: undefined, decryptionKeys: [], keyBroker: undefined, attestationAgent: undefined,
   policy: undefined, registriesD: undefined, admission: { unencryptedSigned: true, unencryptedUnsigned: true },
-  maxConcurrentDownloads: undefined, serve: undefined, registriesConf: undefined, proxy: undefined, timeouts: {},
+  maxConcurrentDownloads: undefined, limits: {}, serve: undefined, registriesConf: undefined, proxy: undefined, timeouts: {},
 });
 
 describe('deployment profiles bind the key broker, nothing else differs', () => {
@@ -49,6 +51,33 @@ describe('deployment profiles bind the key broker, nothing else differs', () => 
   it('registers the in-process attestation-agent key provider over the bound broker', async () => {
     const c = await buildContainer({ settings: settings('/nonexistent', 'offline'), logger: silentLogger });
     assert.ok(c.get<ReadonlyMap<string, unknown>>(KeyProvidersToken).get('attestation-agent') instanceof CocoKeyProvider);
+  });
+});
+
+describe('unpack limits per profile', () => {
+  const limitsOf = async (profile: string, limits: Settings['limits'] = {}) => {
+    const c = await buildContainer({ settings: { ...settings('/nonexistent', profile), limits }, logger: silentLogger });
+    return c.get<UnpackLimits>(Tokens.Limits);
+  };
+  it('a host bounds entries and path length only; a guest also bounds bytes to half its memory', async () => {
+    assert.deepEqual(await limitsOf('standalone'), { maxEntriesPerLayer: 10_000_000, maxPathBytes: 4096 });
+    const half = Math.floor(totalmem() / 2);
+    for (const profile of ['cdh-guest', 'offline']) {
+      assert.deepEqual(await limitsOf(profile), { maxUnpackedBytesPerLayer: half, maxUnpackedBytesPerImage: half, maxEntriesPerLayer: 1_000_000, maxPathBytes: 4096 }, profile);
+    }
+  });
+  it('the settings win over the profile, and 0 turns a limit off', async () => {
+    assert.deepEqual(await limitsOf('cdh-guest', { maxUnpackedBytesPerImage: 1024, maxUnpackedBytesPerLayer: 0, maxPathBytes: 0 }), {
+      maxUnpackedBytesPerImage: 1024, maxEntriesPerLayer: 1_000_000,
+    });
+  });
+  it('parses sizes in binary units, and refuses what is not a whole number', () => {
+    assert.equal(parseLimit('maxUnpackedBytesPerLayer', '512M'), 512 * 2 ** 20);
+    assert.equal(parseLimit('maxUnpackedBytesPerImage', '10GiB'), 10 * 2 ** 30);
+    assert.equal(parseLimit('maxEntriesPerLayer', 7), 7);
+    for (const [key, bad] of [['maxPathBytes', '4K'], ['maxEntriesPerLayer', -1], ['maxUnpackedBytesPerLayer', 1.5], ['maxUnpackedBytesPerLayer', '1 PB']] as const) {
+      assert.throws(() => parseLimit(key, bad), (e: unknown) => e instanceof ImageTsError && e.code === 'CONFIG_FILE_INVALID', `${key} ${bad}`);
+    }
   });
 });
 

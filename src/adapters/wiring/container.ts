@@ -50,6 +50,9 @@ import { BrokerResourceLoader } from '../outbound/resources/resource-loader.js';
 import { NodeSigstoreVerifier } from '../outbound/signatures/sigstore-verifier.js';
 import { OpenPgpSimpleSigningVerifier } from '../outbound/signatures/openpgp-verifier.js';
 import { Tokens } from './tokens.js';
+import { defaultLimits, resolveLimits } from './limits.js';
+import type { UnpackLimits } from '../../domain/layer/unpack-limits.js';
+import { totalmem } from 'node:os';
 
 export interface RuntimeContext {
   readonly settings: Settings;
@@ -103,6 +106,7 @@ function useCases(): ContainerModule {
           defaultSnapshotter: settings.snapshotter,
           maxConcurrentLayers: settings.maxConcurrentLayers,
           maxConcurrentDownloads: settings.maxConcurrentDownloads,
+          limits: ctx.get<UnpackLimits>(Tokens.Limits),
         },
       );
     }).inSingletonScope();
@@ -140,6 +144,8 @@ interface KeyProfile {
   readonly attestationAgent?: Settings['attestationAgent'];
   /** Refuses to start without a broker of this kind. */
   readonly requires?: KeyBrokerSettings['kind'] | undefined;
+  /** The store lives in a guest's memory: unpack limits default to a share of it. */
+  readonly guest?: boolean | undefined;
 }
 
 /** Everything a profile binds: the image sources, the store, the snapshotters, the keys. */
@@ -159,6 +165,7 @@ function baseProfile(context: RuntimeContext, keys: KeyProfile): ContainerModule
     const aa: AttestationAgent | undefined = attestationAgentFor(settings);
     if (aa) bind(AttestationAgentToken).toConstantValue(aa);
     bind(Tokens.Settings).toConstantValue(settings);
+    bind(Tokens.Limits).toConstantValue(resolveLimits(settings.limits, defaultLimits(keys.guest === true, totalmem())));
     bind(LoggerToken).toConstantValue(logger);
     const registries = registriesLoader(settings, new BrokerResourceLoader(broker), logger);
     if (registries) bind(Tokens.Registries).toConstantValue(registries);
@@ -201,13 +208,14 @@ export const PROFILES: Readonly<Record<string, (c: RuntimeContext) => ContainerM
   standalone: (c) => baseProfile(c, {}),
   /** In a Kata guest next to the Confidential Data Hub (cdh-guest): keys through CDH, measurements to the AA, both over ttrpc. */
   'cdh-guest': (c) => baseProfile(c, {
+    guest: true,
     broker: { kind: 'cdh', address: CDH_DEFAULT_TTRPC, transport: 'ttrpc' },
     attestationAgent: { address: AA_DEFAULT_TTRPC, transport: 'ttrpc' },
   }),
   /** Straight to a Trustee KBS, attesting through the guest's AA (or the sample attester when asked). */
-  'kbs-direct': (c) => baseProfile(c, { requires: 'kbs' }),
+  'kbs-direct': (c) => baseProfile(c, { requires: 'kbs', guest: true }),
   /** No network for keys: the offline-fs KBC's JSON files. */
-  offline: (c) => baseProfile(c, { broker: { kind: 'offline-fs', files: OFFLINE_FS_DEFAULT_FILES } }),
+  offline: (c) => baseProfile(c, { guest: true, broker: { kind: 'offline-fs', files: OFFLINE_FS_DEFAULT_FILES } }),
 };
 
 export async function buildContainer(context: RuntimeContext): Promise<Container> {

@@ -4,6 +4,8 @@ import { isObject } from '../../domain/image/json-fields.js';
 import { DEFAULT_ADMISSION, type Admission } from '../../domain/policy/policy-gate.js';
 import { RegistriesConf } from '../../domain/registry/registries-conf.js';
 import type { ProxySettings } from '../outbound/http/dispatcher.js';
+import { LIMIT_NAMES } from '../../domain/layer/unpack-limits.js';
+import { LIMIT_KEYS, parseLimit, type ConfiguredLimits } from './limits.js';
 
 /** The settings image-ts runs with; an image-rs style config file fills them in, flags win over it. */
 export interface Settings {
@@ -36,6 +38,8 @@ export interface Settings {
   admission: AdmissionSettings;
   /** Layer downloads at once across all pulls of a process (serve); undefined: only the per-image bound. */
   maxConcurrentDownloads: number | undefined;
+  /** Unpack limits the config or flags set (0: none); the profile supplies the rest. */
+  limits: ConfiguredLimits;
   /** connect_timeout_seconds, read_timeout_seconds (idle, per blob) and pull_timeout_seconds (whole pull). */
   timeouts: { readonly connectMs?: number | undefined; readonly idleReadMs?: number | undefined; readonly pullMs?: number | undefined };
   /** image_pull_proxy, else HTTPS_PROXY/HTTP_PROXY/NO_PROXY; for registry and signature traffic. */
@@ -259,6 +263,14 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
       case 'registry_configuration_uri':
         if (!('registry_config' in doc) || doc['registry_config'] === null) out.registriesConf = { uri: str(key) };
         break;
+      case LIMIT_NAMES.maxUnpackedBytesPerLayer:
+      case LIMIT_NAMES.maxUnpackedBytesPerImage:
+      case LIMIT_NAMES.maxEntriesPerLayer:
+      case LIMIT_NAMES.maxPathBytes: {
+        const limit = LIMIT_KEYS.find((k) => LIMIT_NAMES[k] === key)!;
+        out.limits = { ...out.limits, [limit]: parseLimit(limit, value) };
+        break;
+      }
       case 'max_concurrent_layer_downloads': {
         if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 256) {
           throw new ConfigFileError(`${key} must be an integer from 1 to 256`);

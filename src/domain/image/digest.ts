@@ -70,12 +70,13 @@ export class DigestingStream extends Transform {
 
   /**
    * With `maxBytes`, a stream that runs longer fails at once instead of at its
-   * end. `onBytes` sees the running count, for progress reports.
+   * end. `onBytes` sees the running count and the chunk's size, for progress
+   * reports and limits: what it throws fails the stream.
    */
   constructor(
     readonly algorithm: 'sha256' | 'sha512' = 'sha256',
     private readonly maxBytes?: { limit: number; what: string },
-    private readonly onBytes?: (total: number) => void,
+    private readonly onBytes?: (total: number, chunk: number) => void,
   ) {
     super();
     this.hash = createHash(algorithm);
@@ -87,8 +88,15 @@ export class DigestingStream extends Transform {
       cb(new SizeMismatchError(this.maxBytes.what, this.maxBytes.limit, this.count));
       return;
     }
+    if (this.onBytes) {
+      try {
+        this.onBytes(this.count, chunk.length);
+      } catch (err) {
+        cb(err as Error);
+        return;
+      }
+    }
     this.hash.update(chunk);
-    this.onBytes?.(this.count);
     cb(null, chunk);
   }
 

@@ -29,6 +29,7 @@ import type { PolicyGate } from '../policy/policy-gate.js';
 import type { AttestationAgent } from '../../ports/keys/attestation-agent.js';
 import { Platform } from '../image/platform.js';
 import { LayerStateMachine } from '../layer/layer-state.js';
+import { UnpackBudget, type LayerMeter, type UnpackLimits } from '../layer/unpack-limits.js';
 import { buildRuntimeSpec } from '../runtime/runtime-spec.js';
 import { resolveUser } from '../runtime/user.js';
 import type { Credentials, ImageSource, ImageSourceFactory } from '../../ports/image-source/image-source.js';
@@ -40,6 +41,7 @@ import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
 import type { SnapshotRecord, Snapshotter, SnapshotterName } from '../../ports/snapshot/snapshotter.js';
 import type { ImageRecord, MetadataStore, PlannedBundle } from '../../ports/store/metadata-store.js';
 import { reclaimAbandonedPulls } from '../store/abandoned-pulls.js';
+import { layerUsage } from '../store/manage-images.js';
 import { expandShortName, isShortName, type RegistriesConf } from '../registry/registries-conf.js';
 import { readBounded } from './bounded-read.js';
 import { firstSuccess } from './first-success.js';
@@ -92,6 +94,7 @@ export interface PullImageOptions {
   readonly maxConcurrentLayers: number;
   /** Layer downloads at once across every pull of this process (a service's bound); unbounded when undefined. */
   readonly maxConcurrentDownloads?: number | undefined;
+  readonly limits?: UnpackLimits | undefined;
 }
 
 export interface PullImageDeps {
@@ -141,6 +144,8 @@ export interface VerifyResult {
 interface Lease {
   readonly id: string;
   held: boolean;
+  /** Layers this pull committed itself, to take back when it fails on a limit. */
+  readonly produced: Set<string>;
 }
 
 export type StorePullRequest = Omit<PullRequest, 'bundle' | 'snapshotter'>;
@@ -163,6 +168,7 @@ interface LayerJob {
   readonly signal: AbortSignal;
   readonly machine: LayerStateMachine;
   readonly request: PullRequest;
+  readonly budget: UnpackBudget;
 }
 
 /** What decrypting one layer needs, found before any of its bytes are fetched. */
@@ -210,7 +216,7 @@ export class PullImage {
     const bundlePath = this.deps.bundles.resolve(request.bundle);
     const { rootfs, createdDir } = await this.createBundle(bundlePath);
     let snapshot: SnapshotRecord | undefined;
-    const lease: Lease = { id: randomUUID(), held: false };
+    const lease: Lease = { id: randomUUID(), held: false, produced: new Set() };
     const snapshotId = createHash('sha256').update(`${bundlePath}\0${this.deps.clock().toISOString()}\0${lease.id}`).digest('hex').slice(0, 32);
     const plan: PlannedBundle = { path: bundlePath, createdDir, snapshot: { snapshotter: snapshotter.name, rootfs, id: snapshotId } };
     try {
@@ -257,7 +263,7 @@ export class PullImage {
     } catch (err) {
       if (snapshot) await snapshotter.remove(snapshot).catch((e: unknown) => this.warnCleanup('snapshot', e));
       await this.deps.bundles.remove(bundlePath, createdDir).catch((e: unknown) => this.warnCleanup('bundle', e));
-      await this.releaseLease(lease);
+      await this.releaseLease(lease, err);
       throw asImageTsError(err);
     }
   }
@@ -269,7 +275,7 @@ export class PullImage {
    */
   async pullToStore(request: StorePullRequest): Promise<StorePullResult> {
     const targets = await this.targetsFor(request.image);
-    const lease: Lease = { id: randomUUID(), held: false };
+    const lease: Lease = { id: randomUUID(), held: false, produced: new Set() };
     try {
       const { name, resolved, layers } = await this.fetchImage(targets, { ...request, bundle: '' }, lease);
       await this.measure(request.image, resolved, request.signal);
@@ -282,7 +288,7 @@ export class PullImage {
         layers: layers.map((l) => l.pulled),
       };
     } catch (err) {
-      await this.releaseLease(lease);
+      await this.releaseLease(lease, err);
       throw asImageTsError(err);
     }
   }
@@ -374,7 +380,7 @@ export class PullImage {
         state.leases[lease.id] = { layers: diffIds, expiresAt: new Date(now.getTime() + LEASE_MS).toISOString(), owner: this.deps.owner, bundle };
       });
       lease.held = true;
-      layers = await this.fetchLayers(source, resolved, request);
+      layers = await this.fetchLayers(source, resolved, request, lease);
     } finally {
       await source.close();
     }
@@ -391,10 +397,23 @@ export class PullImage {
     }, signal);
   }
 
-  private async releaseLease(lease: Lease): Promise<void> {
+  /**
+   * Ends the lease. A pull stopped by a limit also takes back the layers it
+   * committed and nothing else uses: the image will not fit on a retry, so
+   * they are not worth keeping (other failures keep them, for the next try).
+   */
+  private async releaseLease(lease: Lease, failure?: unknown): Promise<void> {
     if (!lease.held) return;
-    await this.deps.metadata.update((state) => {
+    const takeBack = failure instanceof ImageTsError && failure.code === 'LIMIT_EXCEEDED' ? lease.produced : new Set<string>();
+    await this.deps.metadata.update(async (state) => {
       delete state.leases[lease.id];
+      if (takeBack.size === 0) return;
+      const used = new Set(layerUsage(state, this.deps.clock()).filter((u) => u.refs > 0).map((u) => u.diffId));
+      for (const id of takeBack) {
+        if (used.has(id)) continue;
+        await this.deps.layers.remove(Digest.parse(id));
+        delete state.layers[id];
+      }
     }).then(() => {
       lease.held = false;
     }, (e: unknown) => this.warnCleanup('lease', e));
@@ -519,7 +538,9 @@ export class PullImage {
     source: ImageSource,
     image: ResolvedImage,
     request: PullRequest,
+    lease: Lease,
   ): Promise<{ committed: CommittedLayer; pulled: PulledLayer }[]> {
+    const budget = new UnpackBudget(this.options.limits ?? {});
     const limit = request.maxConcurrentLayers ?? this.options.maxConcurrentLayers;
     const limiter = new Limiter(limit);
     const layerJobs = new Map<string, Promise<{ committed: CommittedLayer; fetched: boolean }>>();
@@ -537,7 +558,10 @@ export class PullImage {
       const key = diffId.toString();
       let job = layerJobs.get(key);
       if (!job) {
-        job = this.layer(source, desc, diffId, secrets[i], limiter, signal, request);
+        job = this.layer(source, desc, diffId, secrets[i], limiter, signal, request, budget).then((r) => {
+          if (r.fetched) lease.produced.add(key);
+          return r;
+        });
         layerJobs.set(key, job);
       }
       return job.then((r) => ({
@@ -577,8 +601,10 @@ export class PullImage {
     limiter: Limiter,
     signal: AbortSignal,
     request: PullRequest,
+    budget: UnpackBudget,
   ): Promise<{ committed: CommittedLayer; fetched: boolean }> {
     const progress = request.onProgress;
+    const what = `layer ${desc.digest}`;
     const machine = new LayerStateMachine((_from, to) =>
       progress?.({ type: 'layer-state', digest: desc.digest.toString(), state: to, size: desc.size }),
     );
@@ -589,19 +615,23 @@ export class PullImage {
     try {
       const existing = await this.deps.layers.get(diffId);
       if (existing) {
+        budget.addCommitted(existing.unpackedBytes ?? existing.size, what);
         machine.to('cached');
         return { committed: existing, fetched: false };
       }
       const key = diffId.toString();
       const flight = this.inFlight.do(key, () =>
         limiter.run(() => {
-          const produce = (): Promise<CommittedLayer> => this.produceLayer(source, desc, diffId, secret, compression, signal, machine, request);
+          const produce = (): Promise<CommittedLayer> => this.produceLayer({ source, desc, diffId, secret, compression, signal, machine, request, budget });
           return this.downloads ? this.downloads.run(produce) : produce();
         }),
       );
       if (flight.shared) machine.to('shared');
       const committed = await flight.promise;
-      if (flight.shared) machine.to('committed');
+      if (flight.shared) {
+        budget.addCommitted(committed.unpackedBytes ?? committed.size, what);
+        machine.to('committed');
+      }
       return { committed, fetched: !flight.shared };
     } catch (err) {
       if (!machine.done) machine.to('failed');
@@ -609,22 +639,16 @@ export class PullImage {
     }
   }
 
-  private async produceLayer(
-    source: ImageSource,
-    desc: Descriptor,
-    diffId: Digest,
-    secret: LayerSecret | undefined,
-    compression: 'gzip' | 'zstd' | 'none',
-    signal: AbortSignal,
-    machine: LayerStateMachine,
-    request: PullRequest,
-  ): Promise<CommittedLayer> {
+  private async produceLayer(job: LayerJob): Promise<CommittedLayer> {
+    const { desc, diffId, signal, machine, budget } = job;
     // Another process may have committed it while we waited for a slot.
     const existing = await this.deps.layers.get(diffId);
-    if (existing) return existing;
+    if (existing) {
+      budget.addCommitted(existing.unpackedBytes ?? existing.size, `layer ${desc.digest}`);
+      return existing;
+    }
     signal.throwIfAborted();
     machine.to('fetching');
-    const job: LayerJob = { source, desc, diffId, secret, compression, signal, machine, request };
     // One more attempt when the bytes that broke the codec turn out not to be the blob's (corrupted in transit).
     for (let attempt = 0; ; attempt++) {
       const outcome = await this.produceOnce(job);
@@ -636,23 +660,29 @@ export class PullImage {
 
   private async produceOnce(job: LayerJob): Promise<{ committed: CommittedLayer } | { transit: ImageTsError }> {
     const { source, desc, diffId, secret, compression, signal, machine, request } = job;
-    const writer = await this.deps.layers.stage(diffId);
+    const limits = this.options.limits;
+    const writer = await this.deps.layers.stage(diffId, { limits: limits && { maxEntriesPerLayer: limits.maxEntriesPerLayer, maxPathBytes: limits.maxPathBytes } });
+    const meter = job.budget.meter(`layer ${desc.digest}`);
     let compressed: DigestingStream | undefined;
     try {
       const blob: Readable = await source.getBlob(desc, { signal });
       const onProgress = request.onProgress;
+      // An uncompressed layer's blob is its tar: one hash serves as both digests.
+      const sameBytes = !secret && compression === 'none' && diffId.algorithm === desc.digest.algorithm;
+      const progress = onProgress && ((bytes: number) => onProgress({ type: 'layer-bytes', digest: desc.digest.toString(), bytes, size: desc.size }));
       compressed = new DigestingStream(
         desc.digest.algorithm,
         { limit: desc.size, what: `layer ${desc.digest}` },
-        onProgress && ((bytes) => onProgress({ type: 'layer-bytes', digest: desc.digest.toString(), bytes, size: desc.size })),
+        sameBytes ? (total, chunk) => {
+          progress?.(total);
+          meter.count(total, chunk);
+        } : progress,
       );
       if (secret) {
-        await this.decryptInto(blob, compressed, secret, compression, diffId, desc, writer.sink, signal);
+        await this.decryptInto(blob, compressed, secret, compression, diffId, desc, writer.sink, signal, meter);
         machine.to('verifying');
       } else {
-        // An uncompressed layer's blob is its tar: one hash serves as both digests.
-        const sameBytes = compression === 'none' && diffId.algorithm === desc.digest.algorithm;
-        const uncompressed = sameBytes ? compressed : new DigestingStream(diffId.algorithm);
+        const uncompressed = sameBytes ? compressed : new DigestingStream(diffId.algorithm, undefined, meter.count);
         if (sameBytes) await pipeline(blob, compressed, writer.sink, { signal });
         else await pipeline(blob, compressed, this.deps.decompressor.create(compression), uncompressed, writer.sink, { signal });
         machine.to('verifying');
@@ -665,6 +695,7 @@ export class PullImage {
       machine.to('committed');
       return { committed };
     } catch (err) {
+      meter.refund();
       await writer.abort().catch((e: unknown) => this.warnCleanup('layer staging', e));
       const read = compressed && { bytes: compressed.bytes, digest: compressed.digestSoFar() };
       const blamed = await this.attribute(err, source, desc, secret, read, signal);
@@ -696,11 +727,12 @@ export class PullImage {
     desc: Descriptor,
     sink: NodeJS.WritableStream,
     signal: AbortSignal,
+    meter: LayerMeter,
   ): Promise<void> {
     const decipher = new LayerDecipher(secret.options, secret.encryption.pub);
     const wanted = secret.options.digest;
     const plainBlob = wanted ? new DigestingStream(wanted.algorithm) : undefined;
-    const uncompressed = new DigestingStream(diffId.algorithm);
+    const uncompressed = new DigestingStream(diffId.algorithm, undefined, meter.count);
     const stages: NodeJS.ReadWriteStream[] = [compressed, decipher];
     if (plainBlob) stages.push(plainBlob);
     if (compression !== 'none') stages.push(this.deps.decompressor.create(compression));

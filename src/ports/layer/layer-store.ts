@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { Digest } from '../../domain/image/digest.js';
+import type { EntryLimits } from '../../domain/layer/unpack-limits.js';
 
 /**
  * How a committed layer keeps whiteouts: `overlay` as kernel overlayfs wants
@@ -15,6 +16,8 @@ export interface CommittedLayer {
   /** Bytes of unpacked file content. */
   readonly size: number;
   readonly entries: number;
+  /** Bytes of the uncompressed layer stream; absent for layers stored before it was recorded. */
+  readonly unpackedBytes?: number | undefined;
   /**
    * Directories the layer has only because entries below them needed a
    * parent: no entry declared them, so their mode, owner and times are
@@ -40,11 +43,16 @@ export interface LayerWriter {
   abort(): Promise<void>;
 }
 
+export interface StageOptions {
+  readonly limits?: EntryLimits | undefined;
+}
+
 /** Unpacked layers, content-addressed by diff_id and shared by every image. */
 export interface LayerStore {
   readonly whiteoutFormat: WhiteoutFormat;
   get(diffId: Digest): Promise<CommittedLayer | undefined>;
-  stage(diffId: Digest): Promise<LayerWriter>;
+  /** The sink fails with LIMIT_EXCEEDED at the first entry past `limits`. */
+  stage(diffId: Digest, options?: StageOptions): Promise<LayerWriter>;
   remove(diffId: Digest): Promise<void>;
   list(): Promise<Digest[]>;
   /** Removes staging left by a crash. Returns how many were removed. */

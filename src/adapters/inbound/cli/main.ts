@@ -14,6 +14,8 @@ import { proxyFromEnv } from '../../outbound/http/dispatcher.js';
 import { buildContainer } from '../../wiring/container.js';
 import { DEFAULT_ADMISSION, defaultAuthFiles, defaultCertsDirs, defaultWorkDir, loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
 import { Tokens } from '../../wiring/tokens.js';
+import { LIMIT_NAMES } from '../../../domain/layer/unpack-limits.js';
+import { LIMIT_KEYS, parseLimit, type ConfiguredLimits } from '../../wiring/limits.js';
 import { ProgressRenderer } from './progress.js';
 
 const USAGE = `usage:
@@ -21,6 +23,8 @@ const USAGE = `usage:
                 [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST[:PORT]]... [--plain-http HOST[:PORT]]... [--ca-file PEM]...
                 [--registries-conf FILE|URI] [--decryption-key KEY]... [--policy FILE|URI] [--registries-d DIR]...
                 [--snapshotter overlay|copy] [--max-concurrent-layers N] [--json] [--quiet]
+                [--max-unpacked-bytes-per-layer SIZE] [--max-unpacked-bytes-per-image SIZE]
+                [--max-entries-per-layer N] [--max-path-bytes N]
   image-ts verify IMAGE [--policy FILE|URI] [--registries-d DIR]... [registry options as for pull] [--json]
   image-ts serve [--cdh-ttrpc unix:///PATH]... [--cdh-grpc unix:///PATH|HOST:PORT]... [--cri unix:///PATH]...
                 [--log-level debug|info|warn|error]
@@ -56,6 +60,10 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   snapshotter: { type: 'string' },
   'max-concurrent-layers': { type: 'string' },
+  'max-unpacked-bytes-per-layer': { type: 'string' },
+  'max-unpacked-bytes-per-image': { type: 'string' },
+  'max-entries-per-layer': { type: 'string' },
+  'max-path-bytes': { type: 'string' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
@@ -65,12 +73,14 @@ type Flags = {
   [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : (typeof OPTIONS)[K] extends { type: 'boolean' } ? boolean : string;
 };
 
+const LIMIT_FLAGS = ['max-unpacked-bytes-per-layer', 'max-unpacked-bytes-per-image', 'max-entries-per-layer', 'max-path-bytes'] as const;
+
 /** Which flags each command takes; anything else is a usage error, not silently ignored. */
 const COMMAND_FLAGS: Readonly<Record<string, readonly (keyof Flags)[]>> = {
-  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', 'max-concurrent-layers', 'json', 'quiet'],
+  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', 'max-concurrent-layers', ...LIMIT_FLAGS, 'json', 'quiet'],
   verify: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'policy', 'registries-d', 'json', 'quiet'],
   serve: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d',
-    'snapshotter', 'max-concurrent-layers', 'cdh-ttrpc', 'cdh-grpc', 'cri', 'log-level'],
+    'snapshotter', 'max-concurrent-layers', ...LIMIT_FLAGS, 'cdh-ttrpc', 'cdh-grpc', 'cri', 'log-level'],
   list: ['work-dir', 'config', 'json', 'quiet'],
   inspect: ['work-dir', 'config', 'json', 'quiet'],
   rm: ['work-dir', 'config', 'json', 'quiet'],
@@ -113,6 +123,12 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
   }
   const platform = flags.platform ?? file.platform;
   if (platform !== undefined) Platform.parse(platform);
+  const limits: ConfiguredLimits = { ...file.limits };
+  for (const key of LIMIT_KEYS) {
+    const flag = LIMIT_NAMES[key].replaceAll('_', '-') as (typeof LIMIT_FLAGS)[number];
+    const value = flags[flag];
+    if (value !== undefined) limits[key] = parseLimit(key, value, (m) => new UsageError(`--${flag}: ${m}`));
+  }
   return {
     profile: file.profile ?? 'standalone',
     workDir: resolve(flags['work-dir'] ?? file.workDir ?? defaultWorkDir(process.env, uid, homedir())),
@@ -134,6 +150,7 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     registriesD: flags['registries-d'] !== undefined ? { dirs: flags['registries-d'] } : file.registriesD,
     admission: file.admission ?? DEFAULT_ADMISSION,
     maxConcurrentDownloads: file.maxConcurrentDownloads,
+    limits,
     proxy: file.proxy ?? proxyFromEnv(process.env),
     timeouts: file.timeouts ?? {},
     registriesConf: flags['registries-conf'] !== undefined ? { uri: flags['registries-conf'] } : file.registriesConf,

@@ -22,6 +22,7 @@ const STATUS: Partial<Record<ErrorCode, RpcStatusCode>> = {
   KEY_BROKER_UNAVAILABLE: RpcStatus.UNAVAILABLE,
   UNSUPPORTED: RpcStatus.UNIMPLEMENTED,
   NO_SPACE: RpcStatus.RESOURCE_EXHAUSTED,
+  LIMIT_EXCEEDED: RpcStatus.RESOURCE_EXHAUSTED,
 };
 
 /**

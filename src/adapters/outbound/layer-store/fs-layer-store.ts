@@ -4,7 +4,7 @@ import { chmod, lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'n
 import { join } from 'node:path';
 import { ImageTsError, asImageTsError } from '../../../domain/errors.js';
 import { Digest } from '../../../domain/image/digest.js';
-import type { CommittedLayer, LayerStore, LayerWriter, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
+import type { CommittedLayer, LayerStore, LayerWriter, StageOptions, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
 import { errnoCode, tryNativeSyscalls } from '../native/syscalls.js';
 import type { Degradation } from './tar-unpacker.js';
@@ -28,6 +28,7 @@ interface LayerRecord {
   size: number;
   entries: number;
   whiteoutFormat: WhiteoutFormat;
+  unpackedBytes?: number;
   implicitDirs?: string[];
   whiteoutOnlyDirs?: string[];
 }
@@ -58,6 +59,7 @@ export async function removeTree(path: string): Promise<void> {
 function committedLayer(diffId: Digest, path: string, r: LayerRecord): CommittedLayer {
   return {
     diffId, path, whiteoutFormat: r.whiteoutFormat, size: r.size, entries: r.entries,
+    ...(r.unpackedBytes !== undefined ? { unpackedBytes: r.unpackedBytes } : {}),
     ...(r.implicitDirs ? { implicitDirs: r.implicitDirs } : {}),
     ...(r.whiteoutOnlyDirs ? { whiteoutOnlyDirs: r.whiteoutOnlyDirs } : {}),
   };
@@ -78,6 +80,7 @@ function parseRecord(text: string, diffId: Digest): LayerRecord | undefined {
       const paths = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined);
       return {
         diffId: r.diffId, size: r.size, entries: r.entries, whiteoutFormat: r.whiteoutFormat,
+        unpackedBytes: typeof r.unpackedBytes === 'number' ? r.unpackedBytes : undefined,
         implicitDirs: paths(r.implicitDirs), whiteoutOnlyDirs: paths(r.whiteoutOnlyDirs),
       };
     }
@@ -169,7 +172,7 @@ export class FsLayerStore implements LayerStore {
     return r && committedLayer(diffId, join(dir, 'diff'), r);
   }
 
-  async stage(diffId: Digest): Promise<LayerWriter> {
+  async stage(diffId: Digest, options: StageOptions = {}): Promise<LayerWriter> {
     const format = this.whiteoutFormat;
     const privileged = isRoot();
     const staging = join(this.stagingDir, stagingName());
@@ -182,8 +185,8 @@ export class FsLayerStore implements LayerStore {
     const onDegraded = (what: Degradation, entry: string): void => this.degraded(what, entry);
     // The unpacker loads only where it runs: in the worker, or here when asked to unpack in-process (a warm pull never needs it).
     const sink = this.unpackIn === 'worker'
-      ? new WorkerTarUnpacker({ root: diff, whiteoutFormat: format, privileged }, onDegraded)
-      : new (await import('./tar-unpacker.js')).TarUnpacker({ root: diff, whiteoutFormat: format, privileged, onDegraded });
+      ? new WorkerTarUnpacker({ root: diff, whiteoutFormat: format, privileged, limits: options.limits }, onDegraded)
+      : new (await import('./tar-unpacker.js')).TarUnpacker({ root: diff, whiteoutFormat: format, privileged, onDegraded, limits: options.limits });
     let state: 'open' | 'committed' | 'aborted' = 'open';
 
     const commit = async (): Promise<CommittedLayer> => {
@@ -191,8 +194,8 @@ export class FsLayerStore implements LayerStore {
       if (sink.errored) throw asImageTsError(sink.errored);
       if (!sink.writableFinished) throw new ImageTsError('INTERNAL', 'commit before the layer stream ended');
       state = 'committed';
-      const { entries, bytes, implicitDirs, whiteoutOnlyDirs } = sink.stats;
-      const record: LayerRecord = { diffId: diffId.toString(), size: bytes, entries, whiteoutFormat: format };
+      const { entries, bytes, streamBytes, implicitDirs, whiteoutOnlyDirs } = sink.stats;
+      const record: LayerRecord = { diffId: diffId.toString(), size: bytes, entries, whiteoutFormat: format, unpackedBytes: streamBytes };
       if (implicitDirs?.length) record.implicitDirs = [...implicitDirs];
       if (whiteoutOnlyDirs?.length) record.whiteoutOnlyDirs = [...whiteoutOnlyDirs];
       const final = this.layerDir(diffId);

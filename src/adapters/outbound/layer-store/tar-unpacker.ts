@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { ImageTsError, UnsafeLayerError, asImageTsError } from '../../../domain/errors.js';
+import { ImageTsError, LimitExceededError, UnsafeLayerError, asImageTsError } from '../../../domain/errors.js';
 import { classifyEntry, entrySegments, linkTargetSegments, type EntryRole } from '../../../domain/layer/entry-path.js';
+import { LIMIT_NAMES, type EntryLimits } from '../../../domain/layer/unpack-limits.js';
 import type { WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import { errnoCode, nativeSyscalls, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
 import { decodeHeader, numeric, TarHeaderError, type TarHeader } from './tar-header.js';
@@ -50,6 +51,7 @@ export interface UnpackOptions {
   readonly onDegraded?: (what: Degradation, entry: string) => void;
   /** Injected for tests; otherwise the addon, when it is built. Required only for entries node's fs cannot make. */
   readonly native?: NativeSyscalls;
+  readonly limits?: EntryLimits | undefined;
 }
 
 export interface UnpackStats {
@@ -57,6 +59,8 @@ export interface UnpackStats {
   readonly entries: number;
   /** Bytes of regular file content. */
   readonly bytes: number;
+  /** Bytes of the tar stream itself. */
+  readonly streamBytes: number;
   /** Directories no entry declared, made to hold what is below them (see CommittedLayer). */
   readonly implicitDirs?: readonly string[];
   /** Those of them that hold nothing but whiteouts and opaque markers. */
@@ -192,6 +196,7 @@ export class TarUnpacker extends Writable {
   private pending: Pending = {};
   private entryCount = 0;
   private byteCount = 0;
+  private streamCount = 0;
   /** Relative paths known to be real directories (never symlinks) right now. */
   private readonly dirs = new Set<string>(['']);
   /** Directories made for what lies below them that no entry has declared. */
@@ -223,12 +228,13 @@ export class TarUnpacker extends Writable {
   }
 
   get stats(): UnpackStats {
-    const stats = { entries: this.entryCount, bytes: this.byteCount };
+    const stats = { entries: this.entryCount, bytes: this.byteCount, streamBytes: this.streamCount };
     if (this.implicit.size === 0) return stats;
     return { ...stats, implicitDirs: [...this.implicit].sort(), whiteoutOnlyDirs: [...this.holders].sort() };
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.streamCount += chunk.length;
     try {
       this.consume(chunk);
     } catch (err) {
@@ -397,6 +403,7 @@ export class TarUnpacker extends Writable {
     const type = flag === '\0' && name.endsWith('/') ? '5' : flag === '\0' || flag === '7' ? '0' : flag;
     const hasBody = type === '0';
     this.entryCount++;
+    this.checkLimits(name, linkpath);
     const meta: EntryMeta = {
       name,
       mode: (h.mode ?? 0) & 0o7777,
@@ -436,6 +443,24 @@ export class TarUnpacker extends Writable {
         return;
       default:
         this.device(segments, type, block, meta);
+    }
+  }
+
+  /** Before anything of the entry is made: a limit stops the layer at the first entry past it. */
+  private checkLimits(name: string, linkpath: string | undefined): void {
+    const limits = this.opts.limits;
+    if (!limits) return;
+    const maxEntries = limits.maxEntriesPerLayer;
+    if (maxEntries !== undefined && this.entryCount > maxEntries) {
+      throw new LimitExceededError(LIMIT_NAMES.maxEntriesPerLayer, `the layer has more than ${maxEntries} entries`);
+    }
+    const maxPath = limits.maxPathBytes;
+    if (maxPath === undefined) return;
+    for (const [what, p] of [['path', name], ['link target', linkpath]] as const) {
+      const n = p === undefined ? 0 : Buffer.byteLength(p);
+      if (n > maxPath) {
+        throw new LimitExceededError(LIMIT_NAMES.maxPathBytes, `an entry's ${what} has ${n} bytes, over ${maxPath} (${JSON.stringify(p!.slice(0, 60))}...)`);
+      }
     }
   }
 

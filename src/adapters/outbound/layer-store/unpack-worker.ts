@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asImageTsError } from '../../../domain/errors.js';
+import type { EntryLimits } from '../../../domain/layer/unpack-limits.js';
 import type { WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import { TarUnpacker, type UnpackStats } from './tar-unpacker.js';
 
@@ -12,6 +13,7 @@ export interface UnpackWorkerData {
   readonly root: string;
   readonly whiteoutFormat: WhiteoutFormat;
   readonly privileged: boolean;
+  readonly limits?: EntryLimits | undefined;
   /** The ring the main thread copies layer bytes into; a chunk's bytes are ours until we ack them. */
   readonly ring: SharedArrayBuffer;
 }
@@ -32,6 +34,7 @@ if (port) {
     root: data.root,
     whiteoutFormat: data.whiteoutFormat,
     privileged: data.privileged,
+    limits: data.limits,
     onDegraded: (what, entry) => post({ type: 'degraded', what, entry }),
   });
   unpacker.on('error', (err: unknown) => {

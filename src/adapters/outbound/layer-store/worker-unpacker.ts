@@ -116,7 +116,7 @@ export class WorkerTarUnpacker extends Writable {
   }
 
   get stats(): UnpackStats {
-    return this.result ?? { entries: 0, bytes: 0 };
+    return this.result ?? { entries: 0, bytes: 0, streamBytes: 0 };
   }
 
   private onMessage(m: WorkerOutbound): void {
