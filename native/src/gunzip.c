@@ -5,8 +5,17 @@
  * functions and image-ts runs the igzip tool or node's zlib instead.
  *
  *   gunzipOpen() -> handle
- *   gunzipPush(handle, input: Uint8Array, chunkSize) -> [buf, used, buf, used, ...]
+ *   gunzipPush(handle, input: Uint8Array, chunkSize, maxChunks?)
+ *     -> [consumed, more, buf, used, buf, used, ...]
  *   gunzipEnd(handle)   throws unless the last gzip member ended cleanly
+ *
+ * gunzipPush decodes input into fresh chunkSize buffers (`used` bytes of each
+ * are output). With maxChunks (0 or absent: no limit) it returns once it has
+ * filled that many, so that one call's output stays bounded whatever the
+ * compression ratio: `consumed` says how many input bytes it took, and `more`
+ * (a boolean) that output may be pending. The caller pushes the rest of the
+ * input, or an empty one when all was consumed, to go on where it stopped;
+ * without `more` the input is always consumed in full.
  *
  * Members follow one another as gzip(1) and node's zlib allow; bytes after a
  * member that do not start another one are ignored, as node's zlib does (the
@@ -159,14 +168,24 @@ static napi_value GunzipOpen(napi_env env, napi_callback_info info) {
   return handle;
 }
 
+/* Appends a [buffer, used] pair to the result array at *n. */
+static int append_chunk(napi_env env, napi_value result, uint32_t *n, napi_value buf, uint32_t used) {
+  napi_value u;
+  if (napi_create_uint32(env, used, &u) != napi_ok || napi_set_element(env, result, (*n)++, buf) != napi_ok ||
+      napi_set_element(env, result, (*n)++, u) != napi_ok)
+    return -1;
+  return 0;
+}
+
 static napi_value GunzipPush(napi_env env, napi_callback_info info) {
-  napi_value argv[3], result, buf = NULL;
+  napi_value argv[4], result, v, buf = NULL;
   size_t len;
   void *in;
   uint8_t *out = NULL, *p;
-  uint32_t chunk, n = 0, used = 0, cap = 0, left;
+  uint32_t chunk, max_chunks, full = 0, n = 2, used = 0, cap = 0, left;
+  int more = 0;
   gunzip_t *g;
-  if (get_args(env, info, 3, argv)) return NULL;
+  if (get_args_between(env, info, 3, 4, argv)) return NULL;
   if (!(g = get_handle(env, argv[0]))) return NULL;
   if (get_bytes(env, argv[1], "input must be a Buffer or Uint8Array", &in, &len)) return NULL;
   if (get_u32(env, argv[2], "chunkSize must be a positive number", &chunk)) return NULL;
@@ -174,11 +193,18 @@ static napi_value GunzipPush(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "chunkSize must be a positive number");
     return NULL;
   }
-  if (napi_create_array(env, &result) != napi_ok) return NULL;
-  if (g->ignoring) return result;
+  if (get_opt_u32(env, argv[3], "maxChunks must be a number", 0, &max_chunks)) return NULL;
+  if (len > UINT32_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "input must be under 4 GiB");
+    return NULL;
+  }
+  /* Slots 0 and 1 (consumed, more) are set last; filled now so that the array stays packed. */
+  if (napi_create_array(env, &result) != napi_ok || napi_get_undefined(env, &v) != napi_ok ||
+      napi_set_element(env, result, 0, v) != napi_ok || napi_set_element(env, result, 1, v) != napi_ok)
+    return NULL;
   p = in;
   left = (uint32_t)len;
-  for (;;) {
+  while (!g->ignoring) {
     if (g->member_done) {
       if (left == 0) break;
       if (p[0] != 0x1f) { /* not another member: the rest is ignored */
@@ -195,13 +221,16 @@ static napi_value GunzipPush(napi_env env, napi_callback_info info) {
       }
       if (h == 0) break; /* the header goes on in the next push */
     }
-    if (!out || used == cap) {
-      if (out && used > 0) { /* a full chunk: hand it over */
-        napi_value u;
-        if (napi_create_uint32(env, used, &u) != napi_ok || napi_set_element(env, result, n++, buf) != napi_ok ||
-            napi_set_element(env, result, n++, u) != napi_ok)
-          return NULL;
+    if (out && used == cap) { /* a full chunk: hand it over */
+      if (append_chunk(env, result, &n, buf, used)) return NULL;
+      out = NULL;
+      if (max_chunks && ++full == max_chunks) {
+        /* isal may hold decoded bytes that did not fit: the next push, even an empty one, gets them */
+        more = 1;
+        break;
       }
+    }
+    if (!out) {
       if (napi_create_buffer(env, chunk, (void **)&out, &buf) != napi_ok) return NULL;
       used = 0;
       cap = chunk;
@@ -233,12 +262,11 @@ static napi_value GunzipPush(napi_env env, napi_callback_info info) {
       }
     }
   }
-  if (out && used > 0) {
-    napi_value u;
-    if (napi_create_uint32(env, used, &u) != napi_ok || napi_set_element(env, result, n++, buf) != napi_ok ||
-        napi_set_element(env, result, n++, u) != napi_ok)
-      return NULL;
-  }
+  if (g->ignoring) left = 0; /* ignored bytes count as consumed */
+  if (out && used > 0 && append_chunk(env, result, &n, buf, used)) return NULL;
+  if (napi_create_uint32(env, (uint32_t)len - left, &v) != napi_ok || napi_set_element(env, result, 0, v) != napi_ok ||
+      napi_get_boolean(env, more, &v) != napi_ok || napi_set_element(env, result, 1, v) != napi_ok)
+    return NULL;
   return result;
 }
 

@@ -1,6 +1,6 @@
 import { Transform, type Duplex, type TransformCallback } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
-import { decompress as zstdDecompress } from 'zstd-napi';
+import { Decompressor as ZstdDecompressor } from 'zstd-napi';
 import { ImageTsError } from '../../src/domain/errors.js';
 import type { Compression } from '../../src/domain/image/media-types.js';
 import type { Decompressor } from '../../src/ports/layer/decompressor.js';
@@ -23,7 +23,8 @@ export class MemoryDecompressor implements Decompressor {
       flush(cb: TransformCallback): void {
         const all = Buffer.concat(chunks);
         try {
-          cb(null, compression === 'gzip' ? gunzipSync(all) : compression === 'zstd' ? zstdDecompress(all) : all);
+          // A context per layer: zstd-napi's shared one stays stuck after a truncated frame.
+          cb(null, compression === 'gzip' ? gunzipSync(all) : compression === 'zstd' ? new ZstdDecompressor().decompress(all) : all);
         } catch (err) {
           cb(new ImageTsError('INVALID_LAYER', `corrupt ${compression} layer data: ${(err as Error).message}`));
         }

@@ -1,11 +1,12 @@
-import { Transform, type TransformCallback } from 'node:stream';
 import type { GunzipHandle, NativeSyscalls } from '../native/syscalls.js';
+import { BoundedDecoder, STEP_OUTPUT } from './bounded-decoder.js';
 
 /**
  * Below glibc's mmap threshold, so output chunks come from reused heap memory
  * rather than fresh pages: a page fault per 4 KB is costly on these VMs.
  */
 const CHUNK = 64 * 1024;
+const STEP_CHUNKS = STEP_OUTPUT / CHUNK;
 
 type Isal = Required<Pick<NativeSyscalls, 'gunzipOpen' | 'gunzipPush' | 'gunzipEnd'>>;
 
@@ -21,37 +22,30 @@ export function isalOf(native: NativeSyscalls | undefined): Isal | undefined {
  * saves the pipe to an igzip process (a kernel copy each way and a fresh
  * buffer per read) for every decompressed byte (bench/NOTES.md).
  */
-export class IsalGunzip extends Transform {
-  private readonly handle: GunzipHandle;
+export class IsalGunzip extends BoundedDecoder {
+  private handle: GunzipHandle | null;
 
   constructor(private readonly isal: Isal) {
-    super({ readableHighWaterMark: 1024 * 1024 });
+    super();
     this.handle = isal.gunzipOpen();
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    let out: (Buffer | number)[];
-    try {
-      out = this.isal.gunzipPush(this.handle, chunk, CHUNK);
-    } catch (err) {
-      cb(err as Error);
-      return;
+  protected override step(input: Buffer, out: Buffer[]): number {
+    const r = this.isal.gunzipPush(this.handle!, input, CHUNK, STEP_CHUNKS);
+    for (let i = 2; i < r.length; i += 2) {
+      const buf = r[i] as Buffer;
+      const used = r[i + 1] as number;
+      out.push(used === buf.length ? buf : buf.subarray(0, used));
     }
-    for (let i = 0; i < out.length; i += 2) {
-      const buf = out[i] as Buffer;
-      const used = out[i + 1] as number;
-      this.push(used === buf.length ? buf : buf.subarray(0, used));
-    }
-    cb();
+    this.more = r[1];
+    return r[0];
   }
 
-  override _flush(cb: TransformCallback): void {
-    try {
-      this.isal.gunzipEnd(this.handle);
-    } catch (err) {
-      cb(err as Error);
-      return;
-    }
-    cb();
+  protected override finish(): void {
+    this.isal.gunzipEnd(this.handle!);
+  }
+
+  protected override release(): void {
+    this.handle = null; // the addon frees it when collected
   }
 }

@@ -5,10 +5,10 @@ import type { Compression } from '../../../domain/image/media-types.js';
 import type { Decompressor } from '../../../ports/layer/decompressor.js';
 import { tryNativeSyscalls } from '../native/syscalls.js';
 import { IsalGunzip, isalOf } from './isal-gunzip.js';
+import { ZstdDecoder } from './zstd-decoder.js';
 import { lazyRequire } from '../lazy-require.js';
 
 const zlib = lazyRequire<typeof import('node:zlib')>('node:zlib');
-const zstd = lazyRequire<typeof import('zstd-napi')>('zstd-napi');
 
 /**
  * Re-codes a codec's own failures as INVALID_LAYER (corrupt data is the
@@ -61,7 +61,7 @@ export class NativeDecompressor implements Decompressor {
         const options: ZlibOptions & TransformOptions = { chunkSize: 128 * 1024, readableHighWaterMark: READ_AHEAD };
         return recodeErrors(zlib().createGunzip(options), 'gzip');
       case 'zstd':
-        return recodeErrors(new (zstd().DecompressStream)(), 'zstd');
+        return recodeErrors(new ZstdDecoder(), 'zstd');
       case 'none':
         return new PassThrough();
     }

@@ -30,14 +30,22 @@ export interface NativeSyscalls {
   finishFile(fd: number, mode: number, uid: number, gid: number, atime: number, mtime: number, flags: number): void;
   /** ISA-L gzip decoding (native/src/gunzip.c); present only when the addon was built with libisal. */
   readonly gunzipOpen?: () => GunzipHandle;
-  /** Decodes all of input; returns output chunks as [buffer, bytes used] pairs, flattened. */
-  readonly gunzipPush?: (handle: GunzipHandle, input: Uint8Array, chunkSize: number) => (Buffer | number)[];
+  /**
+   * Decodes input into fresh chunkSize buffers, returning after maxChunks full
+   * ones (0 or absent: no limit): the input bytes consumed, whether output
+   * may be pending (push the rest of the input, even none, to get it), then
+   * the output as [buffer, bytes used] pairs, flattened.
+   */
+  readonly gunzipPush?: (handle: GunzipHandle, input: Uint8Array, chunkSize: number, maxChunks?: number) => GunzipOutput;
   /** Throws (code EGZIP) unless the last gzip member ended cleanly. */
   readonly gunzipEnd?: (handle: GunzipHandle) => void;
 }
 
 /** An open ISA-L decoder, owned by the addon. */
 export type GunzipHandle = { readonly __brand: 'GunzipHandle' };
+
+/** What gunzipPush returns: [consumed, more, buffer, used, buffer, used, ...]. */
+export type GunzipOutput = [consumed: number, more: boolean, ...chunks: (Buffer | number)[]];
 
 /** Flags from <sys/mount.h>. */
 export const MountFlags = { MS_RDONLY: 1, MS_NOSUID: 2, MS_NODEV: 4 } as const;
