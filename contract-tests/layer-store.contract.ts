@@ -86,6 +86,31 @@ export function layerStoreContract(name: string, makeStore: () => Promise<LayerS
       assert.equal((await store.get(diffB))?.unpackedBytes, tarB.length);
     }));
 
+    it('one ingest of a layer at a time: waitIngest ends when it is released, or rejects when its signal aborts', withStore(async (store) => {
+      const held = await store.tryIngest(diffA);
+      assert.ok(held);
+      assert.equal(await store.tryIngest(diffA), undefined);
+      const other = await store.tryIngest(diffB);
+      assert.ok(other, 'another layer is not held up');
+      other.release();
+      let ended = false;
+      const waiting = store.waitIngest(diffA).then(() => {
+        ended = true;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(ended, false);
+      const controller = new AbortController();
+      const aborted = store.waitIngest(diffA, controller.signal);
+      controller.abort(new Error('gave up'));
+      await assert.rejects(aborted, /gave up/);
+      held.release();
+      held.release(); // twice is harmless
+      await waiting;
+      const again = await store.tryIngest(diffA);
+      assert.ok(again);
+      again.release();
+    }));
+
     it('abort leaves nothing behind', withStore(async (store) => {
       const writer = await store.stage(diffA);
       await fill(writer, tarA);

@@ -3,7 +3,8 @@
  * mounting need: mknod (devices, fifos, overlay whiteouts), the l*xattr family
  * (PAX xattrs, overlay opaque markers) and mount/umount2 (overlay snapshots).
  * writeFile and finishFile make a small file's six syscalls one call from JS,
- * which is where a small-file layer's time went.
+ * which is where a small-file layer's time went. flock gives the store locks
+ * that the kernel drops when their holder dies, kill -9 included.
  * All calls are synchronous and cheap; errors are thrown as Node-style errors
  * with .code (errno name), .errno (negative, as libuv), .syscall and .path.
  */
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -392,6 +394,21 @@ static napi_value FinishFile(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* flock(fd, operation) -> true, or false when LOCK_NB was asked and another holds the lock. */
+static napi_value Flock(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  uint32_t fd, op;
+  int r;
+  if (get_args(env, info, 2, argv)) return NULL;
+  if (get_u32(env, argv[0], "fd must be a number", &fd) || get_u32(env, argv[1], "operation must be a number", &op)) return NULL;
+  do {
+    r = flock((int)fd, (int)op);
+  } while (r != 0 && errno == EINTR);
+  if (r != 0 && errno != EWOULDBLOCK) return throw_errno(env, errno, "flock", NULL);
+  if (napi_get_boolean(env, r == 0, &result) != napi_ok) return NULL;
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"mknod", NULL, Mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -402,6 +419,7 @@ NAPI_MODULE_INIT() {
     {"umount2", NULL, Umount2, NULL, NULL, NULL, napi_enumerable, NULL},
     {"writeFile", NULL, WriteFile, NULL, NULL, NULL, napi_enumerable, NULL},
     {"finishFile", NULL, FinishFile, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"flock", NULL, Flock, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
 #ifdef HAVE_ISAL

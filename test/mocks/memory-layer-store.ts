@@ -4,7 +4,7 @@ import { ImageTsError, LimitExceededError, asImageTsError } from '../../src/doma
 import { Digest } from '../../src/domain/image/digest.js';
 import { entrySegments } from '../../src/domain/layer/entry-path.js';
 import { LIMIT_NAMES, type EntryLimits } from '../../src/domain/layer/unpack-limits.js';
-import type { CommittedLayer, LayerStore, LayerWriter, StageOptions, WhiteoutFormat } from '../../src/ports/layer/layer-store.js';
+import type { CommittedLayer, IngestLock, LayerStore, LayerWriter, StageOptions, WhiteoutFormat } from '../../src/ports/layer/layer-store.js';
 
 export interface MemoryEntry {
   readonly type: string;
@@ -129,6 +129,39 @@ export class MemoryLayerStore implements LayerStore {
 
   async list(): Promise<Digest[]> {
     return [...this.layers.keys()].sort().map((d) => Digest.parse(d));
+  }
+
+  /** Ingests held, and who waits for each to end: one store object stands for the processes sharing a store. */
+  private readonly ingests = new Map<string, (() => void)[]>();
+
+  async tryIngest(diffId: Digest): Promise<IngestLock | undefined> {
+    const key = diffId.toString();
+    if (this.ingests.has(key)) return undefined;
+    this.ingests.set(key, []);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        const waiters = this.ingests.get(key) ?? [];
+        this.ingests.delete(key);
+        for (const w of waiters) w();
+      },
+    };
+  }
+
+  async waitIngest(diffId: Digest, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    const waiters = this.ingests.get(diffId.toString());
+    if (!waiters) return;
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(signal?.reason);
+      waiters.push(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Staging here lives and dies with this process: nothing is ever stale. */

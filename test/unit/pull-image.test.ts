@@ -365,3 +365,40 @@ describe('PullImage unpack limits', () => {
     assert.deepEqual(await t.layers.list(), []);
   });
 });
+
+describe('PullImage across processes sharing a store', () => {
+  it('waits while another process produces a layer, then reuses its commit without fetching', async () => {
+    const t = setup();
+    const img = buildImage({ layers: [{ tar: base }] });
+    t.publish('example.com/app', 'v1', img);
+    const diffId = Digest.parse(img.layers[0]!.diffId);
+    const other = await t.layers.tryIngest(diffId);
+    assert.ok(other);
+    const pulling = t.pull.execute({ image: 'example.com/app:v1', bundle: '/b' });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(t.source.blobFetches.get(img.layers[0]!.digest) ?? 0, 0, 'no fetch while the other process holds the layer');
+    // The other process commits it, then lets go.
+    const writer = await t.layers.stage(diffId);
+    const { Readable } = await import('node:stream');
+    const { pipeline } = await import('node:stream/promises');
+    await pipeline(Readable.from([base]), writer.sink);
+    await writer.commit();
+    other.release();
+    const r = await pulling;
+    assert.deepEqual(r.layers.map((l) => l.fetched), [false]);
+    assert.equal(t.source.blobFetches.get(img.layers[0]!.digest) ?? 0, 0);
+  });
+
+  it('fetches the layer itself when the other process gives up without committing', async () => {
+    const t = setup();
+    const img = buildImage({ layers: [{ tar: base }] });
+    t.publish('example.com/app', 'v1', img);
+    const other = await t.layers.tryIngest(Digest.parse(img.layers[0]!.diffId));
+    const pulling = t.pull.execute({ image: 'example.com/app:v1', bundle: '/b' });
+    await new Promise((r) => setTimeout(r, 100));
+    other!.release();
+    const r = await pulling;
+    assert.deepEqual(r.layers.map((l) => l.fetched), [true]);
+    assert.equal(t.source.blobFetches.get(img.layers[0]!.digest), 1);
+  });
+});

@@ -4,14 +4,15 @@ import { ImageTsError } from '../errors.js';
  * The life of one layer in a pull. Download, decompression, hashing and untar
  * happen in a single streaming pass (`fetching`); `verifying` compares both
  * digests once the stream ends; only then is the staged layer `committed`.
- * `shared` means another pull is already producing the same layer.
+ * `shared` means another pull (or another process) is already producing the
+ * same layer; if that one fails, this pull fetches it after all.
  */
 export type LayerState = 'pending' | 'fetching' | 'shared' | 'verifying' | 'committed' | 'cached' | 'failed';
 
 const NEXT: Readonly<Record<LayerState, readonly LayerState[]>> = {
   pending: ['fetching', 'shared', 'cached', 'failed'],
   fetching: ['verifying', 'failed'],
-  shared: ['committed', 'failed'],
+  shared: ['committed', 'fetching', 'failed'],
   verifying: ['committed', 'failed'],
   committed: [],
   cached: [],

@@ -199,7 +199,7 @@ function isEncryptedImage(image: ResolvedImage): boolean {
  */
 export class PullImage {
   /** Layers being produced right now, by diff_id, so concurrent pulls fetch each once. */
-  private readonly inFlight = new SingleFlight<CommittedLayer>();
+  private readonly inFlight = new SingleFlight<{ committed: CommittedLayer; fetched: boolean }>();
   private readonly downloads: Limiter | undefined;
 
   constructor(
@@ -620,39 +620,65 @@ export class PullImage {
         return { committed: existing, fetched: false };
       }
       const key = diffId.toString();
-      const flight = this.inFlight.do(key, () =>
-        limiter.run(() => {
-          const produce = (): Promise<CommittedLayer> => this.produceLayer({ source, desc, diffId, secret, compression, signal, machine, request, budget });
-          return this.downloads ? this.downloads.run(produce) : produce();
-        }),
-      );
+      const job: LayerJob = { source, desc, diffId, secret, compression, signal, machine, request, budget };
+      const flight = this.inFlight.do(key, () => this.produceOnceAcrossProcesses(job, limiter));
       if (flight.shared) machine.to('shared');
-      const committed = await flight.promise;
+      const produced = await flight.promise;
       if (flight.shared) {
-        budget.addCommitted(committed.unpackedBytes ?? committed.size, what);
+        budget.addCommitted(produced.committed.unpackedBytes ?? produced.committed.size, what);
         machine.to('committed');
       }
-      return { committed, fetched: !flight.shared };
+      return { committed: produced.committed, fetched: !flight.shared && produced.fetched };
     } catch (err) {
       if (!machine.done) machine.to('failed');
       throw err;
     }
   }
 
-  private async produceLayer(job: LayerJob): Promise<CommittedLayer> {
+  /**
+   * One process of those sharing the store produces a layer (containerd's
+   * ingest); the others wait for its commit and reuse it, or take over when
+   * it fails or dies. They wait outside their download slots, so meanwhile
+   * they fetch the image's other layers: processes pulling one image split
+   * its layers between them instead of each fetching all.
+   */
+  private async produceOnceAcrossProcesses(job: LayerJob, limiter: Limiter): Promise<{ committed: CommittedLayer; fetched: boolean }> {
+    const { diffId, signal, machine } = job;
+    for (;;) {
+      const produced = await limiter.run(async () => {
+        const attempt = async (): Promise<{ committed: CommittedLayer; fetched: boolean } | undefined> => {
+          const ingest = await this.deps.layers.tryIngest(diffId);
+          if (!ingest) return undefined;
+          try {
+            return await this.produceLayer(job);
+          } finally {
+            ingest.release();
+          }
+        };
+        return this.downloads ? this.downloads.run(attempt) : attempt();
+      });
+      if (produced) return produced;
+      if (machine.state === 'pending') machine.to('shared');
+      this.deps.logger.log('info', 'layer.wait-other-process', { diffId: diffId.toString() });
+      await this.deps.layers.waitIngest(diffId, signal);
+    }
+  }
+
+  private async produceLayer(job: LayerJob): Promise<{ committed: CommittedLayer; fetched: boolean }> {
     const { desc, diffId, signal, machine, budget } = job;
-    // Another process may have committed it while we waited for a slot.
+    // Another process may have committed it while we waited for a slot or for its ingest.
     const existing = await this.deps.layers.get(diffId);
     if (existing) {
       budget.addCommitted(existing.unpackedBytes ?? existing.size, `layer ${desc.digest}`);
-      return existing;
+      machine.to(machine.state === 'shared' ? 'committed' : 'cached');
+      return { committed: existing, fetched: false };
     }
     signal.throwIfAborted();
     machine.to('fetching');
     // One more attempt when the bytes that broke the codec turn out not to be the blob's (corrupted in transit).
     for (let attempt = 0; ; attempt++) {
       const outcome = await this.produceOnce(job);
-      if (!('transit' in outcome)) return outcome.committed;
+      if (!('transit' in outcome)) return { committed: outcome.committed, fetched: true };
       if (attempt >= 1) throw outcome.transit;
       this.deps.logger.log('info', 'layer.retry', { digest: desc.digest.toString(), reason: outcome.transit.message });
     }

@@ -43,6 +43,11 @@ export interface LayerWriter {
   abort(): Promise<void>;
 }
 
+/** The right to produce one layer in this store, held by one process at a time. */
+export interface IngestLock {
+  release(): void;
+}
+
 export interface StageOptions {
   readonly limits?: EntryLimits | undefined;
 }
@@ -53,6 +58,14 @@ export interface LayerStore {
   get(diffId: Digest): Promise<CommittedLayer | undefined>;
   /** The sink fails with LIMIT_EXCEEDED at the first entry past `limits`. */
   stage(diffId: Digest, options?: StageOptions): Promise<LayerWriter>;
+  /**
+   * Claims the producing of a layer among every process that shares this
+   * store, as containerd's content ingest does: undefined while another
+   * holds it. A holder that dies (kill -9 included) loses it at once.
+   */
+  tryIngest(diffId: Digest): Promise<IngestLock | undefined>;
+  /** Resolves once nobody holds the layer's ingest (its holder committed, failed or died); rejects when `signal` aborts. */
+  waitIngest(diffId: Digest, signal?: AbortSignal): Promise<void>;
   remove(diffId: Digest): Promise<void>;
   list(): Promise<Digest[]>;
   /** Removes staging left by a crash. Returns how many were removed. */

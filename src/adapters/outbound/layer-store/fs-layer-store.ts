@@ -4,12 +4,16 @@ import { chmod, lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'n
 import { join } from 'node:path';
 import { ImageTsError, asImageTsError } from '../../../domain/errors.js';
 import { Digest } from '../../../domain/image/digest.js';
-import type { CommittedLayer, LayerStore, LayerWriter, StageOptions, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
+import type { CommittedLayer, IngestLock, LayerStore, LayerWriter, StageOptions, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
-import { errnoCode, tryNativeSyscalls } from '../native/syscalls.js';
+import { FlockOps, errnoCode, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
 import type { Degradation } from './tar-unpacker.js';
 import { WorkerTarUnpacker } from './worker-unpacker.js';
 import { processAlive } from '../process-alive.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** How often a process waiting for another's ingest looks again; the holder's layer is usually seconds away. */
+const INGEST_POLL_MS = 100;
 
 export interface FsLayerStoreOptions {
   /** Default: 'overlay' when root and the native helper can make whiteouts here, else 'marker'. */
@@ -65,6 +69,29 @@ function committedLayer(diffId: Digest, path: string, r: LayerRecord): Committed
   };
 }
 
+/** Whether the open file is still the one at path (not unlinked or replaced by a releasing holder). */
+function sameFile(fd: number, path: string): boolean {
+  const at = fs.statSync(path, { throwIfNoEntry: false });
+  return at !== undefined && at.ino === fs.fstatSync(fd).ino;
+}
+
+/** Unlink, then close: the path is free before the lock is. */
+function ingestLock(fd: number, path: string): IngestLock {
+  let released = false;
+  return {
+    release: () => {
+      if (released) return;
+      released = true;
+      try {
+        fs.unlinkSync(path);
+      } catch {
+        // removed by cleanIngest of a process that took it after us; nothing else to undo
+      }
+      fs.closeSync(fd);
+    },
+  };
+}
+
 function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
@@ -112,6 +139,7 @@ function stagingName(): string {
 export class FsLayerStore implements LayerStore {
   private readonly layersDir: string;
   private readonly stagingDir: string;
+  private readonly ingestDir: string;
   private readonly logger: Logger;
   private format: WhiteoutFormat | undefined;
   private readonly warned = new Set<Degradation>();
@@ -123,6 +151,7 @@ export class FsLayerStore implements LayerStore {
   ) {
     this.layersDir = join(root, 'layers');
     this.stagingDir = join(root, 'staging');
+    this.ingestDir = join(root, 'ingest');
     this.logger = options.logger ?? silentLogger;
     this.format = options.whiteoutFormat;
     this.unpackIn = options.unpackIn ?? 'worker';
@@ -239,6 +268,78 @@ export class FsLayerStore implements LayerStore {
     return { sink, commit, abort };
   }
 
+  /**
+   * `ingest/<alg>-<hex>.lock`, flock'ed by its holder: the kernel drops the
+   * lock when the holder exits or is killed, so a waiter takes over at once
+   * and no pid needs checking. The holder unlinks the file before it lets go;
+   * a process that locked the old, unlinked file sees that its path now names
+   * another file (or none) and tries again. Without the addon there is no
+   * flock, and processes do not share work (each still commits safely).
+   */
+  async tryIngest(diffId: Digest): Promise<IngestLock | undefined> {
+    const native = tryNativeSyscalls();
+    if (typeof native?.flock !== 'function') return { release: () => undefined };
+    const path = join(this.ingestDir, `${diffId.algorithm}-${diffId.encoded}.lock`);
+    try {
+      fs.mkdirSync(this.ingestDir, { recursive: true, mode: 0o700 });
+      for (;;) {
+        const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+        let held = false;
+        try {
+          held = native.flock(fd, FlockOps.LOCK_EX | FlockOps.LOCK_NB);
+          if (held && sameFile(fd, path)) {
+            fs.writeSync(fd, `${process.pid}\n`, 0);
+            return ingestLock(fd, path);
+          }
+        } catch (err) {
+          fs.closeSync(fd);
+          throw err;
+        }
+        fs.closeSync(fd);
+        if (!held) return undefined;
+      }
+    } catch (err) {
+      throw asImageTsError(err);
+    }
+  }
+
+  async waitIngest(diffId: Digest, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      signal?.throwIfAborted();
+      const lock = await this.tryIngest(diffId);
+      if (lock) {
+        lock.release();
+        return;
+      }
+      // The signal's own reason, as throwIfAborted gives it (a pull's deadline is a NETWORK error).
+      await sleep(INGEST_POLL_MS, undefined, { signal }).catch((err: unknown) => {
+        signal?.throwIfAborted();
+        throw err;
+      });
+    }
+  }
+
+  /** Lock files that no one holds: left by processes that died holding them. */
+  private cleanIngest(native: NativeSyscalls): void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.ingestDir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const path = join(this.ingestDir, name);
+      let fd: number;
+      try {
+        fd = fs.openSync(path, fs.constants.O_RDWR);
+      } catch {
+        continue;
+      }
+      if (native.flock(fd, FlockOps.LOCK_EX | FlockOps.LOCK_NB) && sameFile(fd, path)) ingestLock(fd, path).release();
+      else fs.closeSync(fd);
+    }
+  }
+
   private degraded(what: Degradation, entry: string): void {
     if (this.warned.has(what)) return;
     this.warned.add(what);
@@ -294,6 +395,8 @@ export class FsLayerStore implements LayerStore {
    * process keeps its staging and this is safe to call at every start.
    */
   async cleanStaging(): Promise<number> {
+    const native = tryNativeSyscalls();
+    if (typeof native?.flock === 'function') this.cleanIngest(native);
     let names: string[];
     try {
       names = await readdir(this.stagingDir);

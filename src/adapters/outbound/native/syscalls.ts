@@ -28,6 +28,8 @@ export interface NativeSyscalls {
   writeFile(path: string, data: Uint8Array, mode: number, uid: number, gid: number, atime: number, mtime: number, flags: number): void;
   /** The owner, mode and times steps of writeFile for an open descriptor, which stays open (node opened it, node closes it). */
   finishFile(fd: number, mode: number, uid: number, gid: number, atime: number, mtime: number, flags: number): void;
+  /** flock(2): false when LOCK_NB was asked and another open file holds the lock. The kernel drops a dead holder's locks. */
+  flock(fd: number, operation: number): boolean;
   /** ISA-L gzip decoding (native/src/gunzip.c); present only when the addon was built with libisal. */
   readonly gunzipOpen?: () => GunzipHandle;
   /**
@@ -50,6 +52,8 @@ export type GunzipOutput = [consumed: number, more: boolean, ...chunks: (Buffer 
 /** Flags from <sys/mount.h>. */
 export const MountFlags = { MS_RDONLY: 1, MS_NOSUID: 2, MS_NODEV: 4 } as const;
 export const UmountFlags = { MNT_FORCE: 1, MNT_DETACH: 2 } as const;
+/** Operations from <sys/file.h>. */
+export const FlockOps = { LOCK_SH: 1, LOCK_EX: 2, LOCK_NB: 4, LOCK_UN: 8 } as const;
 
 /** The errno name a native (or node fs) error carries, if any. */
 export function errnoCode(err: unknown): string | undefined {
