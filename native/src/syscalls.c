@@ -4,7 +4,8 @@
  * (PAX xattrs, overlay opaque markers) and mount/umount2 (overlay snapshots).
  * writeFile and finishFile make a small file's six syscalls one call from JS,
  * which is where a small-file layer's time went. flock gives the store locks
- * that the kernel drops when their holder dies, kill -9 included.
+ * that the kernel drops when their holder dies, kill -9 included; peerCred
+ * tells serve who is on the other end of a unix socket.
  * All calls are synchronous and cheap; errors are thrown as Node-style errors
  * with .code (errno name), .errno (negative, as libuv), .syscall and .path.
  */
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -409,6 +411,26 @@ static napi_value Flock(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* peerCred(fd) -> [pid, uid, gid] of the process that connected a unix socket (SO_PEERCRED). */
+static napi_value PeerCred(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result, v;
+  uint32_t fd;
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  uint32_t values[3];
+  if (get_args(env, info, 1, argv)) return NULL;
+  if (get_u32(env, argv[0], "fd must be a number", &fd)) return NULL;
+  if (getsockopt((int)fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return throw_errno(env, errno, "getsockopt", NULL);
+  values[0] = (uint32_t)cred.pid;
+  values[1] = (uint32_t)cred.uid;
+  values[2] = (uint32_t)cred.gid;
+  if (napi_create_array_with_length(env, 3, &result) != napi_ok) return NULL;
+  for (uint32_t i = 0; i < 3; i++) {
+    if (napi_create_uint32(env, values[i], &v) != napi_ok || napi_set_element(env, result, i, v) != napi_ok) return NULL;
+  }
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"mknod", NULL, Mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -420,6 +442,7 @@ NAPI_MODULE_INIT() {
     {"writeFile", NULL, WriteFile, NULL, NULL, NULL, napi_enumerable, NULL},
     {"finishFile", NULL, FinishFile, NULL, NULL, NULL, napi_enumerable, NULL},
     {"flock", NULL, Flock, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"peerCred", NULL, PeerCred, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
 #ifdef HAVE_ISAL

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FsBundleFs } from '../../src/adapters/outbound/snapshot/fs-bundle.js';
+import { ImageTsError } from '../../src/domain/errors.js';
 import type { RuntimeSpec } from '../../src/domain/runtime/runtime-spec.js';
 
 let tmp: string;
@@ -54,5 +55,15 @@ describe('FsBundleFs', () => {
     await b.create(join(tmp, 'keep'));
     await b.remove(join(tmp, 'keep'), false);
     assert.deepEqual(fs.readdirSync(join(tmp, 'keep')), []);
+  });
+});
+
+describe('FsBundleFs.create never follows a symlink at the bundle path', () => {
+  it('a symlink to an empty directory elsewhere is BUNDLE_EXISTS, and nothing is made there', async () => {
+    const dir = join(tmp, 'link-case');
+    fs.mkdirSync(join(dir, 'elsewhere'), { recursive: true });
+    fs.symlinkSync(join(dir, 'elsewhere'), join(dir, 'bundle'));
+    await assert.rejects(new FsBundleFs().create(join(dir, 'bundle')), (e: unknown) => e instanceof ImageTsError && e.code === 'BUNDLE_EXISTS');
+    assert.deepEqual(fs.readdirSync(join(dir, 'elsewhere')), []);
   });
 });

@@ -53,11 +53,59 @@ export interface Settings {
     readonly cri: readonly string[];
     /** The deadline of a call whose client sets none. */
     readonly requestTimeoutSeconds?: number | undefined;
+    readonly socketGroup?: string | undefined;
+    readonly allowedUids?: readonly number[] | undefined;
+    readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string } | undefined;
+    readonly bundleRoots?: readonly string[] | undefined;
+    readonly resourcesAllowed?: readonly string[] | undefined;
+    readonly maxConcurrentCalls?: number | undefined;
   } | undefined;
 }
 
 export type AdmissionSettings = Admission;
 export { DEFAULT_ADMISSION };
+
+/** serve's trust settings: who may connect, over what, and what a call may reach. */
+function serveSecurity(v: Record<string, unknown>): Partial<NonNullable<Settings['serve']>> {
+  const out: { -readonly [K in keyof NonNullable<Settings['serve']>]?: NonNullable<Settings['serve']>[K] } = {};
+  const group = v['socket_group'];
+  if (group !== undefined) {
+    if ((typeof group !== 'string' || group === '') && !(typeof group === 'number' && Number.isInteger(group) && group >= 0)) {
+      throw new ConfigFileError('serve.socket_group must be a group name or a gid');
+    }
+    out.socketGroup = String(group);
+  }
+  const uids = v['allowed_uids'];
+  if (uids !== undefined) {
+    if (!Array.isArray(uids) || !uids.every((u) => Number.isInteger(u) && (u as number) >= 0)) throw new ConfigFileError('serve.allowed_uids must be an array of uids');
+    out.allowedUids = uids as number[];
+  }
+  const tls = v['tls'];
+  if (tls !== undefined) {
+    if (!isObject(tls)) throw new ConfigFileError('serve.tls must be an object with cert_file, key_file, client_ca_file');
+    exactKeys(tls, 'serve.tls', ['cert_file', 'key_file', 'client_ca_file']);
+    const file = (k: string): string => {
+      const f = tls[k];
+      if (typeof f !== 'string' || f === '') throw new ConfigFileError(`serve.tls.${k} must be a path`);
+      return f;
+    };
+    out.tls = { certFile: file('cert_file'), keyFile: file('key_file'), clientCaFile: file('client_ca_file') };
+  }
+  const paths = (k: string, what: string, ok: (s: string) => boolean): string[] | undefined => {
+    const list = v[k];
+    if (list === undefined) return undefined;
+    if (!Array.isArray(list) || !list.every((x) => typeof x === 'string' && ok(x))) throw new ConfigFileError(`serve.${k} must be an array of ${what}`);
+    return list as string[];
+  };
+  out.bundleRoots = paths('bundle_roots', 'absolute paths', (p) => p.startsWith('/'));
+  out.resourcesAllowed = paths('resources_allowed', 'repo/type/tag patterns (* matches a segment)', (p) => /^[^/]+\/[^/]+\/[^/]+$/.test(p));
+  const calls = v['max_concurrent_calls'];
+  if (calls !== undefined) {
+    if (typeof calls !== 'number' || !Number.isInteger(calls) || calls < 1 || calls > 4096) throw new ConfigFileError('serve.max_concurrent_calls must be an integer from 1 to 4096');
+    out.maxConcurrentCalls = calls;
+  }
+  return out;
+}
 
 /** A nested block takes only the keys it documents: a typo must not silently leave a default in force. */
 function exactKeys(v: Record<string, unknown>, key: string, allowed: readonly string[]): void {
@@ -285,12 +333,15 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
           if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) throw new ConfigFileError(`serve.${k} must be an array of addresses`);
           return v as string[];
         };
-        exactKeys(value, 'serve', ['cdh_ttrpc', 'cdh_grpc', 'cri', 'request_timeout_seconds']);
+        exactKeys(value, 'serve', [
+          'cdh_ttrpc', 'cdh_grpc', 'cri', 'request_timeout_seconds',
+          'socket_group', 'allowed_uids', 'tls', 'bundle_roots', 'resources_allowed', 'max_concurrent_calls',
+        ]);
         const timeout = value['request_timeout_seconds'];
         if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0) || timeout > 86400)) {
           throw new ConfigFileError('serve.request_timeout_seconds must be a number of seconds from 0 to 86400');
         }
-        out.serve = { cdhTtrpc: list('cdh_ttrpc'), cdhGrpc: list('cdh_grpc'), cri: list('cri'), requestTimeoutSeconds: timeout };
+        out.serve = { cdhTtrpc: list('cdh_ttrpc'), cdhGrpc: list('cdh_grpc'), cri: list('cri'), requestTimeoutSeconds: timeout, ...serveSecurity(value) };
         break;
       }
       default:

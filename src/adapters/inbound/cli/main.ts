@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ImageTsError, InvalidArgumentError, NetworkError, asImageTsError } from '../../../domain/errors.js';
+import { ConfigFileError, ImageTsError, InvalidArgumentError, NetworkError, asImageTsError } from '../../../domain/errors.js';
 import { Platform } from '../../../domain/image/platform.js';
 import type { PullImage, PullResult } from '../../../domain/pull/pull-image.js';
 import type { ManageImages } from '../../../domain/store/manage-images.js';
@@ -27,7 +27,8 @@ const USAGE = `usage:
                 [--max-entries-per-layer N] [--max-path-bytes N]
   image-ts verify IMAGE [--policy FILE|URI] [--registries-d DIR]... [registry options as for pull] [--json]
   image-ts serve [--cdh-ttrpc unix:///PATH]... [--cdh-grpc unix:///PATH|HOST:PORT]... [--cri unix:///PATH]...
-                [--log-level debug|info|warn|error]
+                [--log-level debug|info|warn|error] [--socket-group NAME|GID] [--bundle-root DIR]...
+                [--tls-cert PEM --tls-key PEM --tls-client-ca PEM]
                 [pull options: --work-dir, --config, --policy, --snapshotter, ...]
   image-ts list [--work-dir DIR] [--json]
   image-ts inspect IMAGE [--work-dir DIR] [--json]
@@ -39,7 +40,10 @@ IMAGE is a docker reference (docker:// optional) or oci:DIR[:REF].
 KEY is PATH, PATH:pass=PASSWORD, PATH:file=PASSWORD_FILE or provider:NAME[:PARAMS] (as skopeo).`;
 
 import { UsageError } from './usage-error.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS, JsonLogger, serve } from './serve.js';
+import { DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_REQUEST_TIMEOUT_MS, JsonLogger, serve, type ServeEndpoints } from './serve.js';
+import { groupId } from '../rpc/listeners.js';
+import { defaultBundleRoots } from '../../wiring/serve-defaults.js';
+import { readFile } from 'node:fs/promises';
 
 const OPTIONS = {
   'work-dir': { type: 'string' },
@@ -58,6 +62,11 @@ const OPTIONS = {
   cri: { type: 'string', multiple: true },
   'registries-conf': { type: 'string' },
   'log-level': { type: 'string' },
+  'socket-group': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-client-ca': { type: 'string' },
+  'bundle-root': { type: 'string', multiple: true },
   snapshotter: { type: 'string' },
   'max-concurrent-layers': { type: 'string' },
   'max-unpacked-bytes-per-layer': { type: 'string' },
@@ -80,7 +89,8 @@ const COMMAND_FLAGS: Readonly<Record<string, readonly (keyof Flags)[]>> = {
   pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', 'max-concurrent-layers', ...LIMIT_FLAGS, 'json', 'quiet'],
   verify: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'policy', 'registries-d', 'json', 'quiet'],
   serve: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d',
-    'snapshotter', 'max-concurrent-layers', ...LIMIT_FLAGS, 'cdh-ttrpc', 'cdh-grpc', 'cri', 'log-level'],
+    'snapshotter', 'max-concurrent-layers', ...LIMIT_FLAGS, 'cdh-ttrpc', 'cdh-grpc', 'cri', 'log-level',
+    'socket-group', 'tls-cert', 'tls-key', 'tls-client-ca', 'bundle-root'],
   list: ['work-dir', 'config', 'json', 'quiet'],
   inspect: ['work-dir', 'config', 'json', 'quiet'],
   rm: ['work-dir', 'config', 'json', 'quiet'],
@@ -155,6 +165,41 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     timeouts: file.timeouts ?? {},
     registriesConf: flags['registries-conf'] !== undefined ? { uri: flags['registries-conf'] } : file.registriesConf,
     serve: file.serve,
+  };
+}
+
+/** The config file's serve block with the flags on top; files (TLS, /etc/group) are read now, so a bad one fails at start. */
+async function serveEndpoints(flags: Flags, settings: Settings): Promise<ServeEndpoints> {
+  const file = settings.serve;
+  const tlsFiles = {
+    certFile: flags['tls-cert'] ?? file?.tls?.certFile,
+    keyFile: flags['tls-key'] ?? file?.tls?.keyFile,
+    clientCaFile: flags['tls-client-ca'] ?? file?.tls?.clientCaFile,
+  };
+  const given = Object.values(tlsFiles).filter((v) => v !== undefined).length;
+  if (given !== 0 && given !== 3) throw new UsageError('mutual TLS needs all of --tls-cert, --tls-key and --tls-client-ca (serve.tls cert_file, key_file, client_ca_file)');
+  const read = async (what: string, path: string): Promise<Buffer> => {
+    try {
+      return await readFile(path);
+    } catch (err) {
+      throw new ConfigFileError(`${what} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  const tls = given === 3
+    ? { cert: await read('TLS certificate', tlsFiles.certFile!), key: await read('TLS key', tlsFiles.keyFile!), clientCa: await read('client CA', tlsFiles.clientCaFile!) }
+    : undefined;
+  const groupSpec = flags['socket-group'] ?? file?.socketGroup;
+  const group = groupSpec === undefined ? undefined : groupId(groupSpec, await readFile('/etc/group', 'utf8').catch(() => ''));
+  return {
+    cdhTtrpc: [...(file?.cdhTtrpc ?? []), ...(flags['cdh-ttrpc'] ?? [])],
+    cdhGrpc: [...(file?.cdhGrpc ?? []), ...(flags['cdh-grpc'] ?? [])],
+    cri: [...(file?.cri ?? []), ...(flags.cri ?? [])],
+    requestTimeoutMs: file?.requestTimeoutSeconds !== undefined ? file.requestTimeoutSeconds * 1000 : DEFAULT_REQUEST_TIMEOUT_MS,
+    access: { group, allowedUids: file?.allowedUids },
+    tls,
+    bundleRoots: (flags['bundle-root'] ?? file?.bundleRoots ?? defaultBundleRoots(settings.profile)).map((r) => resolve(r)),
+    resourcesAllowed: file?.resourcesAllowed,
+    maxConcurrentCalls: file?.maxConcurrentCalls ?? DEFAULT_MAX_CONCURRENT_CALLS,
   };
 }
 
@@ -240,13 +285,7 @@ async function run(argv: string[]): Promise<void> {
         process.once('SIGTERM', () => resolve());
         process.once('SIGINT', () => resolve());
       });
-      const fromFile = settings.serve;
-      await serve(container, {
-        cdhTtrpc: [...(fromFile?.cdhTtrpc ?? []), ...(flags['cdh-ttrpc'] ?? [])],
-        cdhGrpc: [...(fromFile?.cdhGrpc ?? []), ...(flags['cdh-grpc'] ?? [])],
-        cri: [...(fromFile?.cri ?? []), ...(flags.cri ?? [])],
-        requestTimeoutMs: fromFile?.requestTimeoutSeconds !== undefined ? fromFile.requestTimeoutSeconds * 1000 : DEFAULT_REQUEST_TIMEOUT_MS,
-      }, logger, stop);
+      await serve(container, await serveEndpoints(flags, settings), logger, stop);
       return;
     }
     case 'pull': {

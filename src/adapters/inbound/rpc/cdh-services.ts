@@ -5,7 +5,9 @@ import type { KeyBroker } from '../../../ports/keys/key-broker.js';
 import type { Logger } from '../../../ports/observability/logger.js';
 import { ProtoReader, ProtoWriter, singleBytes } from '../../outbound/rpc/protobuf.js';
 import { RpcError, RpcStatus, type RpcHandler, type RpcServices } from '../../outbound/rpc/rpc.js';
-import { rpcErrorOf } from './status.js';
+import { peerFields, rpcErrorOf } from './status.js';
+import type { BundleRoots } from './bundle-roots.js';
+import type { ResourcePatterns } from '../../../domain/encryption/resource-patterns.js';
 
 export const IMAGE_PULL_SERVICE = 'api.ImagePullService';
 export const GET_RESOURCE_SERVICE = 'api.GetResourceService';
@@ -15,6 +17,10 @@ export interface CdhServiceDeps {
   readonly pull: Pick<PullImage, 'execute'>;
   readonly broker: KeyBroker;
   readonly logger: Logger;
+  /** Where PullImage may make bundles; unconfined when absent. */
+  readonly bundleRoots?: BundleRoots | undefined;
+  /** Which resources GetResource hands out; all when absent. */
+  readonly resourcesAllowed?: ResourcePatterns | undefined;
 }
 
 function handler(method: string, logger: Logger, body: RpcHandler): RpcHandler {
@@ -22,11 +28,11 @@ function handler(method: string, logger: Logger, body: RpcHandler): RpcHandler {
     const started = Date.now();
     try {
       const out = await body(payload, ctx);
-      logger.log('info', 'rpc', { method, ok: true, ms: Date.now() - started });
+      logger.log('info', 'rpc', { method, ok: true, ms: Date.now() - started, ...peerFields(ctx.peer) });
       return out;
     } catch (err) {
       const e = rpcErrorOf(err, ctx.signal);
-      logger.log('warn', 'rpc', { method, ok: false, status: e.status, message: e.message, ms: Date.now() - started });
+      logger.log('warn', 'rpc', { method, ok: false, status: e.status, message: e.message, ms: Date.now() - started, ...peerFields(ctx.peer) });
       throw e;
     }
   };
@@ -48,14 +54,18 @@ export function cdhServices(deps: CdhServiceDeps): RpcServices {
         const image = req.string(1);
         const bundle = req.string(2);
         if (!image || !bundle) throw new RpcError(RpcStatus.INVALID_ARGUMENT, 'INVALID_ARGUMENT: image_url and bundle_path are required');
+        await deps.bundleRoots?.check(bundle);
         const result = await deps.pull.execute({ image, bundle, signal: ctx.signal });
         return new ProtoWriter().string(1, result.manifestDigest).finish();
       }),
     },
     [GET_RESOURCE_SERVICE]: {
       // GetResourceRequest { string ResourcePath = 1; } → GetResourceResponse { bytes Resource = 1; }
-      GetResource: handler('GetResource', deps.logger, async (payload, ctx) =>
-        singleBytes(await deps.broker.getResource(ResourceUri.parse(ProtoReader.decode(payload).string(1)), ctx.signal))),
+      GetResource: handler('GetResource', deps.logger, async (payload, ctx) => {
+        const uri = ResourceUri.parse(ProtoReader.decode(payload).string(1));
+        deps.resourcesAllowed?.check(uri);
+        return singleBytes(await deps.broker.getResource(uri, ctx.signal));
+      }),
     },
     [KEY_PROVIDER_SERVICE]: {
       UnWrapKey: handler('UnWrapKey', deps.logger, async (payload, ctx) =>

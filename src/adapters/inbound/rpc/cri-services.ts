@@ -7,7 +7,7 @@ import type { Logger } from '../../../ports/observability/logger.js';
 import type { ImageRecord, MetadataStore, StoreState } from '../../../ports/store/metadata-store.js';
 import { ProtoReader, ProtoWriter } from '../../outbound/rpc/protobuf.js';
 import type { RpcHandler, RpcServices } from '../../outbound/rpc/rpc.js';
-import { rpcErrorOf } from './status.js';
+import { peerFields, rpcErrorOf } from './status.js';
 
 export const CRI_IMAGE_SERVICE = 'runtime.v1.ImageService';
 
@@ -92,13 +92,18 @@ function lookup(state: StoreState, query: string): ImageRecord | undefined {
   return undefined;
 }
 
+/** Calls that change the store log at info; kubelet's frequent status polls at debug. Every line names the caller. */
+const CHANGES = new Set(['PullImage', 'RemoveImage']);
+
 function handler(method: string, logger: Logger, body: RpcHandler): RpcHandler {
   return async (payload, ctx) => {
     try {
-      return await body(payload, ctx);
+      const out = await body(payload, ctx);
+      logger.log(CHANGES.has(method) ? 'info' : 'debug', 'rpc', { method: `cri.${method}`, ok: true, ...peerFields(ctx.peer) });
+      return out;
     } catch (err) {
       const e = rpcErrorOf(err, ctx.signal);
-      logger.log('warn', 'rpc', { method: `cri.${method}`, ok: false, status: e.status, message: e.message });
+      logger.log('warn', 'rpc', { method: `cri.${method}`, ok: false, status: e.status, message: e.message, ...peerFields(ctx.peer) });
       throw e;
     }
   };
@@ -117,7 +122,7 @@ export function criServices(deps: CriServiceDeps): RpcServices {
         const image = req.message(1)?.string(1) ?? '';
         if (!image) throw new InvalidArgumentError('PullImageRequest.image.image is empty');
         const result = await deps.pull.pullToStore({ image, credentials: credentialsOf(req.message(2)), signal: ctx.signal });
-        deps.logger.log('info', 'rpc', { method: 'cri.PullImage', ok: true, image: result.reference });
+        deps.logger.log('info', 'cri.pulled', { image: result.reference, ...peerFields(ctx.peer) });
         return new ProtoWriter().string(1, result.configDigest).finish();
       }),
       // ImageStatusRequest { ImageSpec image = 1; bool verbose = 2; }: absent is OK with no image.

@@ -1,5 +1,5 @@
 import { asImageTsError, type ErrorCode } from '../../../domain/errors.js';
-import { RpcError, RpcStatus, type RpcHandler, type RpcServices, type RpcStatusCode } from '../../outbound/rpc/rpc.js';
+import { RpcError, RpcStatus, type RpcHandler, type RpcPeer, type RpcServices, type RpcStatusCode } from '../../outbound/rpc/rpc.js';
 
 const STATUS: Partial<Record<ErrorCode, RpcStatusCode>> = {
   INVALID_REFERENCE: RpcStatus.INVALID_ARGUMENT,
@@ -24,6 +24,12 @@ const STATUS: Partial<Record<ErrorCode, RpcStatusCode>> = {
   NO_SPACE: RpcStatus.RESOURCE_EXHAUSTED,
   LIMIT_EXCEEDED: RpcStatus.RESOURCE_EXHAUSTED,
 };
+
+/** Who called, for a call's log line: the process behind a unix socket, or a TCP address. */
+export function peerFields(peer: RpcPeer | undefined): Record<string, unknown> {
+  if (!peer) return {};
+  return 'address' in peer ? { peer: peer.address } : { peer_uid: peer.uid, peer_pid: peer.pid };
+}
 
 /**
  * A failure as the RPC answer: the gRPC status its code maps to, and the

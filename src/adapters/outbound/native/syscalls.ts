@@ -30,6 +30,8 @@ export interface NativeSyscalls {
   finishFile(fd: number, mode: number, uid: number, gid: number, atime: number, mtime: number, flags: number): void;
   /** flock(2): false when LOCK_NB was asked and another open file holds the lock. The kernel drops a dead holder's locks. */
   flock(fd: number, operation: number): boolean;
+  /** SO_PEERCRED of a connected unix socket: who connected it. */
+  peerCred(fd: number): [pid: number, uid: number, gid: number];
   /** ISA-L gzip decoding (native/src/gunzip.c); present only when the addon was built with libisal. */
   readonly gunzipOpen?: () => GunzipHandle;
   /**

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import type {
   ChannelCredentials,
   Client,
@@ -20,9 +21,11 @@ import {
   statusOfError,
   type RpcCallOptions,
   type RpcHandler,
+  type RpcPeer,
   type RpcServices,
   type RpcTransport,
 } from './rpc.js';
+import { TTRPC_MAX_MESSAGE } from './ttrpc.js';
 
 /**
  * gRPC without generated code: messages stay bytes (encoded with
@@ -158,6 +161,24 @@ export class GrpcTransport implements RpcTransport {
 
 type BufferCall = ServerUnaryCall<Buffer, Buffer>;
 
+/**
+ * grpc-js tells a handler only getPeer(), the connection's remoteAddress,
+ * which a unix socket lacks: the listener that knows the peer's credentials
+ * writes them there, and the handler reads them back.
+ */
+const UNIX_PEER = /^unix-peer:(\d+),(\d+),(\d+)$/;
+
+export function tagUnixPeer(socket: Socket, peer: { readonly pid: number; readonly uid: number; readonly gid: number }): void {
+  Object.defineProperty(socket, 'remoteAddress', { value: `unix-peer:${peer.pid},${peer.uid},${peer.gid}`, configurable: true });
+}
+
+function peerOf(call: BufferCall): RpcPeer | undefined {
+  const text = call.getPeer();
+  const m = UNIX_PEER.exec(text);
+  if (m) return { pid: Number(m[1]), uid: Number(m[2]), gid: Number(m[3]) };
+  return text && text !== 'unknown' ? { address: text } : undefined;
+}
+
 function unaryImplementation(handler: RpcHandler): (call: BufferCall, callback: sendUnaryData<Buffer>) => void {
   return (call, callback) => {
     const controller = new AbortController();
@@ -173,7 +194,7 @@ function unaryImplementation(handler: RpcHandler): (call: BufferCall, callback: 
     const metadata = new Map<string, string>();
     for (const [k, v] of Object.entries(call.metadata.getMap())) metadata.set(k, typeof v === 'string' ? v : v.toString('base64'));
     Promise.resolve()
-      .then(() => handler(call.request, { signal: controller.signal, metadata }))
+      .then(() => handler(call.request, { signal: controller.signal, metadata, peer: peerOf(call) }))
       .then(
         (out) => callback(null, out),
         (err: unknown) => {
@@ -213,27 +234,68 @@ export interface GrpcServerHandle {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Serves the services, plaintext, on `unix:///path` or `host:port` (port 0 picks one). */
-export async function listenGrpc(address: string, services: RpcServices): Promise<GrpcServerHandle> {
-  const { Server, ServerCredentials } = await loadGrpc();
-  const server = new Server();
+/** PEM contents for a server that requires client certificates (mutual TLS). */
+export interface GrpcServerTls {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /** Clients must present a certificate that this CA signed. */
+  readonly clientCa: Buffer;
+}
+
+/** A server whose messages are capped as ttrpc's are: a peer cannot make us buffer more. */
+async function newServer(services: RpcServices): Promise<Server> {
+  const { Server } = await loadGrpc();
+  const server = new Server({ 'grpc.max_receive_message_length': TTRPC_MAX_MESSAGE, 'grpc.max_send_message_length': TTRPC_MAX_MESSAGE });
   for (const [service, methods] of Object.entries(services)) addUnaryService(server, service, methods);
+  return server;
+}
+
+function closer(server: Server): (graceMs?: number) => Promise<void> {
+  return (graceMs = 2000) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => server.forceShutdown(), graceMs);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+}
+
+/**
+ * Serves the services on `unix:///path` or `host:port` (port 0 picks one):
+ * plaintext, or with `tls` only to clients whose certificate its CA signed.
+ */
+export async function listenGrpc(address: string, services: RpcServices, tls?: GrpcServerTls): Promise<GrpcServerHandle> {
+  const { ServerCredentials } = await loadGrpc();
+  const server = await newServer(services);
   const bindTo = grpcTarget(address);
   if (bindTo.startsWith('unix:')) await removeStaleSocket(bindTo.replace(/^unix:(\/\/)?/, ''));
+  const credentials = tls
+    ? ServerCredentials.createSsl(tls.clientCa, [{ private_key: tls.key, cert_chain: tls.cert }], true)
+    : ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(bindTo, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(bindTo, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   const target = bindTo.startsWith('unix:') ? bindTo : `${bindTo.replace(/:\d+$/, '')}:${port}`;
+  return { server, target, close: closer(server) };
+}
+
+/** A gRPC server fed connections that the caller accepted (and vetted) itself. */
+export interface GrpcConnectionSink {
+  serveConnection(socket: Socket): void;
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function grpcConnectionSink(services: RpcServices): Promise<GrpcConnectionSink> {
+  const { ServerCredentials } = await loadGrpc();
+  const server = await newServer(services);
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const close = closer(server);
   return {
-    server,
-    target,
-    close: (graceMs = 2000) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => server.forceShutdown(), graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      }),
+    serveConnection: (socket) => injector.injectConnection(socket),
+    close: async (graceMs) => {
+      await close(graceMs);
+      injector.destroy();
+    },
   };
 }

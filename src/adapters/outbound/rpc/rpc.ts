@@ -50,11 +50,18 @@ export class RpcError extends ImageTsError {
   }
 }
 
+/** Who called: the process behind a unix socket (SO_PEERCRED), or a TCP peer's address. */
+export type RpcPeer =
+  | { readonly pid: number; readonly uid: number; readonly gid: number }
+  | { readonly address: string };
+
 export interface RpcContext {
   /** Aborted when the caller goes away, its deadline passes or the server closes. */
   readonly signal: AbortSignal;
   /** Request metadata; the first value of a repeated key. */
   readonly metadata: ReadonlyMap<string, string>;
+  /** Known when the server was given it (serve's listeners are). */
+  readonly peer?: RpcPeer | undefined;
 }
 
 /** One unary method: request message bytes in, response message bytes out. */

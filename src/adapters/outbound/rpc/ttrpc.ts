@@ -9,6 +9,7 @@ import {
   statusOfError,
   type RpcCallOptions,
   type RpcHandler,
+  type RpcPeer,
   type RpcServices,
   type RpcTransport,
 } from './rpc.js';
@@ -337,7 +338,7 @@ export class TtrpcServer {
   async listen(target: string): Promise<void> {
     if (this.server) throw new RpcError(RpcStatus.FAILED_PRECONDITION, 'ttrpc server is already listening');
     const path = ttrpcSocketPath(target);
-    const server = createServer((s) => this.accept(s));
+    const server = createServer((s) => this.serveConnection(s));
     server.maxConnections = this.options.maxConnections ?? 256;
     await removeStaleSocket(path);
     await listenOn(server, path);
@@ -353,7 +354,8 @@ export class TtrpcServer {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  private accept(s: Socket): void {
+  /** Serves one connection, accepted here or by a listener of the caller's (which may know its peer). */
+  serveConnection(s: Socket, peer?: RpcPeer): void {
     this.accepted++;
     this.connections.add(s);
     const inFlight = new Map<number, AbortController>();
@@ -374,7 +376,7 @@ export class TtrpcServer {
           respond(f.streamId, RpcStatus.RESOURCE_EXHAUSTED, `more than ${maxInFlight} requests in flight on one connection`);
           return;
         }
-        this.dispatch(f, inFlight, respond);
+        this.dispatch(f, inFlight, respond, peer);
       },
       (streamId, type, length) => {
         if (type === TYPE_REQUEST) respond(streamId, RpcStatus.RESOURCE_EXHAUSTED, `request of ${length} bytes exceeds the ttrpc limit of ${TTRPC_MAX_MESSAGE}`);
@@ -392,6 +394,7 @@ export class TtrpcServer {
     f: Frame,
     inFlight: Map<number, AbortController>,
     respond: (streamId: number, status: number, message: string, payload?: Buffer) => void,
+    peer: RpcPeer | undefined,
   ): void {
     let service: string;
     let method: string;
@@ -426,7 +429,7 @@ export class TtrpcServer {
       controller.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
     }
     Promise.resolve()
-      .then(() => handler(payload, { signal: controller.signal, metadata }))
+      .then(() => handler(payload, { signal: controller.signal, metadata, peer }))
       .then(
         (out) => respond(f.streamId, RpcStatus.OK, '', out),
         (err: unknown) => {

@@ -27,7 +27,8 @@ export class FsBundleFs implements BundleFs {
     try {
       let existed = true;
       try {
-        if (!(await stat(dir)).isDirectory() || (await readdir(dir)).length > 0) throw new BundleExistsError(dir);
+        // lstat: a symlink at the bundle path is never followed; it counts as something already there.
+        if (!(await lstat(dir)).isDirectory() || (await readdir(dir)).length > 0) throw new BundleExistsError(dir);
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw err;
         existed = false;
