@@ -19,6 +19,7 @@ import type { KeyProvider } from '../../src/ports/keys/key-provider.js';
 import type { KeyUnwrapper } from '../../src/ports/keys/key-unwrapper.js';
 import { annotationPacket, encryptBlob, PROVIDER_AA, PUBOPTS } from '../helpers/encryption.js';
 import { MemoryKeyBroker } from '../mocks/memory-key-broker.js';
+import { counterIds } from '../helpers/ids.js';
 
 const code = (c: string) => (e: unknown): boolean => e instanceof ImageTsError && e.code === c;
 const hex = (s: string): Buffer => Buffer.from(s, 'hex');
@@ -275,7 +276,7 @@ describe('PullImage with encrypted layers', async () => {
     const metadata = new MemoryMetadataStore();
     const broker = new MemoryKeyBroker(new Map([['default/key/1', kek]]));
     const keys = new LayerKeys([], new Map([['attestation-agent', new CocoKeyProvider(broker)]]));
-    const deps = { sources: [source], decompressor: new MemoryDecompressor(), layers, snapshotters: [new MemorySnapshotter()], bundles: new MemoryBundleFs(), metadata, logger: silentLogger, clock: () => new Date(0), keys };
+    const deps = { sources: [source], decompressor: new MemoryDecompressor(), layers, snapshotters: [new MemorySnapshotter()], bundles: new MemoryBundleFs(), metadata, logger: silentLogger, clock: () => new Date(0), ids: counterIds(), keys };
     const pull = new PullImage(deps, { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 2 });
     const publish = (img: ReturnType<typeof buildImage>) =>
       source.put('example.com/enc', 'v1', { bytes: img.manifest, digest: img.manifestDigest, mediaType: img.manifestMediaType }, img.blobs);

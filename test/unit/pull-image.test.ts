@@ -8,6 +8,7 @@ import { RegistriesConf } from '../../src/domain/registry/registries-conf.js';
 import { ManageImages } from '../../src/domain/store/manage-images.js';
 import { silentLogger } from '../../src/ports/observability/logger.js';
 import type { ProgressEvent } from '../../src/ports/observability/progress.js';
+import { counterIds } from '../helpers/ids.js';
 import { buildImage, buildIndex, type BuiltImage } from '../helpers/image-builder.js';
 import { tar as tarOf } from '../helpers/tar-writer.js';
 import { MemoryDecompressor } from '../mocks/memory-decompressor.js';
@@ -28,7 +29,7 @@ function setup() {
   const metadata = new MemoryMetadataStore();
   const snapshotter = new MemorySnapshotter();
   const bundles = new MemoryBundleFs();
-  const deps = { sources: [source], decompressor: new MemoryDecompressor(), layers, snapshotters: [snapshotter], bundles, metadata, logger: silentLogger, clock: () => new Date(0) };
+  const deps = { sources: [source], decompressor: new MemoryDecompressor(), layers, snapshotters: [snapshotter], bundles, metadata, logger: silentLogger, clock: () => new Date(0), ids: counterIds() };
   const pull = new PullImage(deps, { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 2 });
   const manage = new ManageImages(deps);
   const publish = (name: string, tag: string, img: BuiltImage) =>
@@ -213,7 +214,7 @@ describe('pulls killed midway', () => {
   it('the next pull undoes the dead pull\'s bundle and ends its lease; its own lease names its owner while it runs', async () => {
     const t = setup();
     const pull = new PullImage(
-      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0), owner: 4242, isOwnerAlive: alive },
+      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0), ids: counterIds(), owner: 4242, isOwnerAlive: alive },
       { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 2 },
     );
     await crashedPull(t, '/dead');
@@ -246,7 +247,7 @@ describe('pulls killed midway', () => {
     assert.equal(t.bundles.bundles.has('/dead'), true, 'a live pull now owns the path');
     assert.deepEqual(Object.keys((await t.metadata.read()).leases), ['live']);
     await assert.rejects(new PullImage(
-      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0), isOwnerAlive: alive },
+      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0), ids: counterIds(), isOwnerAlive: alive },
       { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 2 },
     ).execute({ image: 'example.com/app:v1', bundle: '/dead' }), code('BUNDLE_EXISTS'));
 
@@ -264,7 +265,7 @@ describe('PullImage short names', () => {
     const t = setup();
     const conf = RegistriesConf.fromObject({ 'unqualified-search-registries': search, aliases }, 'test.conf');
     const pull = new PullImage(
-      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0), registries: async () => conf },
+      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0), ids: counterIds(), registries: async () => conf },
       { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 2 },
     );
     return { ...t, pull };
@@ -304,7 +305,7 @@ describe('PullImage global download bound', () => {
   it('maxConcurrentDownloads bounds layer downloads across concurrent pulls', async () => {
     const t = setup();
     const bounded = new PullImage(
-      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0) },
+      { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0), ids: counterIds() },
       { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 3, maxConcurrentDownloads: 1 },
     );
     let active = 0;
@@ -329,7 +330,7 @@ describe('PullImage global download bound', () => {
 
 describe('PullImage unpack limits', () => {
   const limited = (t: ReturnType<typeof setup>, limits: import('../../src/domain/layer/unpack-limits.js').UnpackLimits) => new PullImage(
-    { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0) },
+    { sources: [t.source], decompressor: new MemoryDecompressor(), layers: t.layers, snapshotters: [t.snapshotter], bundles: t.bundles, metadata: t.metadata, logger: silentLogger, clock: () => new Date(0), ids: counterIds() },
     { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 1, limits },
   );
   const kib = (name: string, n: number) => tarOf([file(name, 'x'.repeat(n * 1024))]);

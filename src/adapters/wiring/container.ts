@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
 import { Container, ContainerModule } from 'inversify';
 import { ConfigFileError } from '../../domain/errors.js';
 import { Platform } from '../../domain/image/platform.js';
@@ -68,6 +69,7 @@ export interface RuntimeContext {
 function useCases(): ContainerModule {
   return new ContainerModule(({ bind }) => {
     bind(Tokens.Clock).toConstantValue(() => new Date());
+    bind(Tokens.Ids).toConstantValue(() => randomUUID());
     bind(Tokens.PullImage).toDynamicValue((ctx) => {
       const settings = ctx.get<Settings>(Tokens.Settings);
       const snapshotters = ctx.get<Snapshotter[]>(SnapshottersToken);
@@ -81,6 +83,7 @@ function useCases(): ContainerModule {
           metadata: ctx.get<MetadataStore>(MetadataStoreToken),
           logger: ctx.get<Logger>(LoggerToken),
           clock: ctx.get<() => Date>(Tokens.Clock),
+          ids: ctx.get<() => string>(Tokens.Ids),
           keys: new LayerKeys(
             ctx.getAll<KeyUnwrapper>(KeyUnwrapperToken),
             ctx.get<ReadonlyMap<string, KeyProvider>>(KeyProvidersToken),

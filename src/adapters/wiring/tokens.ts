@@ -5,6 +5,8 @@ export const Tokens = {
   ManageImages: Symbol.for('image-ts.ManageImages'),
   BundleFs: Symbol.for('image-ts.BundleFs'),
   Clock: Symbol.for('image-ts.Clock'),
+  /** Unique ids (leases, snapshots), so that the domain holds no source of randomness. */
+  Ids: Symbol.for('image-ts.Ids'),
   /** The unpack limits in force: the settings' over the profile's defaults. */
   Limits: Symbol.for('image-ts.Limits'),
   /** registries.conf's loader, shared by the registry source and short-name resolution; unbound without one. */

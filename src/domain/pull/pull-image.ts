@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   DecryptFailedError,
@@ -106,6 +106,8 @@ export interface PullImageDeps {
   readonly metadata: MetadataStore;
   readonly logger: Logger;
   readonly clock: () => Date;
+  /** Unique ids for leases and snapshots: randomness comes from outside, like the clock. */
+  readonly ids: () => string;
   /** Unwraps layer keys; without it an encrypted image cannot be pulled. */
   readonly keys?: LayerKeys | undefined;
   /** Signature policy and admission, checked on every pull; without it every image is admitted. */
@@ -216,7 +218,7 @@ export class PullImage {
     const bundlePath = this.deps.bundles.resolve(request.bundle);
     const { rootfs, createdDir } = await this.createBundle(bundlePath);
     let snapshot: SnapshotRecord | undefined;
-    const lease: Lease = { id: randomUUID(), held: false, produced: new Set() };
+    const lease: Lease = { id: this.deps.ids(), held: false, produced: new Set() };
     const snapshotId = createHash('sha256').update(`${bundlePath}\0${this.deps.clock().toISOString()}\0${lease.id}`).digest('hex').slice(0, 32);
     const plan: PlannedBundle = { path: bundlePath, createdDir, snapshot: { snapshotter: snapshotter.name, rootfs, id: snapshotId } };
     try {
@@ -275,7 +277,7 @@ export class PullImage {
    */
   async pullToStore(request: StorePullRequest): Promise<StorePullResult> {
     const targets = await this.targetsFor(request.image);
-    const lease: Lease = { id: randomUUID(), held: false, produced: new Set() };
+    const lease: Lease = { id: this.deps.ids(), held: false, produced: new Set() };
     try {
       const { name, resolved, layers } = await this.fetchImage(targets, { ...request, bundle: '' }, lease);
       await this.measure(request.image, resolved, request.signal);
