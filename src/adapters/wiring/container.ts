@@ -1,4 +1,3 @@
-import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { Container, ContainerModule } from 'inversify';
 import { ConfigFileError } from '../../domain/errors.js';
