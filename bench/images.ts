@@ -36,7 +36,7 @@ export interface BenchImage {
 /** Bump when anything below changes what gets built: the cache is keyed by it. */
 const RECIPE_VERSION = 2;
 
-export const BENCH_IMAGE_NAMES = ['debian-gzip', 'debian-zstd', 'small-files', 'big-file'] as const;
+export const BENCH_IMAGE_NAMES = ['debian-gzip', 'debian-zstd', 'small-files', 'big-file', 'zeros-gzip', 'zeros-zstd'] as const;
 type BenchImageName = (typeof BENCH_IMAGE_NAMES)[number];
 
 const MT_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -90,6 +90,10 @@ export async function ensureBenchImages(cacheDir: string, log: (line: string) =>
     if (debian.length > 0) for (const image of await buildDebian(root, cache, debian, say)) found.set(image.name as BenchImageName, image);
     if (missing.includes('small-files')) found.set('small-files', await buildSmallFiles(root, say));
     if (missing.includes('big-file')) found.set('big-file', await buildBigFile(root, say));
+    for (const c of ['gzip', 'zstd'] as const) {
+      const name = `zeros-${c}` as const;
+      if (missing.includes(name)) found.set(name, await buildZeros(root, say, c));
+    }
     return names.map((n) => found.get(n)!);
   } finally {
     await unlock();
@@ -1087,7 +1091,7 @@ function* bigFileTar(): Generator<Buffer> {
 async function buildGenerated(
   root: string,
   log: Log,
-  spec: { name: string; description: (e: EncodedLayer) => string; history: string; tar: () => Iterable<Buffer> },
+  spec: { name: string; description: (e: EncodedLayer) => string; history: string; tar: () => Iterable<Buffer>; compressor?: Compressor },
 ): Promise<BenchImage> {
   const t0 = Date.now();
   const writer = new LayoutWriter(join(root, `.build-${spec.name}`));
@@ -1098,7 +1102,7 @@ async function buildGenerated(
       (async function* () {
         yield* tar;
       })(),
-      [{ compressor: GZIP, layout: writer.dir }],
+      [{ compressor: spec.compressor ?? GZIP, layout: writer.dir }],
     );
     log(`${spec.name}: ${describeLayer(e)} (${secs(t0)})`);
     return await writer.finish(
@@ -1127,5 +1131,25 @@ function buildBigFile(root: string, log: Log): Promise<BenchImage> {
     description: (e) => `one ${mb(BIG_FILE_BYTES)} semi-compressible file (+2 tiny ones), ${mb(e.uncompressedSize)} in one gzip layer of ${mb(e.blobs[0]!.size)}`,
     history: 'generate /data/blob.bin',
     tar: bigFileTar,
+  });
+}
+
+const ZEROS_BYTES = 2048 * MB;
+
+/** One file of zeros: the ratio of a padded disk image or model file (gzip about 1000:1, zstd far more). */
+function* zerosTar(): Generator<Buffer> {
+  yield Buffer.concat([ustarHeader('data/', 'dir', 0, 0o755), ustarHeader('data/zeros.img', 'file', ZEROS_BYTES, 0o644)]);
+  const chunk = Buffer.alloc(16 * MB);
+  for (let left = ZEROS_BYTES; left > 0; left -= chunk.length) yield left >= chunk.length ? chunk : chunk.subarray(0, left);
+  yield Buffer.concat([ZERO_BLOCK, ZERO_BLOCK]);
+}
+
+function buildZeros(root: string, log: Log, compression: 'gzip' | 'zstd'): Promise<BenchImage> {
+  return buildGenerated(root, log, {
+    name: `zeros-${compression}`,
+    description: (e) => `one ${mb(ZEROS_BYTES)} file of zeros in one ${compression} layer of ${mb(e.blobs[0]!.size)}: memory must not follow the ratio`,
+    history: 'generate /data/zeros.img',
+    tar: zerosTar,
+    compressor: compression === 'gzip' ? GZIP : ZSTD,
   });
 }
