@@ -7,6 +7,10 @@ export const Tokens = {
   Clock: Symbol.for('image-ts.Clock'),
   /** Unique ids (leases, snapshots), so that the domain holds no source of randomness. */
   Ids: Symbol.for('image-ts.Ids'),
+  /** Extra CA certificates (PEM) every TLS client trusts: registries, the KBS, lookaside. */
+  CaPems: Symbol.for('image-ts.CaPems'),
+  LayerKeys: Symbol.for('image-ts.LayerKeys'),
+  PolicyGate: Symbol.for('image-ts.PolicyGate'),
   /** The unpack limits in force: the settings' over the profile's defaults. */
   Limits: Symbol.for('image-ts.Limits'),
   /** registries.conf's loader, shared by the registry source and short-name resolution; unbound without one. */

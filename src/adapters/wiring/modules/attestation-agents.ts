@@ -1,0 +1,32 @@
+import { ContainerModule } from 'inversify';
+import { AttestationAgentToken } from '../../../ports/keys/attestation-agent.js';
+import { LoggerToken, type Logger } from '../../../ports/observability/logger.js';
+import { AttestationAgentClient } from '../../outbound/keys/aa-client.js';
+import { SampleAttester } from '../../outbound/keys/sample-attester.js';
+import { GrpcTransport } from '../../outbound/rpc/grpc.js';
+import { TtrpcClient } from '../../outbound/rpc/ttrpc.js';
+
+/**
+ * One module per Attestation Agent backend. The one instance bound here
+ * serves both evidence (the KBS client's attester) and runtime measurements
+ * (after every pull).
+ */
+
+export function aaTtrpc(address: string): ContainerModule {
+  return new ContainerModule(({ bind }) => {
+    bind(AttestationAgentToken).toDynamicValue(() => new AttestationAgentClient(new TtrpcClient(address))).inSingletonScope();
+  });
+}
+
+export function aaGrpc(address: string): ContainerModule {
+  return new ContainerModule(({ bind }) => {
+    bind(AttestationAgentToken).toDynamicValue(() => new AttestationAgentClient(new GrpcTransport(address))).inSingletonScope();
+  });
+}
+
+/** Evidence that proves nothing, for machines without a TEE; measurements are kept in memory. */
+export function sampleAttestationAgent(): ContainerModule {
+  return new ContainerModule(({ bind }) => {
+    bind(AttestationAgentToken).toDynamicValue((ctx) => new SampleAttester(ctx.get<Logger>(LoggerToken))).inSingletonScope();
+  });
+}

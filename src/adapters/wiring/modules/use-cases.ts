@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import { ContainerModule } from 'inversify';
+import { LayerKeys } from '../../../domain/encryption/layer-keys.js';
+import { Platform } from '../../../domain/image/platform.js';
+import type { UnpackLimits } from '../../../domain/layer/unpack-limits.js';
+import { ImagePolicy } from '../../../domain/policy/image-policy.js';
+import { PolicyGate } from '../../../domain/policy/policy-gate.js';
+import { PullImage } from '../../../domain/pull/pull-image.js';
+import type { RegistriesConf } from '../../../domain/registry/registries-conf.js';
+import { ManageImages } from '../../../domain/store/manage-images.js';
+import { ImageSourceFactoryToken, type ImageSourceFactory } from '../../../ports/image-source/image-source.js';
+import { AttestationAgentToken, type AttestationAgent } from '../../../ports/keys/attestation-agent.js';
+import { KeyBrokerToken, type KeyBroker } from '../../../ports/keys/key-broker.js';
+import { KeyProvidersToken, type KeyProvider } from '../../../ports/keys/key-provider.js';
+import { KeyUnwrapperToken, type KeyUnwrapper } from '../../../ports/keys/key-unwrapper.js';
+import { DecompressorToken, type Decompressor } from '../../../ports/layer/decompressor.js';
+import { LayerStoreToken, type LayerStore } from '../../../ports/layer/layer-store.js';
+import { LoggerToken, type Logger } from '../../../ports/observability/logger.js';
+import { ResourceLoaderToken, type ResourceLoader } from '../../../ports/resources/resource-loader.js';
+import { SimpleSignatureSourceToken, type SimpleSignatureSource } from '../../../ports/signatures/signature-source.js';
+import {
+  SigstoreVerifierToken,
+  SimpleSigningVerifierToken,
+  type SigstoreVerifier,
+  type SimpleSigningVerifier,
+} from '../../../ports/signatures/signature-verifier.js';
+import { BundleFsToken, type BundleFs } from '../../../ports/snapshot/bundle-fs.js';
+import { SnapshottersToken, type Snapshotter } from '../../../ports/snapshot/snapshotter.js';
+import { MetadataStoreToken, type MetadataStore } from '../../../ports/store/metadata-store.js';
+import { JweKeyUnwrapper } from '../../outbound/keys/jwe-unwrapper.js';
+import { PgpKeyUnwrapper } from '../../outbound/keys/pgp-unwrapper.js';
+import { Pkcs7KeyUnwrapper } from '../../outbound/keys/pkcs7-unwrapper.js';
+import { processAlive } from '../../outbound/process-alive.js';
+import { BrokerResourceLoader } from '../../outbound/resources/resource-loader.js';
+import { OpenPgpSimpleSigningVerifier } from '../../outbound/signatures/openpgp-verifier.js';
+import { NodeSigstoreVerifier } from '../../outbound/signatures/sigstore-verifier.js';
+import type { Settings } from '../image-config-file.js';
+import { keyProvidersFor } from '../keys.js';
+import { ConfiguredLookaside, policyLoader } from '../signatures.js';
+import { Tokens } from '../tokens.js';
+
+/**
+ * The use cases, and what they are made of, every part resolved from the
+ * container at first use: rebinding a port before then reaches each of its
+ * consumers. Nothing here names a backend; the profile's modules do.
+ */
+export function useCases(): ContainerModule {
+  return new ContainerModule(({ bind }) => {
+    bind(Tokens.Clock).toConstantValue(() => new Date());
+    bind(Tokens.Ids).toConstantValue(() => randomUUID());
+    bind(Tokens.LayerKeys).toDynamicValue((ctx) => new LayerKeys(
+      ctx.getAll<KeyUnwrapper>(KeyUnwrapperToken),
+      ctx.get<ReadonlyMap<string, KeyProvider>>(KeyProvidersToken),
+      ctx.get<Logger>(LoggerToken),
+    )).inSingletonScope();
+    bind(Tokens.PolicyGate).toDynamicValue((ctx) => {
+      const settings = ctx.get<Settings>(Tokens.Settings);
+      const resources = ctx.get<ResourceLoader>(ResourceLoaderToken);
+      return new PolicyGate(
+        policyLoader(settings, resources),
+        new ImagePolicy({
+          resources,
+          simpleSignatures: ctx.get<SimpleSignatureSource>(SimpleSignatureSourceToken),
+          simpleVerifier: ctx.get<SimpleSigningVerifier>(SimpleSigningVerifierToken),
+          sigstoreVerifier: ctx.get<SigstoreVerifier>(SigstoreVerifierToken),
+        }),
+        settings.admission,
+      );
+    }).inSingletonScope();
+    bind(Tokens.PullImage).toDynamicValue((ctx) => {
+      const settings = ctx.get<Settings>(Tokens.Settings);
+      return new PullImage(
+        {
+          sources: ctx.getAll<ImageSourceFactory>(ImageSourceFactoryToken),
+          decompressor: ctx.get<Decompressor>(DecompressorToken),
+          layers: ctx.get<LayerStore>(LayerStoreToken),
+          snapshotters: ctx.get<Snapshotter[]>(SnapshottersToken),
+          bundles: ctx.get<BundleFs>(BundleFsToken),
+          metadata: ctx.get<MetadataStore>(MetadataStoreToken),
+          logger: ctx.get<Logger>(LoggerToken),
+          clock: ctx.get<() => Date>(Tokens.Clock),
+          ids: ctx.get<() => string>(Tokens.Ids),
+          keys: ctx.get<LayerKeys>(Tokens.LayerKeys),
+          policy: ctx.get<PolicyGate>(Tokens.PolicyGate),
+          attestation: ctx.get<AttestationAgent>(AttestationAgentToken, { optional: true }),
+          registries: ctx.get<() => Promise<RegistriesConf | undefined>>(Tokens.Registries, { optional: true }),
+          owner: process.pid,
+          isOwnerAlive: processAlive,
+        },
+        {
+          hostPlatform: settings.platform ? Platform.parse(settings.platform) : Platform.fromNode(process.platform, process.arch),
+          defaultSnapshotter: settings.snapshotter,
+          maxConcurrentLayers: settings.maxConcurrentLayers,
+          maxConcurrentDownloads: settings.maxConcurrentDownloads,
+          limits: ctx.get<UnpackLimits>(Tokens.Limits),
+        },
+      );
+    }).inSingletonScope();
+    bind(Tokens.ManageImages).toDynamicValue((ctx) => new ManageImages({
+      metadata: ctx.get<MetadataStore>(MetadataStoreToken),
+      layers: ctx.get<LayerStore>(LayerStoreToken),
+      snapshotters: ctx.get<Snapshotter[]>(SnapshottersToken),
+      bundles: ctx.get<BundleFs>(BundleFsToken),
+      logger: ctx.get<Logger>(LoggerToken),
+      clock: ctx.get<() => Date>(Tokens.Clock),
+      isOwnerAlive: processAlive,
+    })).inSingletonScope();
+    // Local keys are the same everywhere; brokers and providers are the profile's.
+    bind(KeyUnwrapperToken).toConstantValue(new JweKeyUnwrapper());
+    bind(KeyUnwrapperToken).toConstantValue(new Pkcs7KeyUnwrapper());
+    bind(KeyUnwrapperToken).toConstantValue(new PgpKeyUnwrapper());
+    bind(KeyProvidersToken).toDynamicValue((ctx) => keyProvidersFor(ctx.get<Settings>(Tokens.Settings), ctx.get<KeyBroker>(KeyBrokerToken))).inSingletonScope();
+    // Policies, registries.conf and their keys may live in the key broker, like layer keys.
+    bind(ResourceLoaderToken).toDynamicValue((ctx) => new BrokerResourceLoader(ctx.get<KeyBroker>(KeyBrokerToken))).inSingletonScope();
+    bind(SimpleSigningVerifierToken).toConstantValue(new OpenPgpSimpleSigningVerifier());
+    bind(SigstoreVerifierToken).toConstantValue(new NodeSigstoreVerifier());
+    bind(SimpleSignatureSourceToken).toDynamicValue((ctx) =>
+      new ConfiguredLookaside(ctx.get<Settings>(Tokens.Settings), ctx.get<readonly string[]>(Tokens.CaPems), ctx.get<Logger>(LoggerToken))).inSingletonScope();
+  });
+}
