@@ -335,7 +335,8 @@ describe('image-ts pull of a provider.attestation-agent image', { concurrency: 3
       const stderr = await failsWith(`kp-dead-${transport}`, 'KEY_BROKER_UNAVAILABLE', { config: { keyprovider_config: kp } });
       assert.ok(stderr.includes(dead.target.slice('unix://'.length)), `names the socket: ${stderr}`);
     }));
-    assert.ok(Date.now() - started < 20_000, 'a refused connection is reported at once, not after the RPC timeout');
+    // A timeout would take the RPC timeout (60 s); a busy machine still starts two CLIs well within 45 s.
+    assert.ok(Date.now() - started < 45_000, 'a refused connection is reported at once, not after the RPC timeout');
   });
 
   it('fails with KEY_BROKER_DENIED when the cmd key provider refuses, quoting its first stderr line only', async () => {
