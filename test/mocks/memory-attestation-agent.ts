@@ -5,18 +5,22 @@ export class MemoryAttestationAgent implements AttestationAgent {
   readonly measurements: RuntimeMeasurement[] = [];
   fail: Error | undefined;
 
-  async getTeeType(): Promise<string> {
+  async getTeeType(signal?: AbortSignal): Promise<string> {
+    signal?.throwIfAborted();
     return 'sample';
   }
-  async getEvidence(runtimeData: Buffer): Promise<Buffer> {
+  async getEvidence(runtimeData: Buffer, signal?: AbortSignal): Promise<Buffer> {
+    signal?.throwIfAborted();
     if (this.fail) throw this.fail;
     return Buffer.from(JSON.stringify({ svn: '1', report_data: runtimeData.toString('base64') }));
   }
-  async getToken(tokenType: string): Promise<Buffer> {
+  async getToken(tokenType: string, signal?: AbortSignal): Promise<Buffer> {
+    signal?.throwIfAborted();
     if (this.fail) throw this.fail;
     return Buffer.from(JSON.stringify({ token: `mock-${tokenType}` }));
   }
-  async extendRuntimeMeasurement(event: RuntimeMeasurement): Promise<void> {
+  async extendRuntimeMeasurement(event: RuntimeMeasurement, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
     if (this.fail) throw this.fail;
     this.measurements.push(event);
   }

@@ -222,6 +222,14 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
     throw new ConfigFileError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
   if (!isObject(doc)) throw new ConfigFileError(`config file ${path} must hold a JSON object`);
+  return parseConfig(doc, `config file ${path}`, warn);
+}
+
+/**
+ * The image-rs config keys, from a file or from an embedding program's
+ * object. `source` names it in warnings: `config file /etc/x.json`, `config`.
+ */
+export function parseConfig(doc: Readonly<Record<string, unknown>>, source: string, warn: (message: string) => void): Partial<Settings> {
   const out: Partial<Settings> = {};
   const str = (k: string): string => {
     const v = doc[k];
@@ -345,7 +353,7 @@ export async function loadConfigFile(path: string, warn: (message: string) => vo
         break;
       }
       default:
-        if (!IGNORED.has(key)) warn(`config file ${path}: unknown key ${key} ignored`);
+        if (!IGNORED.has(key)) warn(`${source}: unknown key ${key} ignored`);
     }
   }
   return out;

@@ -1,21 +1,14 @@
-import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigFileError, ImageTsError, InvalidArgumentError, NetworkError, asImageTsError } from '../../../domain/errors.js';
+import { ImageTsError, InvalidArgumentError, asImageTsError } from '../../../domain/errors.js';
 import { Platform } from '../../../domain/image/platform.js';
-import type { PullImage, PullResult } from '../../../domain/pull/pull-image.js';
-import type { ManageImages } from '../../../domain/store/manage-images.js';
 import type { Credentials } from '../../../ports/image-source/image-source.js';
-import { LayerStoreToken, type LayerStore } from '../../../ports/layer/layer-store.js';
 import type { Logger, LogLevel } from '../../../ports/observability/logger.js';
-import { parseDecryptionKey } from '../../../domain/encryption/decrypt-config.js';
-import { loadDecryptConfig } from '../../outbound/keys/key-files.js';
-import { proxyFromEnv } from '../../outbound/http/dispatcher.js';
-import { buildContainer } from '../../wiring/container.js';
-import { DEFAULT_ADMISSION, defaultAuthFiles, defaultCertsDirs, defaultWorkDir, loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
-import { Tokens } from '../../wiring/tokens.js';
+import { loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
+import { resolveSettings } from '../../wiring/settings.js';
 import { LIMIT_NAMES } from '../../../domain/layer/unpack-limits.js';
 import { LIMIT_KEYS, parseLimit, type ConfiguredLimits } from '../../wiring/limits.js';
+import { openImageService, pulledBundle } from '../library/image-service.js';
 import { ProgressRenderer } from './progress.js';
 
 const USAGE = `usage:
@@ -40,10 +33,7 @@ IMAGE is a docker reference (docker:// optional) or oci:DIR[:REF].
 KEY is PATH, PATH:pass=PASSWORD, PATH:file=PASSWORD_FILE or provider:NAME[:PARAMS] (as skopeo).`;
 
 import { UsageError } from './usage-error.js';
-import { DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_REQUEST_TIMEOUT_MS, JsonLogger, serve, type ServeEndpoints } from './serve.js';
-import { groupId } from '../rpc/listeners.js';
-import { defaultBundleRoots } from '../../wiring/serve-defaults.js';
-import { readFile } from 'node:fs/promises';
+import { JsonLogger } from './serve.js';
 
 const OPTIONS = {
   'work-dir': { type: 'string' },
@@ -119,109 +109,41 @@ function parseCreds(value: string): Credentials {
 }
 
 async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
-  const uid = process.getuid?.() ?? 1000;
   const file = flags.config ? await loadConfigFile(flags.config, (m) => logger.log('warn', 'config', { message: m })) : {};
-  let maxConcurrentLayers = file.maxConcurrentLayers ?? 3;
+  let maxConcurrentLayers: number | undefined;
   if (flags['max-concurrent-layers'] !== undefined) {
-    const n = Number(flags['max-concurrent-layers']);
-    if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError('--max-concurrent-layers takes an integer from 1 to 64');
-    maxConcurrentLayers = n;
+    maxConcurrentLayers = Number(flags['max-concurrent-layers']);
+    if (!Number.isInteger(maxConcurrentLayers) || maxConcurrentLayers < 1 || maxConcurrentLayers > 64) throw new UsageError('--max-concurrent-layers takes an integer from 1 to 64');
   }
-  const snapshotter = flags.snapshotter ?? file.snapshotter;
-  if (snapshotter !== undefined && snapshotter !== 'overlay' && snapshotter !== 'copy') {
-    throw new UsageError('--snapshotter takes overlay or copy');
-  }
+  const snapshotter = flags.snapshotter;
+  if (snapshotter !== undefined && snapshotter !== 'overlay' && snapshotter !== 'copy') throw new UsageError('--snapshotter takes overlay or copy');
   const platform = flags.platform ?? file.platform;
   if (platform !== undefined) Platform.parse(platform);
-  const limits: ConfiguredLimits = { ...file.limits };
+  const limits: ConfiguredLimits = {};
   for (const key of LIMIT_KEYS) {
     const flag = LIMIT_NAMES[key].replaceAll('_', '-') as (typeof LIMIT_FLAGS)[number];
     const value = flags[flag];
     if (value !== undefined) limits[key] = parseLimit(key, value, (m) => new UsageError(`--${flag}: ${m}`));
   }
-  return {
-    profile: file.profile ?? 'standalone',
-    workDir: resolve(flags['work-dir'] ?? file.workDir ?? defaultWorkDir(process.env, uid, homedir())),
+  return resolveSettings(file, {
+    workDir: flags['work-dir'],
     maxConcurrentLayers,
     snapshotter,
-    platform,
-    insecureRegistries: [...(file.insecureRegistries ?? []), ...(flags['insecure-registry'] ?? [])],
-    plainHttpRegistries: [...(file.plainHttpRegistries ?? []), ...(flags['plain-http'] ?? [])],
-    caFiles: [...(file.caFiles ?? []), ...(flags['ca-file'] ?? [])],
-    caPems: file.caPems ?? [],
-    decompressor: file.decompressor ?? 'auto',
-    certsDirs: file.certsDirs ?? defaultCertsDirs(process.env, homedir()),
-    authFiles: flags['auth-file'] !== undefined ? [flags['auth-file']] : (file.authFiles ?? defaultAuthFiles(process.env, uid, homedir())),
-    keyproviderConfig: file.keyproviderConfig ?? (process.env['OCICRYPT_KEYPROVIDER_CONFIG'] || undefined),
-    decryptionKeys: [...(file.decryptionKeys ?? []), ...(flags['decryption-key'] ?? [])],
-    keyBroker: file.keyBroker,
-    attestationAgent: file.attestationAgent,
-    policy: flags.policy !== undefined ? { uri: flags.policy } : file.policy,
-    registriesD: flags['registries-d'] !== undefined ? { dirs: flags['registries-d'] } : file.registriesD,
-    admission: file.admission ?? DEFAULT_ADMISSION,
-    maxConcurrentDownloads: file.maxConcurrentDownloads,
+    platform: flags.platform,
+    insecureRegistries: flags['insecure-registry'],
+    plainHttpRegistries: flags['plain-http'],
+    caFiles: flags['ca-file'],
+    decryptionKeys: flags['decryption-key'],
+    authFile: flags['auth-file'],
+    policyUri: flags.policy,
+    registriesDDirs: flags['registries-d'],
+    registriesConfUri: flags['registries-conf'],
     limits,
-    proxy: file.proxy ?? proxyFromEnv(process.env),
-    timeouts: file.timeouts ?? {},
-    registriesConf: flags['registries-conf'] !== undefined ? { uri: flags['registries-conf'] } : file.registriesConf,
-    serve: file.serve,
-  };
-}
-
-/** The config file's serve block with the flags on top; files (TLS, /etc/group) are read now, so a bad one fails at start. */
-async function serveEndpoints(flags: Flags, settings: Settings): Promise<ServeEndpoints> {
-  const file = settings.serve;
-  const tlsFiles = {
-    certFile: flags['tls-cert'] ?? file?.tls?.certFile,
-    keyFile: flags['tls-key'] ?? file?.tls?.keyFile,
-    clientCaFile: flags['tls-client-ca'] ?? file?.tls?.clientCaFile,
-  };
-  const given = Object.values(tlsFiles).filter((v) => v !== undefined).length;
-  if (given !== 0 && given !== 3) throw new UsageError('mutual TLS needs all of --tls-cert, --tls-key and --tls-client-ca (serve.tls cert_file, key_file, client_ca_file)');
-  const read = async (what: string, path: string): Promise<Buffer> => {
-    try {
-      return await readFile(path);
-    } catch (err) {
-      throw new ConfigFileError(`${what} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-  };
-  const tls = given === 3
-    ? { cert: await read('TLS certificate', tlsFiles.certFile!), key: await read('TLS key', tlsFiles.keyFile!), clientCa: await read('client CA', tlsFiles.clientCaFile!) }
-    : undefined;
-  const groupSpec = flags['socket-group'] ?? file?.socketGroup;
-  const group = groupSpec === undefined ? undefined : groupId(groupSpec, await readFile('/etc/group', 'utf8').catch(() => ''));
-  return {
-    cdhTtrpc: [...(file?.cdhTtrpc ?? []), ...(flags['cdh-ttrpc'] ?? [])],
-    cdhGrpc: [...(file?.cdhGrpc ?? []), ...(flags['cdh-grpc'] ?? [])],
-    cri: [...(file?.cri ?? []), ...(flags.cri ?? [])],
-    requestTimeoutMs: file?.requestTimeoutSeconds !== undefined ? file.requestTimeoutSeconds * 1000 : DEFAULT_REQUEST_TIMEOUT_MS,
-    access: { group, allowedUids: file?.allowedUids },
-    tls,
-    bundleRoots: (flags['bundle-root'] ?? file?.bundleRoots ?? defaultBundleRoots(settings.profile)).map((r) => resolve(r)),
-    resourcesAllowed: file?.resourcesAllowed,
-    maxConcurrentCalls: file?.maxConcurrentCalls ?? DEFAULT_MAX_CONCURRENT_CALLS,
-  };
-}
-
-/** The whole pull's deadline: past it, everything stops and is undone, reported as NETWORK. */
-function deadline(ms: number): AbortSignal {
-  const controller = new AbortController();
-  setTimeout(() => controller.abort(new NetworkError(`the pull took longer than pull_timeout_seconds (${ms / 1000} s)`)), ms).unref();
-  return controller.signal;
+  });
 }
 
 function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`);
-}
-
-function pullJson(r: PullResult): unknown {
-  return {
-    reference: r.reference,
-    manifestDigest: r.manifestDigest,
-    configDigest: r.configDigest,
-    bundle: r.bundle,
-    layers: r.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size })),
-  };
 }
 
 function humanSize(n: number): string {
@@ -276,8 +198,8 @@ async function run(argv: string[]): Promise<void> {
   }
   const credentials = flags.creds !== undefined ? parseCreds(flags.creds) : undefined;
   const settings = await settingsFrom(flags, logger);
-  const container = await buildContainer({ settings, logger, credentials });
-  const manage = container.get<ManageImages>(Tokens.ManageImages);
+  // One path for every command: the same service the library hands out.
+  const service = await openImageService({ settings, logger, credentials });
 
   switch (command) {
     case 'serve': {
@@ -285,43 +207,35 @@ async function run(argv: string[]): Promise<void> {
         process.once('SIGTERM', () => resolve());
         process.once('SIGINT', () => resolve());
       });
-      await serve(container, await serveEndpoints(flags, settings), logger, stop);
+      const handle = await service.serve({
+        cdhTtrpc: flags['cdh-ttrpc'], cdhGrpc: flags['cdh-grpc'], cri: flags.cri, socketGroup: flags['socket-group'],
+        tlsCert: flags['tls-cert'], tlsKey: flags['tls-key'], tlsClientCa: flags['tls-client-ca'], bundleRoots: flags['bundle-root'],
+      });
+      try {
+        await stop;
+      } finally {
+        await handle.close();
+      }
       return;
     }
     case 'pull': {
       const [image, bundle] = positional as [string, string];
-      // Staging left by a crashed pull; staging of live processes is kept.
-      await container.get<LayerStore>(LayerStoreToken).cleanStaging();
       const controller = new AbortController();
       const onSignal = (): void => controller.abort(new ImageTsError('INTERNAL', 'interrupted'));
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
-      const pullDeadline = settings.timeouts.pullMs ? deadline(settings.timeouts.pullMs) : undefined;
       const progress = !json && !flags.quiet && process.stderr.isTTY ? new ProgressRenderer(process.stderr) : undefined;
       try {
-        const result = await container.get<PullImage>(Tokens.PullImage).execute({
-          image: image.startsWith('oci:') ? `oci:${resolve(image.slice(4))}` : image,
-          bundle,
-          platform: settings.platform ? Platform.parse(settings.platform) : undefined,
-          snapshotter: settings.snapshotter,
-          maxConcurrentLayers: settings.maxConcurrentLayers,
-          decryptConfig: await loadDecryptConfig(settings.decryptionKeys.map(parseDecryptionKey)),
-          signal: pullDeadline ? AbortSignal.any([controller.signal, pullDeadline]) : controller.signal,
-          onProgress: progress?.listener,
-        });
+        const result = await service.pullDetailed(image, bundle, { signal: controller.signal, onProgress: progress?.listener });
         progress?.finish();
         const fetched = result.layers.filter((l) => l.fetched).length;
-        print(json, pullJson(result), flags.quiet ? result.manifestDigest : [
+        print(json, pulledBundle(result), flags.quiet ? result.manifestDigest : [
           `pulled ${result.reference}`,
           `  manifest ${result.manifestDigest}`,
           `  config   ${result.configDigest}`,
           `  layers   ${result.layers.length} (${fetched} fetched, ${result.layers.length - fetched} from the store)`,
           `  bundle   ${result.bundle} (${result.snapshotter})`,
         ].join('\n'));
-      } catch (err) {
-        // Whatever broke first under the abort, the deadline is the reason.
-        if (pullDeadline?.aborted && pullDeadline.reason instanceof ImageTsError) throw pullDeadline.reason;
-        throw err;
       } finally {
         progress?.finish();
         process.off('SIGINT', onSignal);
@@ -331,10 +245,7 @@ async function run(argv: string[]): Promise<void> {
     }
     case 'verify': {
       const image = positional[0]!;
-      const r = await container.get<PullImage>(Tokens.PullImage).verify({
-        image: image.startsWith('oci:') ? `oci:${resolve(image.slice(4))}` : image,
-        platform: settings.platform ? Platform.parse(settings.platform) : undefined,
-      });
+      const r = await service.verify(image);
       const v = r.verdict;
       print(json, r, flags.quiet ? (r.refusal ? 'refused' : 'allowed') : [
         `image     ${r.reference}`,
@@ -349,13 +260,13 @@ async function run(argv: string[]): Promise<void> {
       return;
     }
     case 'list': {
-      const images = await manage.list();
+      const images = await service.list();
       print(json, images, images.length === 0 ? 'no images' : images.map((i) =>
         `${i.names.join(', ')}\t${i.manifestDigest.slice(0, 19)}\t${i.platform}\t${humanSize(i.size)}`).join('\n'));
       return;
     }
     case 'inspect': {
-      const info = await manage.inspect(positional[0]!);
+      const info = await service.inspect(positional[0]!);
       print(json, info, [
         `names     ${info.image.names.join(', ')}`,
         `manifest  ${info.image.manifestDigest} (${info.image.mediaType})`,
@@ -370,18 +281,19 @@ async function run(argv: string[]): Promise<void> {
       return;
     }
     case 'rm': {
-      const removed = await manage.remove(positional[0]!);
+      const removed = await service.remove(positional[0]!);
       print(json, { removed: removed.manifestDigest }, `removed ${positional[0]} (${removed.manifestDigest})`);
       return;
     }
     case 'gc': {
-      const r = await manage.gc();
+      const r = await service.gc();
       print(json, r, `removed ${r.removedLayers.length} layers (${humanSize(r.freedBytes)}), ${r.staleStaging} stale staging dirs`);
       return;
     }
     case 'bundle': {
-      const record = await manage.removeBundle(positional[0]!);
-      print(json, { removed: record.path }, `removed bundle ${record.path}`);
+      const path = resolve(positional[0]!);
+      await service.removeBundle(path);
+      print(json, { removed: path }, `removed bundle ${path}`);
       return;
     }
   }

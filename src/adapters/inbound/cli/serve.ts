@@ -84,15 +84,17 @@ function endpointsOf(endpoints: ServeEndpoints): { kind: 'ttrpc' | 'grpc' | 'cri
   });
 }
 
-/**
- * Serves until `stop` resolves (SIGTERM, SIGINT): then it stops accepting,
- * aborts the calls in flight (their pulls undo what they made) and removes
- * its sockets.
- */
-export async function serve(container: Container, endpoints: ServeEndpoints, logger: Logger, stop: Promise<void>): Promise<void> {
+/** Endpoints that are listening, until close() stops them. */
+export interface ServeHandle {
+  /** Stops accepting, aborts the calls in flight (their pulls undo what they made) and removes the sockets. */
+  close(): Promise<void>;
+}
+
+/** Opens every endpoint (all or none: a failure closes the ones already open). */
+export async function startServing(container: Container, endpoints: ServeEndpoints, logger: Logger): Promise<ServeHandle> {
   const planned = endpointsOf(endpoints);
   if (planned.length === 0) {
-    throw new UsageError('serve needs at least one of --cdh-ttrpc unix:///PATH, --cdh-grpc unix:///PATH|HOST:PORT, --cri unix:///PATH');
+    throw new InvalidArgumentError('serve needs at least one of --cdh-ttrpc unix:///PATH, --cdh-grpc unix:///PATH|HOST:PORT, --cri unix:///PATH');
   }
   await container.get<LayerStore>(LayerStoreToken).cleanStaging();
   // One limit and one deadline policy for every endpoint; the limit inside, so that waiting counts against the deadline.
@@ -106,6 +108,9 @@ export async function serve(container: Container, endpoints: ServeEndpoints, log
     resourcesAllowed: endpoints.resourcesAllowed && new ResourcePatterns(endpoints.resourcesAllowed),
   }));
   const closers: (() => Promise<void>)[] = [];
+  const closeAll = async (): Promise<void> => {
+    await Promise.all(closers.splice(0).map((close) => close()));
+  };
   try {
     let cri: RpcServices | undefined;
     for (const { kind, endpoint } of planned) {
@@ -132,14 +137,29 @@ export async function serve(container: Container, endpoints: ServeEndpoints, log
         });
       }
     }
-    logger.log('info', 'serving', {
-      cdhTtrpc: endpoints.cdhTtrpc, cdhGrpc: endpoints.cdhGrpc, cri: endpoints.cri,
-      socketGroup: endpoints.access.group, bundleRoots: endpoints.bundleRoots, tls: endpoints.tls !== undefined,
-    });
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  logger.log('info', 'serving', {
+    cdhTtrpc: endpoints.cdhTtrpc, cdhGrpc: endpoints.cdhGrpc, cri: endpoints.cri,
+    socketGroup: endpoints.access.group, bundleRoots: endpoints.bundleRoots, tls: endpoints.tls !== undefined,
+  });
+  return {
+    close: async () => {
+      logger.log('info', 'stopping', {});
+      await closeAll();
+    },
+  };
+}
+
+/** Serves until `stop` resolves (SIGTERM, SIGINT), then closes. */
+export async function serve(container: Container, endpoints: ServeEndpoints, logger: Logger, stop: Promise<void>): Promise<void> {
+  const handle = await startServing(container, endpoints, logger);
+  try {
     await stop;
-    logger.log('info', 'stopping', {});
   } finally {
-    await Promise.all(closers.map((close) => close()));
+    await handle.close();
   }
 }
 

@@ -25,12 +25,14 @@ const BATCH = 256 * 1024;
 const workerThreads = lazyRequire<typeof import('node:worker_threads')>('node:worker_threads');
 
 /**
- * The worker's script: beside this module when running from source (tsx),
- * beside the bundle (dist/unpack-worker.mjs) when running the built CLI.
+ * The worker's script: beside this module when running from source (tsx)
+ * or from the compiled library (dist/lib), beside the bundle
+ * (dist/unpack-worker.mjs) when running the built CLI.
  */
 function startWorker(data: UnpackWorkerData): Worker {
   const { Worker } = workerThreads();
   const here = import.meta.url;
+  if (here.endsWith('/worker-unpacker.js')) return new Worker(new URL('./unpack-worker.js', here), { workerData: data });
   if (!here.endsWith('.ts')) return new Worker(new URL('./unpack-worker.mjs', here), { workerData: data });
   // From source (tests under tsx) the worker must register tsx's loader before importing TypeScript.
   const entry = JSON.stringify(new URL('./unpack-worker.ts', here).href);
