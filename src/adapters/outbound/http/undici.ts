@@ -1,4 +1,4 @@
-/// <reference path="../../../types/undici-internals.d.ts" />
+/// <reference path="../../../types/undici-internals.d.ts" preserve="true" />
 import type { Dispatcher as DispatcherType } from 'undici';
 import Agent from 'undici/lib/dispatcher/agent.js';
 import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
