@@ -2,7 +2,6 @@ import { Container, type ContainerModule } from 'inversify';
 import { ConfigFileError } from '../../domain/errors.js';
 import { AttestationAgentToken } from '../../ports/keys/attestation-agent.js';
 import { KeyBrokerToken } from '../../ports/keys/key-broker.js';
-import { Tokens } from './tokens.js';
 import { profileModules, type RuntimeContext } from './modules/profiles.js';
 
 export type { RuntimeContext } from './modules/profiles.js';

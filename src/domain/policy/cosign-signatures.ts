@@ -1,8 +1,9 @@
 import type { ImageSource } from '../../ports/image-source/image-source.js';
 import type { SigstoreSignature } from '../../ports/signatures/signature-verifier.js';
-import { DigestMismatchError, ImageTsError, InvalidManifestError, SizeMismatchError, UnsupportedError } from '../errors.js';
+import { ImageTsError, InvalidManifestError, UnsupportedError } from '../errors.js';
 import { Descriptor } from '../image/descriptor.js';
 import { Digest } from '../image/digest.js';
+import { readVerifiedBlob } from '../image/verified-blob.js';
 import { isObject, optionalString, parseJsonObject } from '../image/json-fields.js';
 import { MediaType } from '../image/media-types.js';
 
@@ -101,27 +102,6 @@ function genericOrMissing(contentType: string | undefined): boolean {
   return !ct || ct === 'application/json' || ct === 'application/octet-stream' || ct === 'text/plain';
 }
 
-async function fetchPayload(source: ImageSource, layer: Descriptor, signal: AbortSignal | undefined): Promise<Buffer> {
-  const what = `cosign payload ${layer.digest}`;
-  if (layer.size > MAX_COSIGN_PAYLOAD_BYTES) {
-    throw fail(`${what} is ${layer.size} bytes, more than the ${MAX_COSIGN_PAYLOAD_BYTES} accepted`);
-  }
-  const stream = await source.getBlob(layer, { signal });
-  const chunks: Buffer[] = [];
-  let total = 0;
-  try {
-    for await (const chunk of stream) {
-      const b = chunk as Buffer;
-      total += b.length;
-      if (total > layer.size) throw new ImageTsError('DIGEST_MISMATCH', `${what}: more than the ${layer.size} bytes its descriptor gives`);
-      chunks.push(b);
-    }
-  } finally {
-    stream.destroy();
-  }
-  const bytes = Buffer.concat(chunks, total);
-  if (bytes.length !== layer.size) throw new SizeMismatchError(what, layer.size, bytes.length);
-  const actual = Digest.of(bytes, layer.digest.algorithm);
-  if (!actual.equals(layer.digest)) throw new DigestMismatchError(what, layer.digest.toString(), actual.toString());
-  return bytes;
+function fetchPayload(source: ImageSource, layer: Descriptor, signal: AbortSignal | undefined): Promise<Buffer> {
+  return readVerifiedBlob(source, layer, { what: `cosign payload ${layer.digest}`, max: MAX_COSIGN_PAYLOAD_BYTES, signal });
 }

@@ -1,35 +1,18 @@
-import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
-import {
-  DecryptFailedError,
-  DigestMismatchError,
-  type ErrorCode,
-  ImageTsError,
-  InvalidManifestError,
-  NetworkError,
-  SizeMismatchError,
-  UnsupportedError,
-  asImageTsError,
-} from '../errors.js';
+import { type ErrorCode, ImageTsError, UnsupportedError, asImageTsError } from '../errors.js';
 import type { Descriptor } from '../image/descriptor.js';
-import { Digest, DigestingStream } from '../image/digest.js';
-import { ImageConfig } from '../image/image-config.js';
-import { ImageIndex } from '../image/image-index.js';
+import type { Digest } from '../image/digest.js';
 import { ImageTarget } from '../image/image-target.js';
-import { Manifest } from '../image/manifest.js';
 import { layerCompression } from '../image/media-types.js';
 import { EMPTY_DECRYPT_CONFIG, type DecryptConfig } from '../encryption/decrypt-config.js';
-import { LayerDecipher, ciphertextHmac } from '../encryption/layer-decipher.js';
 import { LayerEncryption } from '../encryption/layer-encryption.js';
 import type { LayerKeys } from '../encryption/layer-keys.js';
-import type { PrivateLayerOptions } from '../encryption/layer-options.js';
 import type { PolicySubject, PolicyVerdict } from '../policy/image-policy.js';
 import type { PolicyGate } from '../policy/policy-gate.js';
 import type { AttestationAgent } from '../../ports/keys/attestation-agent.js';
-import { Platform } from '../image/platform.js';
+import type { Platform } from '../image/platform.js';
 import { LayerStateMachine } from '../layer/layer-state.js';
-import { UnpackBudget, type LayerMeter, type UnpackLimits } from '../layer/unpack-limits.js';
+import { UnpackBudget, type UnpackLimits } from '../layer/unpack-limits.js';
 import { buildRuntimeSpec } from '../runtime/runtime-spec.js';
 import { resolveUser } from '../runtime/user.js';
 import type { Credentials, ImageSource, ImageSourceFactory } from '../../ports/image-source/image-source.js';
@@ -39,21 +22,16 @@ import type { Logger } from '../../ports/observability/logger.js';
 import type { ProgressListener } from '../../ports/observability/progress.js';
 import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
 import type { SnapshotRecord, Snapshotter, SnapshotterName } from '../../ports/snapshot/snapshotter.js';
-import type { ImageRecord, MetadataStore, PlannedBundle } from '../../ports/store/metadata-store.js';
+import type { MetadataStore, PlannedBundle } from '../../ports/store/metadata-store.js';
 import { reclaimAbandonedPulls } from '../store/abandoned-pulls.js';
-import { layerUsage } from '../store/manage-images.js';
 import { expandShortName, isShortName, type RegistriesConf } from '../registry/registries-conf.js';
-import { readBounded } from './bounded-read.js';
 import { firstSuccess } from './first-success.js';
+import { ImageRecords, type Lease } from './image-records.js';
+import { LayerApplier, type LayerJob, type LayerSecret } from './layer-applier.js';
 import { Limiter, SingleFlight } from './limiter.js';
+import { resolveImage, type ResolvedImage } from './resolve-image.js';
 
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-/** attribute()'s verdict when the blob is intact but the failed pass read other bytes. */
-const TRANSIT = Symbol('transit');
-const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 const MAX_ACCOUNT_FILE_BYTES = 4 * 1024 * 1024;
-/** Long enough for any pull; short enough that a crashed pull does not pin layers for long. */
-const LEASE_MS = 6 * 60 * 60 * 1000;
 
 export interface PullRequest {
   readonly image: string;
@@ -143,13 +121,6 @@ export interface VerifyResult {
   readonly refusal: { readonly code: ErrorCode; readonly message: string } | undefined;
 }
 
-interface Lease {
-  readonly id: string;
-  held: boolean;
-  /** Layers this pull committed itself, to take back when it fails on a limit. */
-  readonly produced: Set<string>;
-}
-
 export type StorePullRequest = Omit<PullRequest, 'bundle' | 'snapshotter'>;
 
 export interface StorePullResult {
@@ -158,34 +129,6 @@ export interface StorePullResult {
   readonly indexDigest?: string | undefined;
   readonly configDigest: string;
   readonly layers: readonly PulledLayer[];
-}
-
-/** One layer to fetch, verify and unpack. */
-interface LayerJob {
-  readonly source: ImageSource;
-  readonly desc: Descriptor;
-  readonly diffId: Digest;
-  readonly secret: LayerSecret | undefined;
-  readonly compression: 'gzip' | 'zstd' | 'none';
-  readonly signal: AbortSignal;
-  readonly machine: LayerStateMachine;
-  readonly request: PullRequest;
-  readonly budget: UnpackBudget;
-}
-
-/** What decrypting one layer needs, found before any of its bytes are fetched. */
-interface LayerSecret {
-  readonly encryption: LayerEncryption;
-  readonly options: PrivateLayerOptions;
-}
-
-interface ResolvedImage {
-  readonly manifest: Manifest;
-  readonly manifestDigest: Digest;
-  readonly indexDigest: Digest | undefined;
-  readonly config: ImageConfig;
-  readonly configDigest: Digest;
-  readonly platform: Platform;
 }
 
 /** An image is encrypted when any of its layers is: that layer's key is then the gate. */
@@ -204,11 +147,22 @@ export class PullImage {
   private readonly inFlight = new SingleFlight<{ committed: CommittedLayer; fetched: boolean }>();
   private readonly downloads: Limiter | undefined;
 
+  private readonly applier: LayerApplier;
+  private readonly records: ImageRecords;
+
   constructor(
     private readonly deps: PullImageDeps,
     private readonly options: PullImageOptions,
   ) {
     this.downloads = options.maxConcurrentDownloads ? new Limiter(options.maxConcurrentDownloads) : undefined;
+    const limits = options.limits;
+    this.applier = new LayerApplier(deps, limits && { maxEntriesPerLayer: limits.maxEntriesPerLayer, maxPathBytes: limits.maxPathBytes });
+    this.records = new ImageRecords(deps);
+  }
+
+  /** Ends the lease; a failure to do so is reported, never thrown over the pull's own outcome. */
+  private async releaseLease(lease: Lease, failure?: unknown): Promise<void> {
+    await this.records.releaseLease(lease, failure).catch((e: unknown) => this.warnCleanup('lease', e));
   }
 
   async execute(request: PullRequest): Promise<PullResult> {
@@ -340,7 +294,7 @@ export class PullImage {
       if (!factory) throw new UnsupportedError(`no image source handles ${request.image}`);
       const source = await factory.open(target, { credentials: request.credentials, signal: request.signal });
       try {
-        return { target, source, resolved: await this.resolve(source, target, request) };
+        return { target, source, resolved: await resolveImage(source, target, request.platform ?? this.options.hostPlatform, request.signal) };
       } catch (err) {
         await source.close().catch(() => undefined);
         throw err;
@@ -374,20 +328,13 @@ export class PullImage {
         manifestDigest: resolved.manifestDigest.toString(),
         layers: resolved.manifest.layers.length,
       });
-      // Before any layer is looked up: gc must not take what this pull is about to use.
-      const diffIds = resolved.config.diffIds.map((d) => d.toString());
-      await this.deps.metadata.update(async (state) => {
-        const now = this.deps.clock();
-        await reclaimAbandonedPulls(state, now, this.deps);
-        state.leases[lease.id] = { layers: diffIds, expiresAt: new Date(now.getTime() + LEASE_MS).toISOString(), owner: this.deps.owner, bundle };
-      });
-      lease.held = true;
+      await this.records.takeLease(lease, resolved.config.diffIds.map((d) => d.toString()), bundle);
       layers = await this.fetchLayers(source, resolved, request, lease);
     } finally {
       await source.close();
     }
     const name = ImageTarget.canonicalName(target);
-    await this.recordImage(name, resolved, layers.map((l) => l.committed));
+    await this.records.recordImage(name, resolved, layers.map((l) => l.committed));
     return { name, resolved, layers };
   }
 
@@ -397,28 +344,6 @@ export class PullImage {
       operation: PULL_MEASUREMENT_OPERATION,
       content: JSON.stringify({ image, digest: resolved.manifestDigest.toString() }),
     }, signal);
-  }
-
-  /**
-   * Ends the lease. A pull stopped by a limit also takes back the layers it
-   * committed and nothing else uses: the image will not fit on a retry, so
-   * they are not worth keeping (other failures keep them, for the next try).
-   */
-  private async releaseLease(lease: Lease, failure?: unknown): Promise<void> {
-    if (!lease.held) return;
-    const takeBack = failure instanceof ImageTsError && failure.code === 'LIMIT_EXCEEDED' ? lease.produced : new Set<string>();
-    await this.deps.metadata.update(async (state) => {
-      delete state.leases[lease.id];
-      if (takeBack.size === 0) return;
-      const used = new Set(layerUsage(state, this.deps.clock()).filter((u) => u.refs > 0).map((u) => u.diffId));
-      for (const id of takeBack) {
-        if (used.has(id)) continue;
-        await this.deps.layers.remove(Digest.parse(id));
-        delete state.layers[id];
-      }
-    }).then(() => {
-      lease.held = false;
-    }, (e: unknown) => this.warnCleanup('lease', e));
   }
 
   /** Evaluates the policy and admission for an image without fetching any layer. */
@@ -477,63 +402,6 @@ export class PullImage {
 
   private warnCleanup(what: string, err: unknown): void {
     this.deps.logger.log('warn', 'cleanup-failed', { what, code: asImageTsError(err).code, message: asImageTsError(err).message });
-  }
-
-  private async resolve(source: ImageSource, target: ImageTarget, request: PullRequest): Promise<ResolvedImage> {
-    const wantedDigest = target.kind === 'registry' ? target.reference.digest : undefined;
-    const ref = target.kind === 'registry' ? target.reference.manifestRef : (target.ref ?? '');
-    const top = await this.fetchManifest(source, ref, wantedDigest, request.signal);
-    let manifest = top.parsed;
-    let manifestDigest = top.digest;
-    let indexDigest: Digest | undefined;
-    let platform = request.platform ?? this.options.hostPlatform;
-    if (manifest.kind === 'index') {
-      indexDigest = top.digest;
-      const chosen = ImageIndex.selectPlatform(manifest, platform);
-      platform = Platform.normalize(chosen.platform ?? platform);
-      const inner = await this.fetchManifest(source, chosen.digest.toString(), chosen.digest, request.signal);
-      if (inner.parsed.kind !== 'manifest') throw new InvalidManifestError('an index entry points at another index');
-      if (inner.bytes !== chosen.size) throw new SizeMismatchError(`manifest ${chosen.digest}`, chosen.size, inner.bytes);
-      manifest = inner.parsed;
-      manifestDigest = inner.digest;
-    }
-
-    const configBlob = await source.getBlob(manifest.config, { signal: request.signal });
-    const configBytes = await readBounded(configBlob, Math.min(MAX_CONFIG_BYTES, manifest.config.size + 1), `config ${manifest.config.digest}`)
-      .catch((err: unknown) => {
-        if (err instanceof ImageTsError && err.code === 'INVALID_MANIFEST') {
-          throw new SizeMismatchError(`config ${manifest.config.digest}`, manifest.config.size, manifest.config.size + 1);
-        }
-        throw err;
-      });
-    const configDigest = Digest.of(configBytes, manifest.config.digest.algorithm);
-    if (!configDigest.equals(manifest.config.digest)) {
-      throw new DigestMismatchError(`config blob`, manifest.config.digest.toString(), configDigest.toString());
-    }
-    if (configBytes.length !== manifest.config.size) {
-      throw new SizeMismatchError(`config ${manifest.config.digest}`, manifest.config.size, configBytes.length);
-    }
-    const config = ImageConfig.parse(configBytes);
-    if (config.os !== 'linux') throw new UnsupportedError(`image os is ${config.os}; only linux images can be unpacked`);
-    if (config.diffIds.length !== manifest.layers.length) {
-      throw new InvalidManifestError(`manifest has ${manifest.layers.length} layers but the config has ${config.diffIds.length} diff_ids`);
-    }
-    return { manifest, manifestDigest, indexDigest, config, configDigest, platform };
-  }
-
-  private async fetchManifest(
-    source: ImageSource,
-    ref: string,
-    expected: Digest | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<{ parsed: ReturnType<typeof Manifest.parse>; digest: Digest; bytes: number }> {
-    const fetched = await source.getManifest(ref, signal);
-    if (fetched.bytes.length > MAX_MANIFEST_BYTES) throw new InvalidManifestError(`manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
-    const digest = Digest.of(fetched.bytes, expected?.algorithm ?? 'sha256');
-    if (expected && !digest.equals(expected)) {
-      throw new DigestMismatchError(`manifest ${ref}`, expected.toString(), digest.toString());
-    }
-    return { parsed: Manifest.parse(fetched.bytes, fetched.mediaType), digest, bytes: fetched.bytes.length };
   }
 
   private async fetchLayers(
@@ -622,7 +490,7 @@ export class PullImage {
         return { committed: existing, fetched: false };
       }
       const key = diffId.toString();
-      const job: LayerJob = { source, desc, diffId, secret, compression, signal, machine, request, budget };
+      const job: LayerJob = { source, desc, diffId, secret, compression, signal, machine, onProgress: request.onProgress, budget };
       const flight = this.inFlight.do(key, () => this.produceOnceAcrossProcesses(job, limiter));
       if (flight.shared) machine.to('shared');
       const produced = await flight.promise;
@@ -652,7 +520,7 @@ export class PullImage {
           const ingest = await this.deps.layers.tryIngest(diffId);
           if (!ingest) return undefined;
           try {
-            return await this.produceLayer(job);
+            return await this.applier.apply(job);
           } finally {
             ingest.release();
           }
@@ -664,205 +532,5 @@ export class PullImage {
       this.deps.logger.log('info', 'layer.wait-other-process', { diffId: diffId.toString() });
       await this.deps.layers.waitIngest(diffId, signal);
     }
-  }
-
-  private async produceLayer(job: LayerJob): Promise<{ committed: CommittedLayer; fetched: boolean }> {
-    const { desc, diffId, signal, machine, budget } = job;
-    // Another process may have committed it while we waited for a slot or for its ingest.
-    const existing = await this.deps.layers.get(diffId);
-    if (existing) {
-      budget.addCommitted(existing.unpackedBytes ?? existing.size, `layer ${desc.digest}`);
-      machine.to(machine.state === 'shared' ? 'committed' : 'cached');
-      return { committed: existing, fetched: false };
-    }
-    signal.throwIfAborted();
-    machine.to('fetching');
-    // One more attempt when the bytes that broke the codec turn out not to be the blob's (corrupted in transit).
-    for (let attempt = 0; ; attempt++) {
-      const outcome = await this.produceOnce(job);
-      if (!('transit' in outcome)) return { committed: outcome.committed, fetched: true };
-      if (attempt >= 1) throw outcome.transit;
-      this.deps.logger.log('info', 'layer.retry', { digest: desc.digest.toString(), reason: outcome.transit.message });
-    }
-  }
-
-  private async produceOnce(job: LayerJob): Promise<{ committed: CommittedLayer } | { transit: ImageTsError }> {
-    const { source, desc, diffId, secret, compression, signal, machine, request } = job;
-    const limits = this.options.limits;
-    const writer = await this.deps.layers.stage(diffId, { limits: limits && { maxEntriesPerLayer: limits.maxEntriesPerLayer, maxPathBytes: limits.maxPathBytes } });
-    const meter = job.budget.meter(`layer ${desc.digest}`);
-    let compressed: DigestingStream | undefined;
-    try {
-      const blob: Readable = await source.getBlob(desc, { signal });
-      const onProgress = request.onProgress;
-      // An uncompressed layer's blob is its tar: one hash serves as both digests.
-      const sameBytes = !secret && compression === 'none' && diffId.algorithm === desc.digest.algorithm;
-      const progress = onProgress && ((bytes: number) => onProgress({ type: 'layer-bytes', digest: desc.digest.toString(), bytes, size: desc.size }));
-      compressed = new DigestingStream(
-        desc.digest.algorithm,
-        { limit: desc.size, what: `layer ${desc.digest}` },
-        sameBytes ? (total, chunk) => {
-          progress?.(total);
-          meter.count(total, chunk);
-        } : progress,
-      );
-      if (secret) {
-        await this.decryptInto(blob, compressed, secret, compression, diffId, desc, writer.sink, signal, meter);
-        machine.to('verifying');
-      } else {
-        const uncompressed = sameBytes ? compressed : new DigestingStream(diffId.algorithm, undefined, meter.count);
-        if (sameBytes) await pipeline(blob, compressed, writer.sink, { signal });
-        else await pipeline(blob, compressed, this.deps.decompressor.create(compression), uncompressed, writer.sink, { signal });
-        machine.to('verifying');
-        this.checkBlob(compressed, desc);
-        if (!uncompressed.digest().equals(diffId)) {
-          throw new DigestMismatchError(`layer ${desc.digest} diff_id`, diffId.toString(), uncompressed.digest().toString());
-        }
-      }
-      const committed = await writer.commit();
-      machine.to('committed');
-      return { committed };
-    } catch (err) {
-      meter.refund();
-      await writer.abort().catch((e: unknown) => this.warnCleanup('layer staging', e));
-      const read = compressed && { bytes: compressed.bytes, digest: compressed.digestSoFar() };
-      const blamed = await this.attribute(err, source, desc, secret, read, signal);
-      if (blamed === TRANSIT) {
-        return { transit: new NetworkError(`layer ${desc.digest}: bytes changed in transit (the blob re-read intact)`) };
-      }
-      throw blamed;
-    }
-  }
-
-  private checkBlob(compressed: DigestingStream, desc: Descriptor): void {
-    if (compressed.bytes !== desc.size) throw new SizeMismatchError(`layer ${desc.digest}`, desc.size, compressed.bytes);
-    if (!compressed.digest().equals(desc.digest)) {
-      throw new DigestMismatchError(`layer blob`, desc.digest.toString(), compressed.digest().toString());
-    }
-  }
-
-  /**
-   * ciphertext digest → AES-CTR with HMAC → decompress → diff_id → staging,
-   * in one pass. After it: blob digest, then HMAC, then diff_id, so that
-   * each failure names its cause.
-   */
-  private async decryptInto(
-    blob: Readable,
-    compressed: DigestingStream,
-    secret: LayerSecret,
-    compression: 'gzip' | 'zstd' | 'none',
-    diffId: Digest,
-    desc: Descriptor,
-    sink: NodeJS.WritableStream,
-    signal: AbortSignal,
-    meter: LayerMeter,
-  ): Promise<void> {
-    const decipher = new LayerDecipher(secret.options, secret.encryption.pub);
-    const wanted = secret.options.digest;
-    const plainBlob = wanted ? new DigestingStream(wanted.algorithm) : undefined;
-    const uncompressed = new DigestingStream(diffId.algorithm, undefined, meter.count);
-    const stages: NodeJS.ReadWriteStream[] = [compressed, decipher];
-    if (plainBlob) stages.push(plainBlob);
-    if (compression !== 'none') stages.push(this.deps.decompressor.create(compression));
-    stages.push(uncompressed);
-    await pipeline([blob, ...stages, sink], { signal });
-    // The blob first: a short or altered download is the registry's fault, not the key's.
-    this.checkBlob(compressed, desc);
-    decipher.verify(`layer ${desc.digest}`);
-    if (!uncompressed.digest().equals(diffId)) {
-      throw new DigestMismatchError(`layer ${desc.digest} diff_id`, diffId.toString(), uncompressed.digest().toString());
-    }
-    // skopeo may recompress before encrypting yet record the source digest
-    // (spec 2.5): the diff_id above is the check that counts.
-    if (wanted && plainBlob && !plainBlob.digest().equals(wanted)) {
-      this.deps.logger.log('warn', 'privopts-digest-differs', { layer: desc.digest.toString(), expected: wanted.toString(), actual: plainBlob.digest().toString() });
-    }
-  }
-
-  /**
-   * A byte flipped in transit makes the codec or the tar reader fail before
-   * the digest can be checked. Blame the right party: re-read the blob, hashing
-   * only (bounded by its size); if it does not match its digest, that is the
-   * error. Costs a second read, on the failure path only.
-   */
-  private async attribute(
-    err: unknown,
-    source: ImageSource,
-    desc: Descriptor,
-    secret: LayerSecret | undefined,
-    read: { readonly bytes: number; readonly digest: Digest } | undefined,
-    signal: AbortSignal,
-  ): Promise<unknown> {
-    if (!(err instanceof ImageTsError) || (err.code !== 'INVALID_LAYER' && err.code !== 'UNSAFE_LAYER') || signal.aborted) return err;
-    try {
-      const hasher = new DigestingStream(desc.digest.algorithm, { limit: desc.size, what: `layer ${desc.digest}` });
-      // The same prefix as the failed pass read: equal bytes mean the layer itself is bad.
-      const prefix = read ? createHash(desc.digest.algorithm) : undefined;
-      let prefixLeft = read?.bytes ?? 0;
-      const mac = secret ? ciphertextHmac(secret.options) : undefined;
-      await pipeline(await source.getBlob(desc, { signal }), hasher, async (chunks: AsyncIterable<Buffer>) => {
-        for await (const chunk of chunks) {
-          mac?.update(chunk);
-          if (prefix && prefixLeft > 0) {
-            prefix.update(chunk.subarray(0, prefixLeft));
-            prefixLeft -= Math.min(prefixLeft, chunk.length);
-          }
-        }
-      }, { signal });
-      if (hasher.bytes !== desc.size) return new SizeMismatchError(`layer ${desc.digest}`, desc.size, hasher.bytes);
-      if (!hasher.digest().equals(desc.digest)) {
-        return new DigestMismatchError('layer blob', desc.digest.toString(), hasher.digest().toString());
-      }
-      // Garbage after decryption with an intact blob: the ciphertext or the key is not what the HMAC vouches for.
-      if (mac && secret && !secret.encryption.pub.hmacMatches(mac.digest())) {
-        return new DecryptFailedError(`layer ${desc.digest}: HMAC of the ciphertext does not match; the layer was tampered with or the key is wrong`);
-      }
-      if (read && prefix && prefix.digest('hex') !== read.digest.encoded) return TRANSIT;
-      return err;
-    } catch (recheck) {
-      return recheck instanceof ImageTsError && recheck.code === 'DIGEST_MISMATCH' ? recheck : err;
-    }
-  }
-
-  private async recordImage(name: string, image: ResolvedImage, committed: readonly CommittedLayer[]): Promise<void> {
-    const manifestDigest = image.manifestDigest.toString();
-    const now = this.deps.clock().toISOString();
-    await this.deps.metadata.update((state) => {
-      const previous = state.images[manifestDigest];
-      // A name points at one image: re-pointing a tag drops it from the old image.
-      for (const [digest, record] of Object.entries(state.images)) {
-        if (digest !== manifestDigest && record.names.includes(name)) {
-          record.names.splice(record.names.indexOf(name), 1);
-          if (record.names.length === 0) delete state.images[digest];
-        }
-      }
-      const record: ImageRecord = {
-        names: [...new Set([...(previous?.names ?? []), name])],
-        manifestDigest,
-        indexDigest: image.indexDigest?.toString(),
-        configDigest: image.configDigest.toString(),
-        mediaType: image.manifest.mediaType,
-        platform: Platform.format(image.platform),
-        layers: image.manifest.layers.map((l, i) => ({
-          digest: l.digest.toString(),
-          diffId: image.config.diffIds[i]!.toString(),
-          mediaType: l.mediaType,
-          size: l.size,
-          ...(LayerEncryption.isEncrypted(l) ? { encryption: LayerEncryption.schemes(l) } : {}),
-        })),
-        size: image.manifest.layers.reduce((n, l) => n + l.size, image.manifest.config.size),
-        pulledAt: now,
-        ...(image.config.config?.User ? { user: image.config.config.User } : {}),
-      };
-      state.images[manifestDigest] = record;
-      for (const layer of committed) {
-        state.layers[layer.diffId.toString()] ??= {
-          diffId: layer.diffId.toString(),
-          size: layer.size,
-          whiteoutFormat: layer.whiteoutFormat,
-          committedAt: now,
-        };
-      }
-    });
   }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, readlink, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readlink, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BundleExistsError, ImageTsError, asImageTsError } from '../../../domain/errors.js';
 import type { RuntimeSpec } from '../../../domain/runtime/runtime-spec.js';
