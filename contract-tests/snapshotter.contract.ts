@@ -18,7 +18,7 @@ export interface SnapshotterFixture {
   teardown(): Promise<void>;
 }
 
-const file = (name: string, content = '', extra: Partial<TarEntry> = {}): TarEntry => ({ name, content, ...extra });
+const file = (name: string | Uint8Array, content = '', extra: Partial<TarEntry> = {}): TarEntry => ({ name, content, ...extra });
 const dir = (name: string, extra: Partial<TarEntry> = {}): TarEntry => ({ name, type: 'dir', ...extra });
 
 async function layer(store: LayerStore, entries: readonly TarEntry[]): Promise<CommittedLayer> {
@@ -214,6 +214,38 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
         assert.equal(bin.mtimeMs, 1_500_000_000_000);
         assert.equal(fs.readlinkSync(join(rootfs, 'lib')), 'usr/lib');
         assert.equal(read(rootfs, 'lib/libc.so'), 'libc');
+      },
+    ));
+
+    it('names that are not UTF-8 are made, deleted and replaced as their bytes', withRootfs(
+      [
+        [file(Buffer.from([0x63, 0x61, 0x66, 0xe9]), 'latin-1'), file(Buffer.from([0x64, 0xff, 0x2f, 0x61]), 'a'), file(Buffer.from([0x67, 0x80]), 'gone soon'),
+          { name: 'link', type: 'symlink', linkname: Buffer.from([0x64, 0xff]) }],
+        [file(Buffer.from([0x2e, 0x77, 0x68, 0x2e, 0x67, 0x80])), file(Buffer.from([0x64, 0xff, 0x2f, 0x62]), 'b'), file(Buffer.from('caf\u00e9'), 'utf-8')],
+      ],
+      async (rootfs) => {
+        const names = fs.readdirSync(rootfs, { encoding: 'buffer' }).map((n) => n.toString('latin1')).sort();
+        assert.deepEqual(names, ['caf\xc3\xa9', 'caf\xe9', 'd\xff', 'link']);
+        const d = Buffer.concat([Buffer.from(`${rootfs}/`), Buffer.from([0x64, 0xff])]);
+        assert.deepEqual(fs.readdirSync(d, { encoding: 'buffer' }).map((n) => n.toString()).sort(), ['a', 'b']);
+        assert.deepEqual(fs.readlinkSync(join(rootfs, 'link'), { encoding: 'buffer' }), Buffer.from([0x64, 0xff]));
+      },
+    ));
+
+    it('a sparse file keeps its holes', withRootfs(
+      [[file('sparse', 'abcdef', { pax: { 'GNU.sparse.size': String(64 << 20), 'GNU.sparse.map': `0,3,${32 << 20},3` } })]],
+      async (rootfs) => {
+        const st = fs.statSync(join(rootfs, 'sparse'));
+        assert.equal(st.size, 64 << 20);
+        assert.ok(st.blocks * 512 < 1 << 20, `${st.blocks} blocks`);
+        const fd = fs.openSync(join(rootfs, 'sparse'), 'r');
+        try {
+          const buf = Buffer.alloc(3);
+          fs.readSync(fd, buf, 0, 3, 32 << 20);
+          assert.equal(buf.toString(), 'def');
+        } finally {
+          fs.closeSync(fd);
+        }
       },
     ));
 

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { CommittedLayer } from '../../../ports/layer/layer-store.js';
+import { fsPath } from '../layer-store/raw-name.js';
 import type { NativeSyscalls } from '../native/syscalls.js';
 import { devMajor, devMinor } from './device-numbers.js';
 
@@ -67,12 +68,12 @@ export class OverlayFixups {
       const view = lookup(belowTopFirst, rel.split('/'), this.native);
       if (view.kind === 'dir') {
         this.parents(layer, fix, rel, made, times);
-        fs.mkdirSync(join(fix, rel));
+        fs.mkdirSync(fsPath(join(fix, rel)));
         made.add(rel);
         times.set(rel, this.copyDirMeta(view.path, join(fix, rel)));
       } else if (holders.has(rel)) {
         this.parents(layer, fix, rel, made, times);
-        if (view.kind === 'absent') this.native.mknod(join(fix, rel), fs.constants.S_IFCHR, 0, 0);
+        if (view.kind === 'absent') this.native.mknod(fsPath(join(fix, rel)), fs.constants.S_IFCHR, 0, 0);
         else reproduce(view.path, join(fix, rel), this.native);
         hidden.push(rel);
       }
@@ -80,7 +81,7 @@ export class OverlayFixups {
     if (!fs.existsSync(fix)) return false;
     // Deepest first: making an entry inside a directory changes its times.
     for (const [rel, t] of [...times].sort((a, b) => b[0].split('/').length - a[0].split('/').length)) {
-      const fd = fs.openSync(join(fix, rel), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      const fd = fs.openSync(fsPath(join(fix, rel)), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
       try {
         fs.futimesSync(fd, t.atime, t.mtime);
       } finally {
@@ -97,14 +98,16 @@ export class OverlayFixups {
     for (let i = 1; i < segs.length; i++) {
       const p = segs.slice(0, i).join('/');
       if (made.has(p)) continue;
-      fs.mkdirSync(join(fix, p));
+      fs.mkdirSync(fsPath(join(fix, p)));
       made.add(p);
       times.set(p, this.copyDirMeta(join(layer.path, p), join(fix, p)));
     }
   }
 
   /** Owner, mode and xattrs now (overlay bookkeeping excluded); the times, returned, go on last. */
-  private copyDirMeta(src: string, dst: string): DirTimes {
+  private copyDirMeta(srcName: string, dstName: string): DirTimes {
+    const src = fsPath(srcName);
+    const dst = fsPath(dstName);
     const st = fs.lstatSync(src);
     fs.lchownSync(dst, st.uid, st.gid);
     fs.chmodSync(dst, st.mode & 0o7777); // after chown, which clears setgid
@@ -124,12 +127,12 @@ function lookup(dirsTopFirst: readonly string[], segs: readonly string[], native
     let opaqueOnTheWay = false;
     for (let k = 0; k < segs.length; k++) {
       path = join(path, segs[k]!);
-      const st = fs.lstatSync(path, { throwIfNoEntry: false });
+      const st = fs.lstatSync(fsPath(path), { throwIfNoEntry: false });
       if (!st) break;
       if (st.isCharacterDevice() && st.rdev === 0) return { kind: 'absent' };
       if (k === segs.length - 1) return { kind: st.isDirectory() ? 'dir' : 'other', path };
       if (!st.isDirectory()) return { kind: 'absent' };
-      if (native.lgetxattr(path, OPAQUE_XATTR)?.toString() === 'y') opaqueOnTheWay = true;
+      if (native.lgetxattr(fsPath(path), OPAQUE_XATTR)?.toString() === 'y') opaqueOnTheWay = true;
     }
     if (opaqueOnTheWay) return { kind: 'absent' };
   }
@@ -141,9 +144,11 @@ function lookup(dirsTopFirst: readonly string[], segs: readonly string[], native
  * hard link would show a link count the image does not have. Rare enough
  * (a layer's only markers under a lower layer's file) that its cost does not matter.
  */
-function reproduce(src: string, dst: string, native: NativeSyscalls): void {
+function reproduce(srcName: string, dstName: string, native: NativeSyscalls): void {
+  const src = fsPath(srcName);
+  const dst = fsPath(dstName);
   const st = fs.lstatSync(src);
-  if (st.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(src), dst);
+  if (st.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(src, { encoding: 'buffer' }), dst);
   else if (st.isFile()) fs.copyFileSync(src, dst, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
   else native.mknod(dst, st.mode & (fs.constants.S_IFMT | 0o777), devMajor(st.rdev), devMinor(st.rdev));
   fs.lchownSync(dst, st.uid, st.gid);
@@ -153,7 +158,7 @@ function reproduce(src: string, dst: string, native: NativeSyscalls): void {
 }
 
 /** Every xattr but overlayfs' own bookkeeping. */
-function copyXattrs(native: NativeSyscalls, src: string, dst: string): void {
+function copyXattrs(native: NativeSyscalls, src: string | Buffer, dst: string | Buffer): void {
   for (const key of native.llistxattr(src)) {
     if (key.startsWith('trusted.overlay.')) continue;
     const value = native.lgetxattr(src, key);
