@@ -217,6 +217,38 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
       },
     ));
 
+    it('a hard link to a lower layer\'s file is a second name for it, as a sequential apply makes it', withRootfs(
+      [
+        [dir('lib/', { mode: 0o750, mtime: 1_500_000_000 }), file('lib/t', 'target', { mode: 0o640, mtime: 1_600_000_000 }), file('lib/other', 'o')],
+        [{ name: 'bin/l', type: 'hardlink', linkname: 'lib/t' }, { name: 'l2', type: 'hardlink', linkname: 'bin/l' }, file('lib/new', 'n')],
+      ],
+      async (rootfs) => {
+        const t = fs.statSync(join(rootfs, 'lib/t'));
+        assert.equal(t.nlink, 3);
+        assert.equal(fs.statSync(join(rootfs, 'bin/l')).ino, t.ino);
+        assert.equal(fs.statSync(join(rootfs, 'l2')).ino, t.ino);
+        assert.equal(read(rootfs, 'l2'), 'target');
+        assert.equal(t.mode & 0o7777, 0o640);
+        assert.equal(t.mtimeMs, 1_600_000_000_000);
+        const lib = fs.statSync(join(rootfs, 'lib'));
+        assert.equal(lib.mode & 0o7777, 0o750);
+        assert.equal(lib.mtimeMs, 1_500_000_000_000);
+        assert.deepEqual(fs.readdirSync(join(rootfs, 'lib')).sort(), ['new', 'other', 't']);
+      },
+    ));
+
+    it('a hard link to a file no lower layer has fails the snapshot with UNSAFE_LAYER', async () => {
+      const f = await makeFixture();
+      try {
+        const committed = [await layer(f.layers, [file('a', 'a')]), await layer(f.layers, [{ name: 'l', type: 'hardlink', linkname: 'nowhere' }])];
+        const rootfs = join(f.workDir, 'bundle-nolink', 'rootfs');
+        fs.mkdirSync(rootfs, { recursive: true });
+        await assert.rejects(f.snapshotter.prepare('snap-nolink', committed, rootfs), { code: 'UNSAFE_LAYER' });
+      } finally {
+        await f.teardown();
+      }
+    });
+
     it('names that are not UTF-8 are made, deleted and replaced as their bytes', withRootfs(
       [
         [file(Buffer.from([0x63, 0x61, 0x66, 0xe9]), 'latin-1'), file(Buffer.from([0x64, 0xff, 0x2f, 0x61]), 'a'), file(Buffer.from([0x67, 0x80]), 'gone soon'),

@@ -7,17 +7,19 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
+import { FsLayerStore } from '../../src/adapters/outbound/layer-store/fs-layer-store.js';
 import { TarUnpacker } from '../../src/adapters/outbound/layer-store/tar-unpacker.js';
 import { nativeSyscalls } from '../../src/adapters/outbound/native/syscalls.js';
-import type { WhiteoutFormat } from '../../src/ports/layer/layer-store.js';
+import { Digest } from '../../src/domain/image/digest.js';
+import type { CommittedLayer, WhiteoutFormat } from '../../src/ports/layer/layer-store.js';
 import { tar, type TarEntry } from '../helpers/tar-writer.js';
 import { treeOf } from '../helpers/tree.js';
 
 /**
  * Tar formats as real writers produce them, unpacked by TarUnpacker and
  * compared with a reference extraction: GNU sparse files (old GNU, PAX 0.0,
- * 0.1, 1.0), names that are not UTF-8, PAX records with empty values and
- * libarchive's xattr records.
+ * 0.1, 1.0), names that are not UTF-8, PAX records with empty values,
+ * libarchive's xattr records, and hard links to files of lower layers.
  */
 
 /** The bounds on a sparse map (sparse.ts): regions, and bytes of a PAX 1.0 map. */
@@ -293,6 +295,66 @@ describe('names that are not UTF-8 are made as their bytes', () => {
       const { root } = await unpack(tar([file(raw('.wh.', [0xe9])), file(raw('d', [0xff], '/.wh..wh..opq')), file(raw('d', [0xff], '/f'), 'f')]), format);
       const names = fs.readdirSync(root, { encoding: 'buffer' }).map((n) => n.toString('latin1')).sort();
       assert.deepEqual(names, format === 'overlay' ? ['d\xff', '\xe9'] : ['.wh.\xe9', 'd\xff'], format);
+    }
+  });
+});
+
+describe('hard links to files of lower layers are recorded for the snapshotter', () => {
+  async function commit(entries: readonly TarEntry[], format: WhiteoutFormat = 'overlay'): Promise<CommittedLayer> {
+    const store = new FsLayerStore(fresh('store'), { whiteoutFormat: format });
+    const bytes = tar(entries);
+    const writer = await store.stage(Digest.of(bytes));
+    try {
+      await pipeline(Readable.from([bytes]), writer.sink);
+      await writer.commit();
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    const again = await store.get(Digest.of(bytes));
+    assert.ok(again);
+    return again;
+  }
+
+  it('in entry order, persisted in layer.json; nothing is made at the link', async () => {
+    const layer = await commit([
+      { name: 'b', type: 'hardlink', linkname: 'a' },
+      file('d/own', 'own'),
+      { name: 'd/l', type: 'hardlink', linkname: '/lib/t' },
+      { name: 'd/l2', type: 'hardlink', linkname: 'd/l' },
+      { name: 'd/in', type: 'hardlink', linkname: 'd/own' },
+    ]);
+    assert.deepEqual(layer.lowerLinks, [['b', 'a'], ['d/l', 'lib/t'], ['d/l2', 'd/l']]);
+    assert.deepEqual(fs.readdirSync(layer.path), ['d']);
+    assert.deepEqual(fs.readdirSync(join(layer.path, 'd')).sort(), ['in', 'own']);
+    assert.equal(fs.statSync(join(layer.path, 'd/in')).nlink, 2);
+  });
+
+  it('a later entry at the link\'s path replaces it; a later link at it wins', async () => {
+    const layer = await commit([
+      { name: 'x', type: 'hardlink', linkname: 'a' }, file('x', 'now a file'),
+      { name: 'y', type: 'hardlink', linkname: 'a' }, { name: 'y', type: 'hardlink', linkname: 'b' },
+      { name: 'z/l', type: 'hardlink', linkname: 'a' }, file('z', 'z replaced its directory'),
+    ]);
+    assert.deepEqual(layer.lowerLinks, [['y', 'b']]);
+    assert.equal(fs.readFileSync(join(layer.path, 'x'), 'utf8'), 'now a file');
+  });
+
+  it('refused where the layer also changes the target: which file the link names would depend on entry order', async () => {
+    for (const format of ['overlay', 'marker'] as const) {
+      for (const entries of [
+        [{ name: 'l', type: 'hardlink', linkname: 'a' }, file('.wh.a')],
+        [{ name: 'l', type: 'hardlink', linkname: 'd/a' }, file('d/.wh..wh..opq')],
+        [{ name: 'l', type: 'hardlink', linkname: 'd/a' }, file('.wh.d')],
+        [{ name: 'l', type: 'hardlink', linkname: 'a' }, file('a', 'new a')],
+        [{ name: 'l', type: 'hardlink', linkname: 's/a' }, { name: 's', type: 'symlink', linkname: '/etc' }],
+      ] as TarEntry[][]) {
+        await assert.rejects(commit(entries, format), (err: { code?: string; message?: string }) => {
+          assert.equal(err.code, 'INVALID_LAYER', `${format}: ${err.message}`);
+          assert.match(err.message ?? '', /the target is in a lower layer, and this layer changes that path too/);
+          return true;
+        });
+      }
     }
   });
 });

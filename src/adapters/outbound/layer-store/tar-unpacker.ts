@@ -4,9 +4,10 @@ import { Writable } from 'node:stream';
 import { LimitExceededError, UnsafeLayerError, asImageTsError } from '../../../domain/errors.js';
 import { classifyEntry, entrySegments, linkTargetSegments, type EntryRole } from '../../../domain/layer/entry-path.js';
 import { LIMIT_NAMES, type EntryLimits } from '../../../domain/layer/unpack-limits.js';
-import type { WhiteoutFormat } from '../../../ports/layer/layer-store.js';
+import type { LowerLink, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import { errnoCode, nativeSyscalls, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
 import { invalidTar as invalid } from './invalid-tar.js';
+import { LowerLinks } from './lower-links.js';
 import { longName, parsePax, type ExtendedHeader } from './pax.js';
 import { encodeName, fsPath, isRawName } from './raw-name.js';
 import { checkSparseMap, oldGnuExtension, oldGnuHeaderMap, paxSparse, SparseMapReader, SparseWriter, type SparseMap, type SparseSpec } from './sparse.js';
@@ -72,6 +73,8 @@ export interface UnpackStats {
   readonly implicitDirs?: readonly string[];
   /** Those of them that hold nothing but whiteouts and opaque markers. */
   readonly whiteoutOnlyDirs?: readonly string[];
+  /** Hard links to files of lower layers, in entry order (see CommittedLayer). */
+  readonly lowerLinks?: readonly LowerLink[];
 }
 
 const BLOCK = 512;
@@ -149,6 +152,9 @@ export class TarUnpacker extends Writable {
   private readonly holders = new Set<string>();
   /** Marker format: paths this layer deleted that nothing recreated (a marker leaves no node at the path itself). */
   private readonly gone = new Set<string>();
+  /** Hard links whose targets are not in this layer, and what is left of them at the end. */
+  private readonly lowerLinks: LowerLinks;
+  private settledLinks: LowerLink[] | undefined;
   /** Directory mode and times, applied at the end: later entries change them and a read-only mode would block them. */
   private readonly deferred = new Map<string, { mode: number; atime: number; mtime: number }>();
   /** The addon, when it is built: regular files go through its one-call writer, else through node's fs. */
@@ -169,10 +175,12 @@ export class TarUnpacker extends Writable {
     this.native = opts.native ?? tryNativeSyscalls();
     this.prefix = join(opts.root, '/');
     this.ownOwner = opts.privileged ? creationOwner(opts.root) : undefined;
+    this.lowerLinks = new LowerLinks(opts.root, opts.whiteoutFormat, () => this.syscalls());
   }
 
   get stats(): UnpackStats {
-    const stats = { entries: this.entryCount, bytes: this.byteCount, streamBytes: this.streamCount };
+    const base = { entries: this.entryCount, bytes: this.byteCount, streamBytes: this.streamCount };
+    const stats = this.settledLinks?.length ? { ...base, lowerLinks: this.settledLinks } : base;
     if (this.implicit.size === 0) return stats;
     return { ...stats, implicitDirs: [...this.implicit].sort(), whiteoutOnlyDirs: [...this.holders].sort() };
   }
@@ -195,6 +203,7 @@ export class TarUnpacker extends Writable {
       if (this.pending.path !== undefined || this.pending.linkpath !== undefined || this.pending.xattrs || this.pending.sparse) {
         throw invalid('archive ends after an extended header');
       }
+      if (this.lowerLinks.size > 0) this.settledLinks = this.lowerLinks.settle();
       this.applyDeferred();
     } catch (err) {
       callback(asImageTsError(err));
@@ -700,7 +709,12 @@ export class TarUnpacker extends Writable {
     const targetAbs = this.abs(target);
     const abs = this.abs(segments);
     const st = this.ensureDirs(meta.name, target, target.length - 1, false) ? fs.lstatSync(fsPath(targetAbs), { throwIfNoEntry: false }) : undefined;
-    if (!st) throw new UnsafeLayerError(meta.name, `hard link target ${linkpath} is not in the layer`);
+    if (!st) {
+      // Not in this layer: a lower layer's file, linked per bundle by the snapshotter (lower-links.ts).
+      this.removeExisting(rel, abs);
+      this.lowerLinks.record(rel, target.join('/'));
+      return;
+    }
     if (st.isDirectory()) throw new UnsafeLayerError(meta.name, `hard link to the directory ${linkpath}`);
     if (this.isWhiteoutNode(st)) throw new UnsafeLayerError(meta.name, `hard link to ${linkpath}, which the layer deletes`);
     // link(2) does not follow a symlink target, so linking to a symlink stays inside.

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { asImageTsError } from '../../../domain/errors.js';
+import { asImageTsError, UnsafeLayerError } from '../../../domain/errors.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from '../../../domain/layer/entry-path.js';
-import type { CommittedLayer, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
+import type { CommittedLayer, LowerLink, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import type { SnapshotRecord, Snapshotter } from '../../../ports/snapshot/snapshotter.js';
 import { removeTree } from '../layer-store/fs-layer-store.js';
 import { fsPath, readdirNames } from '../layer-store/raw-name.js';
@@ -32,7 +32,9 @@ interface DirMeta {
  * Every destination directory is made (or checked) by this class before
  * anything is placed in it, and nothing here follows a symlink in the rootfs:
  * a layer's symlink can point anywhere on the host. Names that are not UTF-8
- * are read and made as bytes (raw-name.ts), and sparse files keep their holes.
+ * are read and made as bytes (raw-name.ts); sparse files keep their holes;
+ * hard links to lower layers' files (CommittedLayer.lowerLinks) are made
+ * once each layer is in place.
  */
 export class CopySnapshotter implements Snapshotter {
   readonly name = 'copy' as const;
@@ -90,6 +92,38 @@ class Flattener {
     this.whiteoutOnly = new Set(layer.whiteoutOnlyDirs ?? []);
     // Hard links are kept within a layer: inode → where its first copy went.
     await this.walk(layer.path, '', layer.whiteoutFormat, new Map<number, string | Buffer>());
+    for (const link of layer.lowerLinks ?? []) this.lowerLink(link);
+  }
+
+  /**
+   * A hard link to a file the layers below put in the rootfs. The target is
+   * found without following a symlink on the way, so it is always inside.
+   */
+  private lowerLink([path, target]: LowerLink): void {
+    const segs = target.split('/');
+    let rel = '';
+    for (let i = 0; i < segs.length; i++) {
+      rel = rel ? `${rel}/${segs[i]}` : segs[i]!;
+      const st = this.lstatDst(rel);
+      const last = i === segs.length - 1;
+      if (!st || (!last && !st.isDirectory())) throw new UnsafeLayerError(path, `hard link target ${target} is in no layer below`);
+      if (last && st.isDirectory()) throw new UnsafeLayerError(path, `hard link to the directory ${target}`);
+    }
+    const parent = path.split('/').slice(0, -1);
+    for (let i = 1; i <= parent.length; i++) {
+      if (!this.lstatDst(parent.slice(0, i).join('/'))?.isDirectory()) throw new UnsafeLayerError(path, `${parent.slice(0, i).join('/')} is not a directory`);
+    }
+    this.removePath(path);
+    fs.linkSync(fsPath(this.dst(target)), fsPath(this.dst(path)));
+  }
+
+  private lstatDst(rel: string): fs.Stats | undefined {
+    try {
+      return fs.lstatSync(fsPath(this.dst(rel)), { throwIfNoEntry: false });
+    } catch (err) {
+      if (errnoCode(err) === 'ENOTDIR') return undefined;
+      throw err;
+    }
   }
 
   private dst(rel: string): string {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import type { CommittedLayer } from '../../../ports/layer/layer-store.js';
+import { UnsafeLayerError } from '../../../domain/errors.js';
+import type { CommittedLayer, LowerLink } from '../../../ports/layer/layer-store.js';
 import { fsPath } from '../layer-store/raw-name.js';
 import type { NativeSyscalls } from '../native/syscalls.js';
 import { devMajor, devMinor } from './device-numbers.js';
@@ -34,8 +35,14 @@ interface DirTimes {
  * An implicit directory with real content over a non-directory stays a
  * directory, as overlayfs and the copy snapshotter both make it.
  *
- * Builders declare every directory they write into, so most images need
- * none: then nothing is made and the stack is the layers alone.
+ * Hard links to lower layers' files (CommittedLayer.lowerLinks) are made
+ * here too: the fixup gets a copy of the lower file, as overlayfs' copy-up
+ * would, and the link to that copy, so both names share one inode.
+ * Directories the fixup needs on the way repeat what the union shows there.
+ *
+ * Builders declare every directory they write into, and link only within
+ * a layer, so most images need none: then nothing is made and the stack is
+ * the layers alone.
  */
 export class OverlayFixups {
   constructor(private readonly native: NativeSyscalls) {}
@@ -49,7 +56,8 @@ export class OverlayFixups {
     layers.forEach((layer, i) => {
       stack.push(layer.path);
       const implicit = layer.implicitDirs ?? [];
-      if (implicit.length === 0 || stack.length === 1) return;
+      const links = layer.lowerLinks ?? [];
+      if ((implicit.length === 0 && links.length === 0) || (stack.length === 1 && links.length === 0)) return;
       const fix = join(dir, 'fix', String(i));
       if (this.fill(layer, fix, stack.slice(0, -1).reverse())) stack.push(fix);
     });
@@ -78,6 +86,8 @@ export class OverlayFixups {
         hidden.push(rel);
       }
     }
+    const union = [layer.path, ...belowTopFirst];
+    for (const link of layer.lowerLinks ?? []) this.lowerLink(link, fix, union, made, times);
     if (!fs.existsSync(fix)) return false;
     // Deepest first: making an entry inside a directory changes its times.
     for (const [rel, t] of [...times].sort((a, b) => b[0].split('/').length - a[0].split('/').length)) {
@@ -89,6 +99,39 @@ export class OverlayFixups {
       }
     }
     return true;
+  }
+
+  /**
+   * A hard link to a lower layer's file: the file copied into the fixup
+   * (once, whatever links to it), and the link beside it. A target the
+   * fixup already holds, an earlier link's path among them, is used as it is.
+   */
+  private lowerLink([path, target]: LowerLink, fix: string, union: readonly string[], made: Set<string>, times: Map<string, DirTimes>): void {
+    const fixTarget = join(fix, target);
+    if (!fs.lstatSync(fsPath(fixTarget), { throwIfNoEntry: false })) {
+      const view = lookup(union, target.split('/'), this.native);
+      if (view.kind === 'absent') throw new UnsafeLayerError(path, `hard link target ${target} is in no layer below`);
+      if (view.kind === 'dir') throw new UnsafeLayerError(path, `hard link to the directory ${target}`);
+      this.unionParents(fix, target, union, made, times);
+      reproduce(view.path, fixTarget, this.native);
+    }
+    this.unionParents(fix, path, union, made, times);
+    fs.linkSync(fsPath(fixTarget), fsPath(join(fix, path)));
+  }
+
+  /** The fixup's parents of rel not made yet, each repeating the directory the union shows there. */
+  private unionParents(fix: string, rel: string, union: readonly string[], made: Set<string>, times: Map<string, DirTimes>): void {
+    fs.mkdirSync(fix, { recursive: true, mode: 0o755 });
+    const segs = rel.split('/');
+    for (let i = 1; i < segs.length; i++) {
+      const p = segs.slice(0, i).join('/');
+      if (made.has(p)) continue;
+      const view = lookup(union, segs.slice(0, i), this.native);
+      if (view.kind !== 'dir') throw new UnsafeLayerError(rel, `${p} is not a directory`);
+      fs.mkdirSync(fsPath(join(fix, p)));
+      made.add(p);
+      times.set(p, this.copyDirMeta(view.path, join(fix, p)));
+    }
   }
 
   /** The fixup's parents of rel, each a copy of the layer's own directory there (the topmost one). */
