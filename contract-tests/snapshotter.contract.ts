@@ -281,6 +281,20 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
       },
     ));
 
+    it('times before 1970 stay, on directories, symlinks, files with xattrs and devices', withRootfs(
+      [[
+        dir('old/', { mtime: -315_619_200 }),
+        file('old/f', 'f', { mtime: -1_000_000 }),
+        { name: 'old/link', type: 'symlink', linkname: 'f', mtime: -2_000_000 },
+        file('old/x', 'x', { mtime: -3_000_000, xattrs: { 'user.k': 'v' } }),
+        { name: 'old/fifo', type: 'fifo', mtime: -4_000_000 },
+      ]],
+      async (rootfs) => {
+        const times = ['old', 'old/f', 'old/link', 'old/x', 'old/fifo'].map((p) => fs.lstatSync(join(rootfs, p)).mtimeMs / 1000);
+        assert.deepEqual(times, [-315_619_200, -1_000_000, -2_000_000, -3_000_000, -4_000_000]);
+      },
+    ));
+
     it('writes to the rootfs do not reach the shared layers', withRootfs(
       [[file('etc/a', 'layer')]],
       async (rootfs, f) => {

@@ -401,6 +401,29 @@ static napi_value WriteFile(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * lutimes(path, atime, mtime): the times of whatever is at path, a symlink
+ * itself included (utimensat with AT_SYMLINK_NOFOLLOW). Seconds as doubles,
+ * before 1970 too: node's utimes family takes a negative time for "now".
+ */
+static napi_value Lutimes(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char *path;
+  double atime, mtime;
+  struct timespec times[2];
+  if (get_args(env, info, 3, argv)) return NULL;
+  if (get_double(env, argv[1], "atime must be a number", &atime) || get_double(env, argv[2], "mtime must be a number", &mtime)) return NULL;
+  if (get_path(env, argv[0], "path must be a string or a Buffer", &path)) return NULL;
+  times[0] = to_timespec(atime);
+  times[1] = to_timespec(mtime);
+  if (utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) != 0) {
+    int e = errno;
+    throw_errno(env, e, "utimensat", path);
+  }
+  free(path);
+  return NULL;
+}
+
+/*
  * finishFile(fd, mode, uid, gid, atime, mtime, flags): the owner, mode and
  * times steps of writeFile, for a file written in pieces. The descriptor
  * stays open: node opened it and must close it, since worker threads track
@@ -478,6 +501,7 @@ NAPI_MODULE_INIT() {
     {"finishFile", NULL, FinishFile, NULL, NULL, NULL, napi_enumerable, NULL},
     {"flock", NULL, Flock, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lseek", NULL, Lseek, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lutimes", NULL, Lutimes, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
 #ifdef HAVE_ISAL

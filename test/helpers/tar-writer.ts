@@ -18,7 +18,7 @@ export interface TarEntry {
   mode?: number;
   uid?: number;
   gid?: number;
-  /** Seconds since the epoch; fractions go into PAX. */
+  /** Seconds since the epoch; fractions and times before 1970 go into PAX. */
   mtime?: number;
   devmajor?: number;
   devminor?: number;
@@ -127,7 +127,7 @@ export function tar(entries: readonly TarEntry[], options: TarOptions = {}): Buf
     if (shortLink !== linkname) records.push(paxRecord('linkpath', bytesOf(linkname)));
     if (!fitsOctal(uid, 8)) records.push(paxRecord('uid', Buffer.from(String(uid))));
     if (!fitsOctal(gid, 8)) records.push(paxRecord('gid', Buffer.from(String(gid))));
-    if (!Number.isInteger(mtime)) records.push(paxRecord('mtime', Buffer.from(String(mtime))));
+    if (!fitsOctal(mtime, 12)) records.push(paxRecord('mtime', Buffer.from(String(mtime))));
     for (const [k, v] of Object.entries(e.xattrs ?? {})) {
       records.push(paxRecord(`SCHILY.xattr.${k}`, typeof v === 'string' ? Buffer.from(v, 'utf8') : v));
     }
@@ -152,7 +152,7 @@ export function tar(entries: readonly TarEntry[], options: TarOptions = {}): Buf
         uid: fitsOctal(uid, 8) ? uid : 0,
         gid: fitsOctal(gid, 8) ? gid : 0,
         size: type === 'file' ? content.length : 0,
-        mtime: Math.floor(mtime),
+        mtime: fitsOctal(Math.floor(mtime), 12) ? Math.floor(mtime) : 0,
         typeflag: TYPEFLAG[type],
         linkname: shortLink,
         devmajor: e.devmajor ?? 0,

@@ -6,6 +6,7 @@ import { classifyEntry, entrySegments, linkTargetSegments, type EntryRole } from
 import { LIMIT_NAMES, type EntryLimits } from '../../../domain/layer/unpack-limits.js';
 import type { LowerLink, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import { errnoCode, nativeSyscalls, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
+import { setFdTimes, setPathTimes } from '../native/times.js';
 import { invalidTar as invalid } from './invalid-tar.js';
 import { LowerLinks } from './lower-links.js';
 import { longName, parsePax, type ExtendedHeader } from './pax.js';
@@ -652,7 +653,7 @@ export class TarUnpacker extends Writable {
       if (flags & FINISH_CHOWN) fs.fchownSync(fd, meta.uid, meta.gid);
       if (flags & FINISH_CHMOD) fs.fchmodSync(fd, meta.mode);
       this.xattrs(abs, meta);
-      fs.futimesSync(fd, meta.atime, meta.mtime);
+      setFdTimes(this.native, fd, meta.atime, meta.mtime);
     } finally {
       fs.closeSync(fd);
     }
@@ -698,7 +699,7 @@ export class TarUnpacker extends Writable {
     this.replacing(segments, abs, () => fs.symlinkSync(fsPath(linkpath), path));
     if (this.needsChown(meta)) fs.lchownSync(path, meta.uid, meta.gid);
     this.xattrs(abs, meta);
-    fs.lutimesSync(path, meta.atime, meta.mtime);
+    setPathTimes(this.native, path, meta.atime, meta.mtime);
   }
 
   private hardlink(segments: readonly string[], linkpath: string | undefined, meta: EntryMeta): void {
@@ -737,7 +738,7 @@ export class TarUnpacker extends Writable {
     if (this.needsChown(meta)) fs.lchownSync(path, meta.uid, meta.gid);
     fs.chmodSync(path, meta.mode); // a node we just made, not a symlink
     this.xattrs(abs, meta);
-    fs.lutimesSync(path, meta.atime, meta.mtime);
+    setPathTimes(this.native, path, meta.atime, meta.mtime);
   }
 
   /**
@@ -795,7 +796,7 @@ export class TarUnpacker extends Writable {
       const fd = fs.openSync(fsPath(rel ? join(this.opts.root, rel) : this.opts.root), DIR_OPEN_FLAGS);
       try {
         fs.fchmodSync(fd, d.mode);
-        fs.futimesSync(fd, d.atime, d.mtime);
+        setFdTimes(this.native, fd, d.atime, d.mtime);
       } finally {
         fs.closeSync(fd);
       }

@@ -35,6 +35,12 @@ export interface NativeSyscalls {
    * or after `offset` (ENXIO). Absent from addons built before it was added.
    */
   readonly lseek?: (fd: number, offset: number, whence: number) => number;
+  /**
+   * The times of whatever is at `path`, a symlink itself included, in
+   * seconds, before 1970 too (node's utimes family reads a negative time as
+   * "now"). Absent from addons built before it was added.
+   */
+  readonly lutimes?: (path: NativePath, atime: number, mtime: number) => void;
   /** ISA-L gzip decoding (native/src/gunzip.c); present only when the addon was built with libisal. */
   readonly gunzipOpen?: () => GunzipHandle;
   /**

@@ -8,6 +8,7 @@ import type { SnapshotRecord, Snapshotter } from '../../../ports/snapshot/snapsh
 import { removeTree } from '../layer-store/fs-layer-store.js';
 import { fsPath, readdirNames } from '../layer-store/raw-name.js';
 import { errnoCode, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
+import { setFdTimes, setPathTimes } from '../native/times.js';
 import { devMajor, devMinor } from './device-numbers.js';
 import { copySparse, isSparse } from './sparse-copy.js';
 
@@ -248,7 +249,7 @@ class Flattener {
     if (this.privileged) fs.lchownSync(dst, st.uid, st.gid);
     if (!st.isSymbolicLink()) fs.chmodSync(dst, st.mode & 0o7777); // after chown, which clears setuid
     this.copyXattrs(src, dst);
-    fs.lutimesSync(dst, st.atimeMs / 1000, st.mtimeMs / 1000);
+    setPathTimes(this.native, dst, st.atimeMs / 1000, st.mtimeMs / 1000);
   }
 
   /** All xattrs but trusted.overlay.* (overlay bookkeeping, meaningless in a flat tree). */
@@ -277,7 +278,7 @@ class Flattener {
       const fd = fs.openSync(fsPath(this.dst(rel)), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
       try {
         fs.fchmodSync(fd, m.mode);
-        fs.futimesSync(fd, m.atime, m.mtime);
+        setFdTimes(this.native, fd, m.atime, m.mtime);
       } finally {
         fs.closeSync(fd);
       }

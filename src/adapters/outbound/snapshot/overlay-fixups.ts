@@ -4,6 +4,7 @@ import { UnsafeLayerError } from '../../../domain/errors.js';
 import type { CommittedLayer, LowerLink } from '../../../ports/layer/layer-store.js';
 import { fsPath } from '../layer-store/raw-name.js';
 import type { NativeSyscalls } from '../native/syscalls.js';
+import { setFdTimes, setPathTimes } from '../native/times.js';
 import { devMajor, devMinor } from './device-numbers.js';
 
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
@@ -93,7 +94,7 @@ export class OverlayFixups {
     for (const [rel, t] of [...times].sort((a, b) => b[0].split('/').length - a[0].split('/').length)) {
       const fd = fs.openSync(fsPath(join(fix, rel)), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
       try {
-        fs.futimesSync(fd, t.atime, t.mtime);
+        setFdTimes(this.native, fd, t.atime, t.mtime);
       } finally {
         fs.closeSync(fd);
       }
@@ -197,7 +198,7 @@ function reproduce(srcName: string, dstName: string, native: NativeSyscalls): vo
   fs.lchownSync(dst, st.uid, st.gid);
   if (!st.isSymbolicLink()) fs.chmodSync(dst, st.mode & 0o7777);
   copyXattrs(native, src, dst);
-  fs.lutimesSync(dst, st.atimeMs / 1000, st.mtimeMs / 1000);
+  setPathTimes(native, dst, st.atimeMs / 1000, st.mtimeMs / 1000);
 }
 
 /** Every xattr but overlayfs' own bookkeeping. */
