@@ -29,7 +29,7 @@ export async function treeOf(rootfs: string, options: TreeOptions = {}): Promise
   const root = resolve(rootfs);
   // Keyed by the path's bytes (latin1), which is how getfattr's octal escapes decode.
   const xattrs = new Map<string, string>();
-  const dump = execFileSync('getfattr', ['-R', '-d', '-m', '-', '--absolute-names', root], { encoding: 'latin1', maxBuffer: 1 << 28 });
+  const dump = execFileSync('getfattr', ['-R', '-h', '-d', '-m', '-', '--absolute-names', root], { encoding: 'latin1', maxBuffer: 1 << 28 });
   let file: string | undefined;
   let lines: string[] = [];
   const flush = (): void => {
