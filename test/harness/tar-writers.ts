@@ -68,6 +68,27 @@ const python = (format: 'gnu' | 'pax' | 'ustar', caps: WriterCaps, shows: readon
   write: (src, out) => run('python3', [PY_WRITER, format, src, out]),
 });
 
+/** An entry for pythonEntries: bytes that are not UTF-8 written as \\udcXX escapes in name and linkname. */
+export interface PyEntry {
+  readonly name: string;
+  readonly type?: 'file' | 'dir' | 'symlink' | 'hardlink';
+  readonly content?: string;
+  readonly linkname?: string;
+  readonly mode?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly mtime?: number;
+  /** PAX records for the entry, written as given (empty values too). */
+  readonly pax?: Readonly<Record<string, string>>;
+}
+
+/** A PAX layer of these entries, written by Python's tarfile. */
+export function pythonEntries(entries: readonly PyEntry[], out: string): void {
+  const spec = `${out}.json`;
+  fs.writeFileSync(spec, JSON.stringify(entries));
+  run('python3', [PY_WRITER, 'entries', spec, out]);
+}
+
 const XATTRS = ['--xattrs', '--xattrs-include=*'];
 export const TAR_WRITERS: readonly TarWriter[] = [
   gnu('--format=gnu', NO_XATTRS, ['old GNU sparse', 'sparse extension block', 'GNU long name', 'GNU long link', 'base-256'], '--format=gnu', '--sparse'),
