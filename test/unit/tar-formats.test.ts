@@ -141,6 +141,40 @@ describe('GNU sparse files unpack as GNU tar extracts them, holes kept', () => {
   }
 });
 
+describe('a sparse file past 8 GiB: its real size in base-256 (old GNU) or a PAX record', () => {
+  for (const format of ['gnu', 'posix'] as const) {
+    it(`--format=${format}`, async () => {
+      const src = fresh('huge-src');
+      const fd = fs.openSync(join(src, 'huge'), 'w');
+      writeAt(fd, 1_000_000, 'near the start');
+      writeAt(fd, 9 * 2 ** 30, 'past 9 GiB');
+      fs.closeSync(fd);
+      const archive = join(fresh('huge-archive'), 'layer.tar');
+      execFileSync('tar', [`--format=${format}`, '--sparse', '-cf', archive, '-C', src, 'huge']);
+      const bytes = fs.readFileSync(archive);
+      if (format === 'gnu') assert.equal(bytes[483], 0x80, 'the real size is in base-256');
+      const { root } = await unpack(bytes);
+      const ours = fs.statSync(join(root, 'huge'));
+      const gnu = fs.statSync(join(gnuExtract(archive), 'huge'));
+      assert.equal(ours.size, 9 * 2 ** 30 + 10);
+      assert.deepEqual([ours.size, ours.blocks, ours.mtimeMs], [gnu.size, gnu.blocks, gnu.mtimeMs]);
+      const read = (at: number, n: number): string => {
+        const h = fs.openSync(join(root, 'huge'), 'r');
+        try {
+          const buf = Buffer.alloc(n);
+          fs.readSync(h, buf, 0, n, at);
+          return buf.toString('latin1');
+        } finally {
+          fs.closeSync(h);
+        }
+      };
+      assert.equal(read(1_000_000, 14), 'near the start');
+      assert.equal(read(9 * 2 ** 30, 10), 'past 9 GiB');
+      assert.equal(read(5 * 2 ** 30, 4), '\0\0\0\0');
+    });
+  }
+});
+
 describe('GNU sparse maps that do not add up are INVALID_LAYER', () => {
   const sparse01 = (map: string, realSize: number, content: string, extra: Record<string, string> = {}): Buffer =>
     tar([file('s', content, { pax: { 'GNU.sparse.size': String(realSize), 'GNU.sparse.map': map, ...extra } })]);
