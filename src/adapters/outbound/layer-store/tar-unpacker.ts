@@ -1,16 +1,18 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { LimitExceededError, UnsafeLayerError, asImageTsError } from '../../../domain/errors.js';
+import { UnsafeLayerError, asImageTsError } from '../../../domain/errors.js';
 import { classifyEntry, entrySegments, linkTargetSegments, type EntryRole } from '../../../domain/layer/entry-path.js';
-import { LIMIT_NAMES, type EntryLimits } from '../../../domain/layer/unpack-limits.js';
+import type { EntryLimits } from '../../../domain/layer/unpack-limits.js';
 import type { LowerLink, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import { errnoCode, nativeSyscalls, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
 import { setFdTimes, setPathTimes } from '../native/times.js';
+import { creationOwner, UMASK } from './creation-owner.js';
+import { checkEntryLimits } from './entry-limits.js';
 import { invalidTar as invalid } from './invalid-tar.js';
 import { LowerLinks } from './lower-links.js';
 import { longName, parsePax, type ExtendedHeader } from './pax.js';
-import { encodeName, fsPath, isRawName } from './raw-name.js';
+import { fsPath } from './raw-name.js';
 import { checkSparseMap, oldGnuExtension, oldGnuHeaderMap, paxSparse, SparseMapReader, SparseWriter, type SparseMap, type SparseSpec } from './sparse.js';
 import { decodeHeader, numeric, TarHeaderError, type TarHeader } from './tar-header.js';
 
@@ -110,26 +112,6 @@ type Body =
   | { readonly kind: 'sparse-map'; readonly reader: SparseMapReader; readonly segments: readonly string[]; readonly meta: EntryMeta; readonly realSize: number; readonly size: number }
   | { readonly kind: 'sparse'; readonly fd: number; readonly abs: string; readonly meta: EntryMeta; readonly writer: SparseWriter };
 
-
-/** Who owns what we create under root, if that is simply our effective uid and gid. */
-function creationOwner(root: string): { uid: number; gid: number } | undefined {
-  const uid = process.geteuid?.();
-  const gid = process.getegid?.();
-  if (uid === undefined || gid === undefined) return undefined;
-  const st = fs.statSync(root);
-  return st.mode & 0o2000 || st.gid !== gid ? undefined : { uid, gid }; // 0o2000: setgid
-}
-
-/** The process umask, read without the set-and-restore race of process.umask(). */
-function readUmask(): number | undefined {
-  try {
-    const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync('/proc/self/status', 'latin1'));
-    return m ? parseInt(m[1]!, 8) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-const UMASK = readUmask();
 
 export class TarUnpacker extends Writable {
   private state: 'header' | 'body' | 'eof' = 'header';
@@ -384,7 +366,7 @@ export class TarUnpacker extends Writable {
     const linkpath = pending.linkpath ?? h.linkpath;
     const type = flag === '\0' && name.endsWith('/') ? '5' : flag === '\0' || flag === '7' || flag === 'S' ? '0' : flag;
     this.entryCount++;
-    this.checkLimits(name, linkpath);
+    checkEntryLimits(this.opts.limits, this.entryCount, name, linkpath);
     const meta: EntryMeta = {
       name,
       mode: (h.mode ?? 0) & 0o7777,
@@ -455,24 +437,6 @@ export class TarUnpacker extends Writable {
   private openSparse(segments: readonly string[], meta: EntryMeta, map: SparseMap): Body {
     const fd = this.createFile(segments, meta);
     return { kind: 'sparse', fd, abs: this.abs(segments), meta, writer: new SparseWriter(fd, map) };
-  }
-
-  /** Before anything of the entry is made: a limit stops the layer at the first entry past it. */
-  private checkLimits(name: string, linkpath: string | undefined): void {
-    const limits = this.opts.limits;
-    if (!limits) return;
-    const maxEntries = limits.maxEntriesPerLayer;
-    if (maxEntries !== undefined && this.entryCount > maxEntries) {
-      throw new LimitExceededError(LIMIT_NAMES.maxEntriesPerLayer, `the layer has more than ${maxEntries} entries`);
-    }
-    const maxPath = limits.maxPathBytes;
-    if (maxPath === undefined) return;
-    for (const [what, p] of [['path', name], ['link target', linkpath]] as const) {
-      const n = p === undefined ? 0 : isRawName(p) ? encodeName(p).length : Buffer.byteLength(p);
-      if (n > maxPath) {
-        throw new LimitExceededError(LIMIT_NAMES.maxPathBytes, `an entry's ${what} has ${n} bytes, over ${maxPath} (${JSON.stringify(p!.slice(0, 60))}...)`);
-      }
-    }
   }
 
   /** The addon, for devices, whiteouts and xattrs; UNSUPPORTED when it was not built. */
