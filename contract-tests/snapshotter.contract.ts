@@ -18,7 +18,7 @@ export interface SnapshotterFixture {
   teardown(): Promise<void>;
 }
 
-const file = (name: string, content = '', extra: Partial<TarEntry> = {}): TarEntry => ({ name, content, ...extra });
+const file = (name: string | Uint8Array, content = '', extra: Partial<TarEntry> = {}): TarEntry => ({ name, content, ...extra });
 const dir = (name: string, extra: Partial<TarEntry> = {}): TarEntry => ({ name, type: 'dir', ...extra });
 
 async function layer(store: LayerStore, entries: readonly TarEntry[]): Promise<CommittedLayer> {
@@ -214,6 +214,84 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
         assert.equal(bin.mtimeMs, 1_500_000_000_000);
         assert.equal(fs.readlinkSync(join(rootfs, 'lib')), 'usr/lib');
         assert.equal(read(rootfs, 'lib/libc.so'), 'libc');
+      },
+    ));
+
+    it('a hard link to a lower layer\'s file is a second name for it, as a sequential apply makes it', withRootfs(
+      [
+        [dir('lib/', { mode: 0o750, mtime: 1_500_000_000 }), file('lib/t', 'target', { mode: 0o640, mtime: 1_600_000_000 }), file('lib/other', 'o')],
+        [{ name: 'bin/l', type: 'hardlink', linkname: 'lib/t' }, { name: 'l2', type: 'hardlink', linkname: 'bin/l' }, file('lib/new', 'n')],
+      ],
+      async (rootfs) => {
+        const t = fs.statSync(join(rootfs, 'lib/t'));
+        assert.equal(t.nlink, 3);
+        assert.equal(fs.statSync(join(rootfs, 'bin/l')).ino, t.ino);
+        assert.equal(fs.statSync(join(rootfs, 'l2')).ino, t.ino);
+        assert.equal(read(rootfs, 'l2'), 'target');
+        assert.equal(t.mode & 0o7777, 0o640);
+        assert.equal(t.mtimeMs, 1_600_000_000_000);
+        const lib = fs.statSync(join(rootfs, 'lib'));
+        assert.equal(lib.mode & 0o7777, 0o750);
+        assert.equal(lib.mtimeMs, 1_500_000_000_000);
+        assert.deepEqual(fs.readdirSync(join(rootfs, 'lib')).sort(), ['new', 'other', 't']);
+      },
+    ));
+
+    it('a hard link to a file no lower layer has fails the snapshot with UNSAFE_LAYER', async () => {
+      const f = await makeFixture();
+      try {
+        const committed = [await layer(f.layers, [file('a', 'a')]), await layer(f.layers, [{ name: 'l', type: 'hardlink', linkname: 'nowhere' }])];
+        const rootfs = join(f.workDir, 'bundle-nolink', 'rootfs');
+        fs.mkdirSync(rootfs, { recursive: true });
+        await assert.rejects(f.snapshotter.prepare('snap-nolink', committed, rootfs), { code: 'UNSAFE_LAYER' });
+      } finally {
+        await f.teardown();
+      }
+    });
+
+    it('names that are not UTF-8 are made, deleted and replaced as their bytes', withRootfs(
+      [
+        [file(Buffer.from([0x63, 0x61, 0x66, 0xe9]), 'latin-1'), file(Buffer.from([0x64, 0xff, 0x2f, 0x61]), 'a'), file(Buffer.from([0x67, 0x80]), 'gone soon'),
+          { name: 'link', type: 'symlink', linkname: Buffer.from([0x64, 0xff]) }],
+        [file(Buffer.from([0x2e, 0x77, 0x68, 0x2e, 0x67, 0x80])), file(Buffer.from([0x64, 0xff, 0x2f, 0x62]), 'b'), file(Buffer.from('caf\u00e9'), 'utf-8')],
+      ],
+      async (rootfs) => {
+        const names = fs.readdirSync(rootfs, { encoding: 'buffer' }).map((n) => n.toString('latin1')).sort();
+        assert.deepEqual(names, ['caf\xc3\xa9', 'caf\xe9', 'd\xff', 'link']);
+        const d = Buffer.concat([Buffer.from(`${rootfs}/`), Buffer.from([0x64, 0xff])]);
+        assert.deepEqual(fs.readdirSync(d, { encoding: 'buffer' }).map((n) => n.toString()).sort(), ['a', 'b']);
+        assert.deepEqual(fs.readlinkSync(join(rootfs, 'link'), { encoding: 'buffer' }), Buffer.from([0x64, 0xff]));
+      },
+    ));
+
+    it('a sparse file keeps its holes', withRootfs(
+      [[file('sparse', 'abcdef', { pax: { 'GNU.sparse.size': String(64 << 20), 'GNU.sparse.map': `0,3,${32 << 20},3` } })]],
+      async (rootfs) => {
+        const st = fs.statSync(join(rootfs, 'sparse'));
+        assert.equal(st.size, 64 << 20);
+        assert.ok(st.blocks * 512 < 1 << 20, `${st.blocks} blocks`);
+        const fd = fs.openSync(join(rootfs, 'sparse'), 'r');
+        try {
+          const buf = Buffer.alloc(3);
+          fs.readSync(fd, buf, 0, 3, 32 << 20);
+          assert.equal(buf.toString(), 'def');
+        } finally {
+          fs.closeSync(fd);
+        }
+      },
+    ));
+
+    it('times before 1970 stay, on directories, symlinks, files with xattrs and devices', withRootfs(
+      [[
+        dir('old/', { mtime: -315_619_200 }),
+        file('old/f', 'f', { mtime: -1_000_000 }),
+        { name: 'old/link', type: 'symlink', linkname: 'f', mtime: -2_000_000 },
+        file('old/x', 'x', { mtime: -3_000_000, xattrs: { 'user.k': 'v' } }),
+        { name: 'old/fifo', type: 'fifo', mtime: -4_000_000 },
+      ]],
+      async (rootfs) => {
+        const times = ['old', 'old/f', 'old/link', 'old/x', 'old/fifo'].map((p) => fs.lstatSync(join(rootfs, p)).mtimeMs / 1000);
+        assert.deepEqual(times, [-315_619_200, -1_000_000, -2_000_000, -3_000_000, -4_000_000]);
       },
     ));
 

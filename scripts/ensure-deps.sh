@@ -7,6 +7,7 @@ declare -A NEED=(
   [docker-registry]=docker-registry [skopeo]=skopeo [busybox]=busybox-static
   [setfattr]=attr [htpasswd]=apache2-utils [openssl]=openssl [umoci]=umoci
   [igzip]=isal [zstd]=zstd [script]=bsdutils [gpg]=gnupg [gpg-agent]=gpg-agent [getfattr]=attr
+  [bsdtar]=libarchive-tools [buildah]=buildah [python3]=python3
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -5,7 +5,9 @@
  * writeFile and finishFile make a small file's six syscalls one call from JS,
  * which is where a small-file layer's time went. flock gives the store locks
  * that the kernel drops when their holder dies, kill -9 included; peerCred
- * tells serve who is on the other end of a unix socket.
+ * tells serve who is on the other end of a unix socket. lseek's
+ * SEEK_DATA/SEEK_HOLE let a sparse file be copied hole for hole. Paths are
+ * strings, or Buffers for names that are not UTF-8.
  * All calls are synchronous and cheap; errors are thrown as Node-style errors
  * with .code (errno name), .errno (negative, as libuv), .syscall and .path.
  */
@@ -122,6 +124,33 @@ static int get_string(napi_env env, napi_value v, int nullable, const char *what
   return 0;
 }
 
+/*
+ * A path: a JS string (UTF-8), or a Buffer/Uint8Array holding the path's
+ * bytes as the kernel takes them, for names that are not UTF-8. Copied into
+ * a malloc'd C string (caller frees). Returns 0, or -1 with a pending TypeError.
+ */
+static int get_path(napi_env env, napi_value v, const char *what, char **out) {
+  bool is_typed;
+  void *data;
+  size_t len;
+  *out = NULL;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok) return -1;
+  if (!is_typed) return get_string(env, v, 0, what, out);
+  if (get_bytes(env, v, what, &data, &len)) return -1;
+  if (memchr(data, 0, len) != NULL) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "path contains a NUL byte");
+    return -1;
+  }
+  *out = malloc(len + 1);
+  if (!*out) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return -1;
+  }
+  memcpy(*out, data, len);
+  (*out)[len] = 0;
+  return 0;
+}
+
 /* mknod(path, mode, major, minor): mode includes the file type bits. */
 static napi_value Mknod(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -131,7 +160,7 @@ static napi_value Mknod(napi_env env, napi_callback_info info) {
   if (get_u32(env, argv[1], "mode must be a number", &mode) || get_u32(env, argv[2], "major must be a number", &major) ||
       get_u32(env, argv[3], "minor must be a number", &minor))
     return NULL;
-  if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
+  if (get_path(env, argv[0], "path must be a string or a Buffer", &path)) return NULL;
   if (mknod(path, (mode_t)mode, makedev(major, minor)) != 0) {
     int e = errno;
     throw_errno(env, e, "mknod", path);
@@ -148,7 +177,7 @@ static napi_value Lsetxattr(napi_env env, napi_callback_info info) {
   size_t len;
   if (get_args(env, info, 3, argv)) return NULL;
   if (get_bytes(env, argv[2], "value must be a Buffer or Uint8Array", &data, &len)) return NULL;
-  if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
+  if (get_path(env, argv[0], "path must be a string or a Buffer", &path)) return NULL;
   if (get_string(env, argv[1], 0, "name must be a string", &name)) {
     free(path);
     return NULL;
@@ -169,7 +198,7 @@ static napi_value Lgetxattr(napi_env env, napi_callback_info info) {
   ssize_t n;
   int e = 0;
   if (get_args(env, info, 2, argv)) return NULL;
-  if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
+  if (get_path(env, argv[0], "path must be a string or a Buffer", &path)) return NULL;
   if (get_string(env, argv[1], 0, "name must be a string", &name)) {
     free(path);
     return NULL;
@@ -205,7 +234,7 @@ static napi_value Llistxattr(napi_env env, napi_callback_info info) {
   ssize_t n;
   int e = 0;
   if (get_args(env, info, 1, argv)) return NULL;
-  if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
+  if (get_path(env, argv[0], "path must be a string or a Buffer", &path)) return NULL;
   for (;;) {
     n = llistxattr(path, NULL, 0);
     if (n < 0) { e = errno; break; }
@@ -347,7 +376,7 @@ static napi_value WriteFile(napi_env env, napi_callback_info info) {
       get_u32(env, argv[4], "gid must be a number", &gid) || get_double(env, argv[5], "atime must be a number", &atime) ||
       get_double(env, argv[6], "mtime must be a number", &mtime) || get_u32(env, argv[7], "flags must be a number", &flags))
     return NULL;
-  if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
+  if (get_path(env, argv[0], "path must be a string or a Buffer", &path)) return NULL;
   fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)(mode & 0777));
   if (fd < 0) {
     e = errno;
@@ -374,6 +403,29 @@ static napi_value WriteFile(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * lutimes(path, atime, mtime): the times of whatever is at path, a symlink
+ * itself included (utimensat with AT_SYMLINK_NOFOLLOW). Seconds as doubles,
+ * before 1970 too: node's utimes family takes a negative time for "now".
+ */
+static napi_value Lutimes(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char *path;
+  double atime, mtime;
+  struct timespec times[2];
+  if (get_args(env, info, 3, argv)) return NULL;
+  if (get_double(env, argv[1], "atime must be a number", &atime) || get_double(env, argv[2], "mtime must be a number", &mtime)) return NULL;
+  if (get_path(env, argv[0], "path must be a string or a Buffer", &path)) return NULL;
+  times[0] = to_timespec(atime);
+  times[1] = to_timespec(mtime);
+  if (utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) != 0) {
+    int e = errno;
+    throw_errno(env, e, "utimensat", path);
+  }
+  free(path);
+  return NULL;
+}
+
+/*
  * finishFile(fd, mode, uid, gid, atime, mtime, flags): the owner, mode and
  * times steps of writeFile, for a file written in pieces. The descriptor
  * stays open: node opened it and must close it, since worker threads track
@@ -394,6 +446,34 @@ static napi_value FinishFile(napi_env env, napi_callback_info info) {
   e = finish_fd((int)fd, mode, uid, gid, atime, mtime, flags, &failed);
   if (e != 0) throw_errno(env, e, failed, NULL);
   return NULL;
+}
+
+/*
+ * lseek(fd, offset, whence) -> the new offset, or -1 when whence is
+ * SEEK_DATA or SEEK_HOLE and no such region starts at or after offset
+ * (ENXIO). Offsets are doubles, exact up to 2^53. Node has no lseek, and
+ * SEEK_DATA/SEEK_HOLE are how a sparse file is copied hole for hole.
+ */
+static napi_value Lseek(napi_env env, napi_callback_info info) {
+  napi_value argv[3], result;
+  uint32_t fd, whence;
+  double offset;
+  off_t r;
+  if (get_args(env, info, 3, argv)) return NULL;
+  if (get_u32(env, argv[0], "fd must be a number", &fd) || get_double(env, argv[1], "offset must be a number", &offset) ||
+      get_u32(env, argv[2], "whence must be a number", &whence))
+    return NULL;
+  if (!(offset >= 0 && offset <= 9007199254740992.0)) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "offset out of range");
+    return NULL;
+  }
+  r = lseek((int)fd, (off_t)offset, (int)whence);
+  if (r < 0) {
+    if (errno == ENXIO && (whence == SEEK_DATA || whence == SEEK_HOLE)) r = -1;
+    else return throw_errno(env, errno, "lseek", NULL);
+  }
+  if (napi_create_double(env, (double)r, &result) != napi_ok) return NULL;
+  return result;
 }
 
 /* flock(fd, operation) -> true, or false when LOCK_NB was asked and another holds the lock. */
@@ -443,6 +523,8 @@ NAPI_MODULE_INIT() {
     {"finishFile", NULL, FinishFile, NULL, NULL, NULL, napi_enumerable, NULL},
     {"flock", NULL, Flock, NULL, NULL, NULL, napi_enumerable, NULL},
     {"peerCred", NULL, PeerCred, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lseek", NULL, Lseek, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lutimes", NULL, Lutimes, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
 #ifdef HAVE_ISAL

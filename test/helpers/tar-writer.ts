@@ -2,21 +2,23 @@
  * A minimal tar writer for tests: ustar headers plus a PAX extended header
  * whenever a name, link name or number does not fit, or xattrs are given.
  * Names are written verbatim (`../x`, `/abs`, `a/../../b` included) so that
- * tests can build hostile layers byte for byte.
+ * tests can build hostile layers byte for byte; a name or link given as
+ * bytes is written as those bytes (names that are not UTF-8).
  */
 
-export type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+/** 'global' is a global PAX header ('g') holding the entry's `pax` and `paxList` records, not a file. */
+export type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'global';
 
 export interface TarEntry {
-  name: string;
+  name: string | Uint8Array;
   type?: TarEntryType;
   content?: string | Uint8Array;
   /** Symlink target or hard link target. */
-  linkname?: string;
+  linkname?: string | Uint8Array;
   mode?: number;
   uid?: number;
   gid?: number;
-  /** Seconds since the epoch; fractions go into PAX. */
+  /** Seconds since the epoch; fractions and times before 1970 go into PAX. */
   mtime?: number;
   devmajor?: number;
   devminor?: number;
@@ -24,6 +26,8 @@ export interface TarEntry {
   xattrs?: Record<string, string | Uint8Array>;
   /** Extra raw PAX records. */
   pax?: Record<string, string>;
+  /** More raw PAX records, in this order after the others (a key may repeat). */
+  paxList?: readonly (readonly [key: string, value: string | Uint8Array])[];
 }
 
 export interface TarOptions {
@@ -41,6 +45,7 @@ const TYPEFLAG: Record<TarEntryType, string> = {
   block: '4',
   dir: '5',
   fifo: '6',
+  global: 'g',
 };
 
 const BLOCK = 512;
@@ -53,8 +58,12 @@ function writeOctal(buf: Buffer, off: number, width: number, n: number): void {
   buf.write(n.toString(8).padStart(width - 1, '0') + '\0', off, width, 'ascii');
 }
 
-function writeString(buf: Buffer, off: number, width: number, s: string): void {
-  Buffer.from(s, 'utf8').copy(buf, off, 0, width);
+function bytesOf(s: string | Uint8Array): Buffer {
+  return typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s);
+}
+
+function writeString(buf: Buffer, off: number, width: number, s: string | Uint8Array): void {
+  bytesOf(s).copy(buf, off, 0, width);
 }
 
 /** One PAX record: `<len> <key>=<value>\n`, where len counts itself. */
@@ -66,14 +75,14 @@ function paxRecord(key: string, value: Uint8Array): Buffer {
 }
 
 function header(fields: {
-  name: string;
+  name: string | Uint8Array;
   mode: number;
   uid: number;
   gid: number;
   size: number;
   mtime: number;
   typeflag: string;
-  linkname: string;
+  linkname: string | Uint8Array;
   devmajor: number;
   devminor: number;
 }): Buffer {
@@ -112,17 +121,23 @@ export function tar(entries: readonly TarEntry[], options: TarOptions = {}): Buf
     const mtime = e.mtime ?? 1_700_000_000;
     const linkname = e.linkname ?? '';
     const records: Buffer[] = [];
-    const name = Buffer.byteLength(e.name) > 100 ? `PaxLongName${parts.length}` : e.name;
-    if (name !== e.name) records.push(paxRecord('path', Buffer.from(e.name, 'utf8')));
-    const shortLink = Buffer.byteLength(linkname) > 100 ? 'PaxLongLink' : linkname;
-    if (shortLink !== linkname) records.push(paxRecord('linkpath', Buffer.from(linkname, 'utf8')));
+    const name = bytesOf(e.name).length > 100 ? `PaxLongName${parts.length}` : e.name;
+    if (name !== e.name) records.push(paxRecord('path', bytesOf(e.name)));
+    const shortLink = bytesOf(linkname).length > 100 ? 'PaxLongLink' : linkname;
+    if (shortLink !== linkname) records.push(paxRecord('linkpath', bytesOf(linkname)));
     if (!fitsOctal(uid, 8)) records.push(paxRecord('uid', Buffer.from(String(uid))));
     if (!fitsOctal(gid, 8)) records.push(paxRecord('gid', Buffer.from(String(gid))));
-    if (!Number.isInteger(mtime)) records.push(paxRecord('mtime', Buffer.from(String(mtime))));
+    if (!fitsOctal(mtime, 12)) records.push(paxRecord('mtime', Buffer.from(String(mtime))));
     for (const [k, v] of Object.entries(e.xattrs ?? {})) {
       records.push(paxRecord(`SCHILY.xattr.${k}`, typeof v === 'string' ? Buffer.from(v, 'utf8') : v));
     }
     for (const [k, v] of Object.entries(e.pax ?? {})) records.push(paxRecord(k, Buffer.from(v, 'utf8')));
+    for (const [k, v] of e.paxList ?? []) records.push(paxRecord(k, bytesOf(v)));
+    if (type === 'global') {
+      const body = Buffer.concat(records);
+      parts.push(header({ name: 'GlobalHead', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 0, typeflag: 'g', linkname: '', devmajor: 0, devminor: 0 }), ...padded(body));
+      continue;
+    }
     if (records.length) {
       const body = Buffer.concat(records);
       parts.push(
@@ -137,7 +152,7 @@ export function tar(entries: readonly TarEntry[], options: TarOptions = {}): Buf
         uid: fitsOctal(uid, 8) ? uid : 0,
         gid: fitsOctal(gid, 8) ? gid : 0,
         size: type === 'file' ? content.length : 0,
-        mtime: Math.floor(mtime),
+        mtime: fitsOctal(Math.floor(mtime), 12) ? Math.floor(mtime) : 0,
         typeflag: TYPEFLAG[type],
         linkname: shortLink,
         devmajor: e.devmajor ?? 0,

@@ -133,9 +133,9 @@ describe('unpack: hostile layers fail with UNSAFE_LAYER and leave nothing behind
     assert.equal(fs.statSync(join(outside, 'secret')).nlink, 1);
   });
 
-  it('hard link to a missing target, to a directory, to itself', async () => {
-    await expectRejected([{ name: 'h', type: 'hardlink', linkname: 'nope' }], 'UNSAFE_LAYER');
+  it('hard link to a directory, to itself, to a file the layer deleted', async () => {
     await expectRejected([{ name: 'd/', type: 'dir' }, { name: 'h', type: 'hardlink', linkname: 'd' }], 'UNSAFE_LAYER');
+    await expectRejected([file('.wh.gone'), { name: 'h', type: 'hardlink', linkname: 'gone' }], 'UNSAFE_LAYER');
     await expectRejected([file('h'), { name: 'h', type: 'hardlink', linkname: 'h' }], 'UNSAFE_LAYER');
   });
 

@@ -31,7 +31,18 @@ export interface CommittedLayer {
    * stands for nothing and must not appear in a rootfs.
    */
   readonly whiteoutOnlyDirs?: readonly string[] | undefined;
+  /**
+   * Hard links to files the layer does not have: their targets come with
+   * lower layers. Applied in order on one tree, such a link is a second
+   * name for the lower file; a layer unpacked on its own cannot make it, so
+   * snapshotters make it per rootfs, in this order. The layer has nothing
+   * at each link's path.
+   */
+  readonly lowerLinks?: readonly LowerLink[] | undefined;
 }
+
+/** A hard link at `path` to `target`, a file of the layers below (both relative to the layer root). */
+export type LowerLink = readonly [path: string, target: string];
 
 /**
  * A layer being unpacked into staging. The tar stream goes into `sink`; the

@@ -4,7 +4,7 @@ import { chmod, lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'n
 import { join } from 'node:path';
 import { ImageTsError, asImageTsError } from '../../../domain/errors.js';
 import { Digest } from '../../../domain/image/digest.js';
-import type { CommittedLayer, IngestLock, LayerStore, LayerWriter, StageOptions, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
+import type { CommittedLayer, IngestLock, LayerStore, LayerWriter, LowerLink, StageOptions, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
 import { FlockOps, errnoCode, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
 import type { Degradation } from './tar-unpacker.js';
@@ -35,6 +35,7 @@ interface LayerRecord {
   unpackedBytes?: number;
   implicitDirs?: string[];
   whiteoutOnlyDirs?: string[];
+  lowerLinks?: LowerLink[];
 }
 
 /**
@@ -66,6 +67,7 @@ function committedLayer(diffId: Digest, path: string, r: LayerRecord): Committed
     ...(r.unpackedBytes !== undefined ? { unpackedBytes: r.unpackedBytes } : {}),
     ...(r.implicitDirs ? { implicitDirs: r.implicitDirs } : {}),
     ...(r.whiteoutOnlyDirs ? { whiteoutOnlyDirs: r.whiteoutOnlyDirs } : {}),
+    ...(r.lowerLinks ? { lowerLinks: r.lowerLinks } : {}),
   };
 }
 
@@ -105,10 +107,12 @@ function parseRecord(text: string, diffId: Digest): LayerRecord | undefined {
       (r.whiteoutFormat === 'overlay' || r.whiteoutFormat === 'marker')
     ) {
       const paths = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined);
+      const links = (v: unknown): LowerLink[] | undefined =>
+        Array.isArray(v) && v.every((x) => Array.isArray(x) && x.length === 2 && x.every((p) => typeof p === 'string')) ? (v as LowerLink[]) : undefined;
       return {
         diffId: r.diffId, size: r.size, entries: r.entries, whiteoutFormat: r.whiteoutFormat,
         unpackedBytes: typeof r.unpackedBytes === 'number' ? r.unpackedBytes : undefined,
-        implicitDirs: paths(r.implicitDirs), whiteoutOnlyDirs: paths(r.whiteoutOnlyDirs),
+        implicitDirs: paths(r.implicitDirs), whiteoutOnlyDirs: paths(r.whiteoutOnlyDirs), lowerLinks: links(r.lowerLinks),
       };
     }
   } catch {
@@ -223,10 +227,11 @@ export class FsLayerStore implements LayerStore {
       if (sink.errored) throw asImageTsError(sink.errored);
       if (!sink.writableFinished) throw new ImageTsError('INTERNAL', 'commit before the layer stream ended');
       state = 'committed';
-      const { entries, bytes, streamBytes, implicitDirs, whiteoutOnlyDirs } = sink.stats;
+      const { entries, bytes, streamBytes, implicitDirs, whiteoutOnlyDirs, lowerLinks } = sink.stats;
       const record: LayerRecord = { diffId: diffId.toString(), size: bytes, entries, whiteoutFormat: format, unpackedBytes: streamBytes };
       if (implicitDirs?.length) record.implicitDirs = [...implicitDirs];
       if (whiteoutOnlyDirs?.length) record.whiteoutOnlyDirs = [...whiteoutOnlyDirs];
+      if (lowerLinks?.length) record.lowerLinks = [...lowerLinks];
       const final = this.layerDir(diffId);
       try {
         await writeFile(join(staging, 'layer.json'), JSON.stringify(record));

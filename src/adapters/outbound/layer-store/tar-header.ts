@@ -1,3 +1,5 @@
+import { decodeName } from './raw-name.js';
+
 /**
  * One 512-byte tar header block, decoded field by field (POSIX ustar, GNU and
  * v7). Written for the unpacker's hot path: a small-file layer has one header
@@ -23,11 +25,11 @@ export interface TarHeader {
 
 export class TarHeaderError extends Error {}
 
-/** NUL-terminated (or field-wide) UTF-8 text. */
+/** NUL-terminated (or field-wide) name bytes, as decodeName keeps them (bytes that are not UTF-8 survive). */
 function text(block: Buffer, off: number, len: number): string | undefined {
   let end = block.indexOf(0, off);
   if (end < 0 || end > off + len) end = off + len;
-  return end === off ? undefined : block.toString('utf8', off, end);
+  return end === off ? undefined : decodeName(block, off, end);
 }
 
 /**

@@ -1,22 +1,33 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { ImageTsError, LimitExceededError, UnsafeLayerError, asImageTsError } from '../../../domain/errors.js';
+import { UnsafeLayerError, asImageTsError } from '../../../domain/errors.js';
 import { classifyEntry, entrySegments, linkTargetSegments, type EntryRole } from '../../../domain/layer/entry-path.js';
-import { LIMIT_NAMES, type EntryLimits } from '../../../domain/layer/unpack-limits.js';
-import type { WhiteoutFormat } from '../../../ports/layer/layer-store.js';
+import type { EntryLimits } from '../../../domain/layer/unpack-limits.js';
+import type { LowerLink, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import { errnoCode, nativeSyscalls, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
+import { setFdTimes, setPathTimes } from '../native/times.js';
+import { creationOwner, UMASK } from './creation-owner.js';
+import { checkEntryLimits } from './entry-limits.js';
+import { invalidTar as invalid } from './invalid-tar.js';
+import { LowerLinks } from './lower-links.js';
+import { longName, parsePax, type ExtendedHeader } from './pax.js';
+import { fsPath } from './raw-name.js';
+import { checkSparseMap, oldGnuExtension, oldGnuHeaderMap, paxSparse, SparseMapReader, SparseWriter, type SparseMap, type SparseSpec } from './sparse.js';
 import { decodeHeader, numeric, TarHeaderError, type TarHeader } from './tar-header.js';
 
 /**
  * Streaming, hardened tar extractor for one layer.
  *
- * Parsing: headers are decoded by tar-header.ts; framing and PAX records are
- * done here rather than by node-tar's `Parser`, which drops `SCHILY.xattr.*` records, decodes PAX
- * bodies as UTF-8 (binary values such as security.capability would be
- * mangled) and sniffs gzip/zstd magic in what must be a plain tar. Like Go's
- * archive/tar (which builds nearly every layer), link/symlink/device/dir/fifo
- * entries carry no body whatever their size field says.
+ * Parsing: headers are decoded by tar-header.ts, PAX records by pax.ts, GNU
+ * sparse maps by sparse.ts; framing is done here rather than by node-tar's
+ * `Parser`, which sniffs gzip/zstd magic in what must be a plain tar. Like
+ * Go's archive/tar (which builds nearly every layer),
+ * link/symlink/device/dir/fifo entries carry no body whatever their size
+ * field says. Global PAX headers ('g') are skipped, as Go's archive/tar
+ * users (containerd, containers/storage, umoci) and libarchive skip them.
+ * Names are bytes: one that is not UTF-8 is kept as raw-name.ts escapes
+ * it and made under its own bytes.
  *
  * Syscalls are synchronous: one `_write` handles one chunk, so the event loop
  * is held only briefly, while per-file cost is several times lower than with
@@ -65,6 +76,8 @@ export interface UnpackStats {
   readonly implicitDirs?: readonly string[];
   /** Those of them that hold nothing but whiteouts and opaque markers. */
   readonly whiteoutOnlyDirs?: readonly string[];
+  /** Hard links to files of lower layers, in entry order (see CommittedLayer). */
+  readonly lowerLinks?: readonly LowerLink[];
 }
 
 const BLOCK = 512;
@@ -78,19 +91,6 @@ const DIR_OPEN_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
 const FINISH_CHOWN = 1;
 const FINISH_CHMOD = 2;
 const EMPTY = Buffer.alloc(0);
-
-/** What PAX ('x') and GNU ('L', 'K') headers say about the next entry. */
-interface Pending {
-  path?: string;
-  linkpath?: string;
-  size?: number;
-  uid?: number;
-  gid?: number;
-  mtime?: number;
-  atime?: number;
-  xattrs?: Map<string, Buffer>;
-  sparse?: boolean;
-}
 
 interface EntryMeta {
   readonly name: string;
@@ -107,83 +107,11 @@ type Body =
   | { readonly kind: 'meta'; readonly type: string; readonly chunks: Buffer[] }
   | { readonly kind: 'file'; readonly fd: number; readonly abs: string; readonly meta: EntryMeta }
   // A regular file not yet created: made in one call if its whole body arrives in one chunk.
-  | { readonly kind: 'new-file'; readonly segments: readonly string[]; readonly meta: EntryMeta };
+  | { readonly kind: 'new-file'; readonly segments: readonly string[]; readonly meta: EntryMeta }
+  // GNU sparse 1.0: the map opens the data; the file is made once it is read.
+  | { readonly kind: 'sparse-map'; readonly reader: SparseMapReader; readonly segments: readonly string[]; readonly meta: EntryMeta; readonly realSize: number; readonly size: number }
+  | { readonly kind: 'sparse'; readonly fd: number; readonly abs: string; readonly meta: EntryMeta; readonly writer: SparseWriter };
 
-function invalid(message: string): ImageTsError {
-  return new ImageTsError('INVALID_LAYER', `invalid layer tar: ${message}`);
-}
-
-function decimal(value: Buffer, key: string): number {
-  const s = value.toString('latin1');
-  const n = Number(s);
-  if (s === '' || !Number.isFinite(n)) throw invalid(`bad PAX ${key} ${JSON.stringify(s)}`);
-  return n;
-}
-
-/** PAX records, `<len> <key>=<value>\n`, byte-exact (values may be binary). */
-function parsePax(body: Buffer, into: Pending): void {
-  let pos = 0;
-  while (pos < body.length) {
-    if (body[pos] === 0) break; // some writers NUL-pad the body
-    const sp = body.indexOf(0x20, pos);
-    const len = sp > pos ? Number(body.toString('latin1', pos, sp)) : NaN;
-    if (!Number.isSafeInteger(len) || len <= sp - pos + 1 || pos + len > body.length || body[pos + len - 1] !== 0x0a) {
-      throw invalid('malformed PAX record');
-    }
-    const rec = body.subarray(sp + 1, pos + len - 1);
-    pos += len;
-    const eq = rec.indexOf(0x3d);
-    if (eq <= 0) throw invalid('malformed PAX record');
-    const key = rec.toString('utf8', 0, eq);
-    const value = rec.subarray(eq + 1);
-    switch (key) {
-      case 'path':
-        into.path = value.toString('utf8');
-        break;
-      case 'linkpath':
-        into.linkpath = value.toString('utf8');
-        break;
-      case 'size':
-      case 'uid':
-      case 'gid': {
-        const n = decimal(value, key);
-        if (!Number.isSafeInteger(n) || n < 0) throw invalid(`bad PAX ${key}`);
-        into[key] = n;
-        break;
-      }
-      case 'mtime':
-      case 'atime':
-        into[key] = decimal(value, key);
-        break;
-      default:
-        if (key.startsWith('SCHILY.xattr.')) {
-          (into.xattrs ??= new Map()).set(key.slice('SCHILY.xattr.'.length), Buffer.from(value));
-        } else if (key.startsWith('GNU.sparse.')) {
-          into.sparse = true;
-        }
-    }
-  }
-}
-
-/** Who owns what we create under root, if that is simply our effective uid and gid. */
-function creationOwner(root: string): { uid: number; gid: number } | undefined {
-  const uid = process.geteuid?.();
-  const gid = process.getegid?.();
-  if (uid === undefined || gid === undefined) return undefined;
-  const st = fs.statSync(root);
-  return st.mode & 0o2000 || st.gid !== gid ? undefined : { uid, gid }; // 0o2000: setgid
-}
-
-/** The process umask, read without the set-and-restore race of process.umask(). */
-function readUmask(): number | undefined {
-  try {
-    const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync('/proc/self/status', 'latin1'));
-    return m ? parseInt(m[1]!, 8) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-const UMASK = readUmask();
 
 export class TarUnpacker extends Writable {
   private state: 'header' | 'body' | 'eof' = 'header';
@@ -193,7 +121,9 @@ export class TarUnpacker extends Writable {
   private body: Body = { kind: 'skip' };
   private remaining = 0;
   private padding = 0;
-  private pending: Pending = {};
+  private pending: ExtendedHeader = {};
+  /** An old GNU sparse entry whose map goes on in the extension blocks that follow its header. */
+  private sparseExt: { readonly regions: number[]; readonly resume: () => void } | undefined;
   private entryCount = 0;
   private byteCount = 0;
   private streamCount = 0;
@@ -205,6 +135,9 @@ export class TarUnpacker extends Writable {
   private readonly holders = new Set<string>();
   /** Marker format: paths this layer deleted that nothing recreated (a marker leaves no node at the path itself). */
   private readonly gone = new Set<string>();
+  /** Hard links whose targets are not in this layer, and what is left of them at the end. */
+  private readonly lowerLinks: LowerLinks;
+  private settledLinks: LowerLink[] | undefined;
   /** Directory mode and times, applied at the end: later entries change them and a read-only mode would block them. */
   private readonly deferred = new Map<string, { mode: number; atime: number; mtime: number }>();
   /** The addon, when it is built: regular files go through its one-call writer, else through node's fs. */
@@ -225,10 +158,12 @@ export class TarUnpacker extends Writable {
     this.native = opts.native ?? tryNativeSyscalls();
     this.prefix = join(opts.root, '/');
     this.ownOwner = opts.privileged ? creationOwner(opts.root) : undefined;
+    this.lowerLinks = new LowerLinks(opts.root, opts.whiteoutFormat, () => this.syscalls());
   }
 
   get stats(): UnpackStats {
-    const stats = { entries: this.entryCount, bytes: this.byteCount, streamBytes: this.streamCount };
+    const base = { entries: this.entryCount, bytes: this.byteCount, streamBytes: this.streamCount };
+    const stats = this.settledLinks?.length ? { ...base, lowerLinks: this.settledLinks } : base;
     if (this.implicit.size === 0) return stats;
     return { ...stats, implicitDirs: [...this.implicit].sort(), whiteoutOnlyDirs: [...this.holders].sort() };
   }
@@ -247,10 +182,11 @@ export class TarUnpacker extends Writable {
 
   override _final(callback: (error?: Error | null) => void): void {
     try {
-      if (this.state === 'body' || this.headerFill !== 0) throw invalid('archive is truncated');
-      if (this.pending.path !== undefined || this.pending.linkpath !== undefined || this.pending.xattrs) {
+      if (this.state === 'body' || this.headerFill !== 0 || this.sparseExt) throw invalid('archive is truncated');
+      if (this.pending.path !== undefined || this.pending.linkpath !== undefined || this.pending.xattrs || this.pending.sparse) {
         throw invalid('archive ends after an extended header');
       }
+      if (this.lowerLinks.size > 0) this.settledLinks = this.lowerLinks.settle();
       this.applyDeferred();
     } catch (err) {
       callback(asImageTsError(err));
@@ -324,6 +260,16 @@ export class TarUnpacker extends Writable {
       this.byteCount += data.length;
     } else if (body.kind === 'meta') {
       body.chunks.push(Buffer.from(data)); // copy: the chunk's memory is reused upstream
+    } else if (body.kind === 'sparse') {
+      body.writer.write(data);
+      this.byteCount += data.length;
+    } else if (body.kind === 'sparse-map') {
+      const used = body.reader.push(data);
+      if (!body.reader.done) return;
+      const map: SparseMap = { realSize: body.realSize, regions: body.reader.regions };
+      checkSparseMap(map, body.size - body.reader.size);
+      this.body = this.openSparse(body.segments, body.meta, map);
+      if (used < data.length) this.onData(data.subarray(used));
     }
   }
 
@@ -332,17 +278,27 @@ export class TarUnpacker extends Writable {
     this.body = { kind: 'skip' };
     if (body.kind === 'file') this.finishFile(body.fd, body.abs, body.meta);
     else if (body.kind === 'new-file') this.emptyFile(body.segments, body.meta);
-    else if (body.kind === 'meta') {
+    else if (body.kind === 'sparse') {
+      body.writer.finish();
+      this.finishFile(body.fd, body.abs, body.meta);
+    } else if (body.kind === 'sparse-map') {
+      throw invalid(`${JSON.stringify(body.meta.name)}: GNU sparse map is truncated`);
+    } else if (body.kind === 'meta') {
       const data = Buffer.concat(body.chunks);
       if (body.type === 'x') parsePax(data, this.pending);
-      else if (body.type === 'L') this.pending.path = data.toString('utf8').replace(/\0.*$/s, '');
-      else if (body.type === 'K') this.pending.linkpath = data.toString('utf8').replace(/\0.*$/s, '');
+      else this.longName(body.type === 'L' ? 'path' : 'linkpath', longName(data));
     }
     this.state = this.padding === 0 ? 'header' : 'body';
   }
 
+  /** A GNU long name or link: like a PAX record, an empty one leaves the header's field in force. */
+  private longName(key: 'path' | 'linkpath', name: string | undefined): void {
+    if (name === undefined) delete this.pending[key];
+    else this.pending[key] = name;
+  }
+
   private closeFile(): void {
-    if (this.body.kind === 'file') {
+    if (this.body.kind === 'file' || this.body.kind === 'sparse') {
       const fd = this.body.fd;
       this.body = { kind: 'skip' };
       try {
@@ -354,6 +310,14 @@ export class TarUnpacker extends Writable {
   }
 
   private onHeader(block: Buffer): void {
+    const ext = this.sparseExt;
+    if (ext !== undefined) {
+      if (!oldGnuExtension(block, ext.regions)) {
+        this.sparseExt = undefined;
+        ext.resume();
+      }
+      return;
+    }
     if (block.equals(ZERO_BLOCK)) {
       if (++this.zeroBlocks === 2) this.state = 'eof';
       return;
@@ -380,12 +344,13 @@ export class TarUnpacker extends Writable {
         if (size > MAX_META_BYTES) throw invalid(`extended header of ${size} bytes`);
         this.startBody({ kind: 'meta', type: flag, chunks: [] }, size);
         return;
-      case 'g': // global PAX headers are ignored, as containers/image does
+      case 'g': // global PAX headers are skipped, as Go's archive/tar users and libarchive skip them
         this.startBody({ kind: 'skip' }, size);
         return;
       case '0':
       case '\0':
       case '7':
+      case 'S':
       case '1':
       case '2':
       case '3':
@@ -397,13 +362,11 @@ export class TarUnpacker extends Writable {
         throw invalid(`unsupported entry type ${JSON.stringify(flag)}`);
     }
     this.pending = {};
-    if (pending.sparse) throw invalid('GNU sparse files are not supported');
-    const name = pending.path ?? h.path ?? '';
+    const name = pending.sparse?.name ?? pending.path ?? h.path ?? '';
     const linkpath = pending.linkpath ?? h.linkpath;
-    const type = flag === '\0' && name.endsWith('/') ? '5' : flag === '\0' || flag === '7' ? '0' : flag;
-    const hasBody = type === '0';
+    const type = flag === '\0' && name.endsWith('/') ? '5' : flag === '\0' || flag === '7' || flag === 'S' ? '0' : flag;
     this.entryCount++;
-    this.checkLimits(name, linkpath);
+    checkEntryLimits(this.opts.limits, this.entryCount, name, linkpath);
     const meta: EntryMeta = {
       name,
       mode: (h.mode ?? 0) & 0o7777,
@@ -411,14 +374,27 @@ export class TarUnpacker extends Writable {
       gid: pending.gid ?? h.gid ?? 0,
       mtime: pending.mtime ?? h.mtime ?? 0,
       atime: pending.atime ?? pending.mtime ?? h.mtime ?? 0,
-      xattrs: pending.xattrs,
+      xattrs: pending.xattrs?.size ? pending.xattrs : undefined,
     };
     if (!this.opts.privileged && (meta.uid !== 0 || meta.gid !== 0)) this.opts.onDegraded?.('ownership', name);
+    if (flag === 'S') {
+      // Old GNU: the map is in the header, and goes on in extension blocks before the data.
+      const { realSize, regions, extended } = oldGnuHeaderMap(block);
+      const spec: SparseSpec = { kind: 'map', map: { realSize, regions } };
+      if (extended) this.sparseExt = { regions, resume: () => this.entry(type, name, linkpath, size, meta, block, spec) };
+      else this.entry(type, name, linkpath, size, meta, block, spec);
+      return;
+    }
+    // GNU.sparse.* records on anything but a regular file describe no data: such entries carry none.
+    this.entry(type, name, linkpath, size, meta, block, type === '0' && pending.sparse ? paxSparse(pending.sparse) : undefined);
+  }
 
+  /** One file system entry, its headers read. `block` is the header (device numbers); `sparse` when it is a GNU sparse file. */
+  private entry(type: string, name: string, linkpath: string | undefined, size: number, meta: EntryMeta, block: Buffer, sparse: SparseSpec | undefined): void {
     const role = classifyEntry(name);
     if (role.kind !== 'regular') {
       this.marker(name, role, meta);
-      this.startBody({ kind: 'skip' }, hasBody ? size : 0);
+      this.startBody({ kind: 'skip' }, type === '0' ? size : 0);
       return;
     }
     const segments = role.segments;
@@ -430,7 +406,8 @@ export class TarUnpacker extends Writable {
     }
     switch (type) {
       case '0':
-        this.startBody({ kind: 'new-file', segments, meta }, size);
+        if (sparse) this.sparseFile(segments, meta, size, sparse);
+        else this.startBody({ kind: 'new-file', segments, meta }, size);
         return;
       case '5':
         this.directory(segments, meta);
@@ -446,22 +423,20 @@ export class TarUnpacker extends Writable {
     }
   }
 
-  /** Before anything of the entry is made: a limit stops the layer at the first entry past it. */
-  private checkLimits(name: string, linkpath: string | undefined): void {
-    const limits = this.opts.limits;
-    if (!limits) return;
-    const maxEntries = limits.maxEntriesPerLayer;
-    if (maxEntries !== undefined && this.entryCount > maxEntries) {
-      throw new LimitExceededError(LIMIT_NAMES.maxEntriesPerLayer, `the layer has more than ${maxEntries} entries`);
+  /** A GNU sparse file: its regions are written where they belong as they stream by. */
+  private sparseFile(segments: readonly string[], meta: EntryMeta, size: number, sparse: SparseSpec): void {
+    if (sparse.kind === 'in-data') {
+      if (size === 0) throw invalid(`${JSON.stringify(meta.name)}: GNU sparse map is truncated`);
+      this.startBody({ kind: 'sparse-map', reader: new SparseMapReader(), segments, meta, realSize: sparse.realSize, size }, size);
+      return;
     }
-    const maxPath = limits.maxPathBytes;
-    if (maxPath === undefined) return;
-    for (const [what, p] of [['path', name], ['link target', linkpath]] as const) {
-      const n = p === undefined ? 0 : Buffer.byteLength(p);
-      if (n > maxPath) {
-        throw new LimitExceededError(LIMIT_NAMES.maxPathBytes, `an entry's ${what} has ${n} bytes, over ${maxPath} (${JSON.stringify(p!.slice(0, 60))}...)`);
-      }
-    }
+    checkSparseMap(sparse.map, size);
+    this.startBody(this.openSparse(segments, meta, sparse.map), size);
+  }
+
+  private openSparse(segments: readonly string[], meta: EntryMeta, map: SparseMap): Body {
+    const fd = this.createFile(segments, meta);
+    return { kind: 'sparse', fd, abs: this.abs(segments), meta, writer: new SparseWriter(fd, map) };
   }
 
   /** The addon, for devices, whiteouts and xattrs; UNSUPPORTED when it was not built. */
@@ -476,22 +451,22 @@ export class TarUnpacker extends Writable {
   /**
    * Makes sure the first `count` segments are real directories inside the
    * root, creating missing ones (0755, like containers/storage). A symlink on
-   * the way is refused; with `create` false a missing component is too.
+   * the way is refused; with `create` false, false tells of a missing one.
    * `forMarker`: the entry is a whiteout or opaque marker, which gives the
    * directories it makes no content of their own.
    */
-  private ensureDirs(entry: string, segments: readonly string[], count: number, create = true, forMarker = false): void {
-    if (count === 0) return;
+  private ensureDirs(entry: string, segments: readonly string[], count: number, create = true, forMarker = false): boolean {
+    if (count === 0) return true;
     const full = segments.slice(0, count).join('/');
     if (!this.dirs.has(full)) {
       let rel = '';
       for (let i = 0; i < count; i++) {
         rel = rel ? `${rel}/${segments[i]}` : segments[i]!;
         if (this.dirs.has(rel)) continue;
-        const abs = join(this.opts.root, rel);
+        const abs = fsPath(join(this.opts.root, rel));
         const st = fs.lstatSync(abs, { throwIfNoEntry: false });
         if (!st) {
-          if (!create) throw new UnsafeLayerError(entry, `hard link target ${segments.join('/')} is not in the layer`);
+          if (!create) return false;
           fs.mkdirSync(abs, 0o755);
           this.madeImplicit(rel, forMarker);
           this.gone.delete(rel);
@@ -512,6 +487,7 @@ export class TarUnpacker extends Writable {
     if (!forMarker && this.holders.size > 0) {
       for (let i = 1; i <= count; i++) this.holders.delete(segments.slice(0, i).join('/'));
     }
+    return true;
   }
 
   private madeImplicit(rel: string, forMarker: boolean): void {
@@ -535,7 +511,7 @@ export class TarUnpacker extends Writable {
       rel = rel ? `${rel}/${seg}` : seg;
       if (this.dirs.has(rel)) continue;
       if (this.gone.has(rel)) return false;
-      const st = fs.lstatSync(this.prefix + rel, { throwIfNoEntry: false });
+      const st = fs.lstatSync(fsPath(this.prefix + rel), { throwIfNoEntry: false });
       if (!st) return true; // nothing here or below: ensureDirs makes it
       if (!st.isDirectory()) return false;
     }
@@ -553,7 +529,7 @@ export class TarUnpacker extends Writable {
     if (!this.canHold(dir)) return;
     this.ensureDirs(name, dir, dir.length, true, true);
     if (this.opts.whiteoutFormat === 'overlay') {
-      if (role.kind === 'opaque') this.syscalls().lsetxattr(this.abs(dir), OPAQUE_XATTR, Buffer.from('y'));
+      if (role.kind === 'opaque') this.syscalls().lsetxattr(fsPath(this.abs(dir)), OPAQUE_XATTR, Buffer.from('y'));
       else this.whiteout(role.segments);
       return;
     }
@@ -561,7 +537,7 @@ export class TarUnpacker extends Writable {
       const rel = role.segments.join('/');
       const abs = this.abs(role.segments);
       if (this.holders.has(rel)) this.removeExisting(rel, abs);
-      if (!fs.lstatSync(abs, { throwIfNoEntry: false })) this.gone.add(rel);
+      if (!fs.lstatSync(fsPath(abs), { throwIfNoEntry: false })) this.gone.add(rel);
     }
     // Marker format keeps `.wh.*` entries as empty regular files, whatever the tar says they are.
     const segments = entrySegments(name);
@@ -570,10 +546,11 @@ export class TarUnpacker extends Writable {
 
   /** Removes whatever a later entry replaces, forgetting what we knew below it. */
   private removeExisting(rel: string, abs: string): void {
-    const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+    const path = fsPath(abs);
+    const st = fs.lstatSync(path, { throwIfNoEntry: false });
     if (!st) return;
     if (st.isDirectory()) {
-      fs.rmSync(abs, { recursive: true, force: true });
+      fs.rmSync(path, { recursive: true, force: true });
       const prefix = `${rel}/`;
       for (const set of [this.dirs, this.implicit, this.holders]) {
         set.delete(rel);
@@ -582,7 +559,7 @@ export class TarUnpacker extends Writable {
       this.deferred.delete(rel);
       for (const d of this.deferred.keys()) if (d.startsWith(prefix)) this.deferred.delete(d);
     } else {
-      fs.unlinkSync(abs);
+      fs.unlinkSync(path);
     }
   }
 
@@ -600,7 +577,8 @@ export class TarUnpacker extends Writable {
   /** O_EXCL|O_NOFOLLOW: a symlink already at this name is replaced, never written through. */
   private createFile(segments: readonly string[], meta: EntryMeta): number {
     const abs = this.abs(segments);
-    return this.replacing(segments, abs, () => fs.openSync(abs, CREATE_FLAGS, meta.mode & 0o777));
+    const path = fsPath(abs);
+    return this.replacing(segments, abs, () => fs.openSync(path, CREATE_FLAGS, meta.mode & 0o777));
   }
 
   /** What finishing a file takes: the owner when privileged; the full mode when chown (setuid, setgid) or the umask trimmed it. */
@@ -618,9 +596,10 @@ export class TarUnpacker extends Writable {
   /** A whole regular file in one native call. */
   private writeWhole(segments: readonly string[], meta: EntryMeta, data: Buffer): void {
     const abs = this.abs(segments);
+    const path = fsPath(abs);
     const native = this.native!;
     const flags = this.finishFlags(meta);
-    this.replacing(segments, abs, () => native.writeFile(abs, data, meta.mode, meta.uid, meta.gid, meta.atime, meta.mtime, flags));
+    this.replacing(segments, abs, () => native.writeFile(path, data, meta.mode, meta.uid, meta.gid, meta.atime, meta.mtime, flags));
   }
 
   private emptyFile(segments: readonly string[], meta: EntryMeta): void {
@@ -638,7 +617,7 @@ export class TarUnpacker extends Writable {
       if (flags & FINISH_CHOWN) fs.fchownSync(fd, meta.uid, meta.gid);
       if (flags & FINISH_CHMOD) fs.fchmodSync(fd, meta.mode);
       this.xattrs(abs, meta);
-      fs.futimesSync(fd, meta.atime, meta.mtime);
+      setFdTimes(this.native, fd, meta.atime, meta.mtime);
     } finally {
       fs.closeSync(fd);
     }
@@ -647,17 +626,18 @@ export class TarUnpacker extends Writable {
   private directory(segments: readonly string[], meta: EntryMeta): void {
     const rel = segments.join('/');
     const abs = this.abs(segments);
+    const path = fsPath(abs);
     if (!this.dirs.has(rel)) {
       try {
-        fs.mkdirSync(abs, 0o700);
+        fs.mkdirSync(path, 0o700);
       } catch (err) {
         if (errnoCode(err) !== 'EEXIST') throw err;
-        const st = fs.lstatSync(abs);
+        const st = fs.lstatSync(path);
         if (!st.isDirectory()) {
           this.removeExisting(rel, abs);
-          fs.mkdirSync(abs, 0o700);
+          fs.mkdirSync(path, 0o700);
           // Deleted earlier in this layer, then made anew: what lower layers had there stays deleted.
-          if (this.isWhiteoutNode(st)) this.syscalls().lsetxattr(abs, OPAQUE_XATTR, Buffer.from('y'));
+          if (this.isWhiteoutNode(st)) this.syscalls().lsetxattr(path, OPAQUE_XATTR, Buffer.from('y'));
         }
       }
       this.dirs.add(rel);
@@ -670,7 +650,7 @@ export class TarUnpacker extends Writable {
 
   private dirMeta(rel: string, abs: string, meta: EntryMeta): void {
     // Always: unlike a file, a directory may already exist with another owner from an earlier entry.
-    if (this.opts.privileged) fs.lchownSync(abs, meta.uid, meta.gid);
+    if (this.opts.privileged) fs.lchownSync(fsPath(abs), meta.uid, meta.gid);
     this.xattrs(abs, meta);
     this.deferred.set(rel, { mode: meta.mode, atime: meta.atime, mtime: meta.mtime });
   }
@@ -678,26 +658,33 @@ export class TarUnpacker extends Writable {
   private symlink(segments: readonly string[], linkpath: string | undefined, meta: EntryMeta): void {
     if (!linkpath) throw invalid(`${JSON.stringify(meta.name)}: symlink without a target`);
     const abs = this.abs(segments);
+    const path = fsPath(abs);
     // The target is stored verbatim: symlinks are never followed while unpacking.
-    this.replacing(segments, abs, () => fs.symlinkSync(linkpath, abs));
-    if (this.needsChown(meta)) fs.lchownSync(abs, meta.uid, meta.gid);
+    this.replacing(segments, abs, () => fs.symlinkSync(fsPath(linkpath), path));
+    if (this.needsChown(meta)) fs.lchownSync(path, meta.uid, meta.gid);
     this.xattrs(abs, meta);
-    fs.lutimesSync(abs, meta.atime, meta.mtime);
+    setPathTimes(this.native, path, meta.atime, meta.mtime);
   }
 
   private hardlink(segments: readonly string[], linkpath: string | undefined, meta: EntryMeta): void {
     if (!linkpath) throw invalid(`${JSON.stringify(meta.name)}: hard link without a target`);
     const target = linkTargetSegments(meta.name, linkpath);
-    if (target.join('/') === segments.join('/')) throw new UnsafeLayerError(meta.name, 'hard link to itself');
-    this.ensureDirs(meta.name, target, target.length - 1, false);
+    const rel = segments.join('/');
+    if (target.join('/') === rel) throw new UnsafeLayerError(meta.name, 'hard link to itself');
     const targetAbs = this.abs(target);
-    const st = fs.lstatSync(targetAbs, { throwIfNoEntry: false });
-    if (!st) throw new UnsafeLayerError(meta.name, `hard link target ${linkpath} is not in the layer`);
-    if (st.isDirectory()) throw new UnsafeLayerError(meta.name, `hard link to the directory ${linkpath}`);
     const abs = this.abs(segments);
+    const st = this.ensureDirs(meta.name, target, target.length - 1, false) ? fs.lstatSync(fsPath(targetAbs), { throwIfNoEntry: false }) : undefined;
+    if (!st) {
+      // Not in this layer: a lower layer's file, linked per bundle by the snapshotter (lower-links.ts).
+      this.removeExisting(rel, abs);
+      this.lowerLinks.record(rel, target.join('/'));
+      return;
+    }
+    if (st.isDirectory()) throw new UnsafeLayerError(meta.name, `hard link to the directory ${linkpath}`);
+    if (this.isWhiteoutNode(st)) throw new UnsafeLayerError(meta.name, `hard link to ${linkpath}, which the layer deletes`);
     // link(2) does not follow a symlink target, so linking to a symlink stays inside.
     // The inode already has the target entry's metadata; the link entry's copy is not re-applied.
-    this.replacing(segments, abs, () => fs.linkSync(targetAbs, abs));
+    this.replacing(segments, abs, () => fs.linkSync(fsPath(targetAbs), fsPath(abs)));
   }
 
   private device(segments: readonly string[], type: string, block: Buffer, meta: EntryMeta): void {
@@ -709,12 +696,13 @@ export class TarUnpacker extends Writable {
     const minor = numeric(block, 337, 8) ?? 0;
     const kind = type === '3' ? S_IFCHR : type === '4' ? S_IFBLK : S_IFIFO;
     const abs = this.abs(segments);
+    const path = fsPath(abs);
     const native = this.syscalls();
-    this.replacing(segments, abs, () => native.mknod(abs, kind | (meta.mode & 0o777), major, minor));
-    if (this.needsChown(meta)) fs.lchownSync(abs, meta.uid, meta.gid);
-    fs.chmodSync(abs, meta.mode); // a node we just made, not a symlink
+    this.replacing(segments, abs, () => native.mknod(path, kind | (meta.mode & 0o777), major, minor));
+    if (this.needsChown(meta)) fs.lchownSync(path, meta.uid, meta.gid);
+    fs.chmodSync(path, meta.mode); // a node we just made, not a symlink
     this.xattrs(abs, meta);
-    fs.lutimesSync(abs, meta.atime, meta.mtime);
+    setPathTimes(this.native, path, meta.atime, meta.mtime);
   }
 
   /**
@@ -727,14 +715,15 @@ export class TarUnpacker extends Writable {
   private whiteout(segments: readonly string[]): void {
     const rel = segments.join('/');
     const abs = this.abs(segments);
-    const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+    const path = fsPath(abs);
+    const st = fs.lstatSync(path, { throwIfNoEntry: false });
     if (st?.isDirectory() && !this.holders.has(rel)) {
-      this.syscalls().lsetxattr(abs, OPAQUE_XATTR, Buffer.from('y'));
+      this.syscalls().lsetxattr(path, OPAQUE_XATTR, Buffer.from('y'));
       return;
     }
     if (st?.isDirectory()) this.removeExisting(rel, abs);
     else if (st) return;
-    this.syscalls().mknod(abs, S_IFCHR, 0, 0);
+    this.syscalls().mknod(path, S_IFCHR, 0, 0);
   }
 
   /**
@@ -755,7 +744,7 @@ export class TarUnpacker extends Writable {
         continue;
       }
       try {
-        this.syscalls().lsetxattr(abs, key, value);
+        this.syscalls().lsetxattr(fsPath(abs), key, value);
       } catch (err) {
         const code = errnoCode(err);
         if (code !== 'ENOTSUP' && code !== 'EPERM') throw err;
@@ -768,10 +757,10 @@ export class TarUnpacker extends Writable {
   private applyDeferred(): void {
     const items = [...this.deferred].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
     for (const [rel, d] of items) {
-      const fd = fs.openSync(rel ? join(this.opts.root, rel) : this.opts.root, DIR_OPEN_FLAGS);
+      const fd = fs.openSync(fsPath(rel ? join(this.opts.root, rel) : this.opts.root), DIR_OPEN_FLAGS);
       try {
         fs.fchmodSync(fd, d.mode);
-        fs.futimesSync(fd, d.atime, d.mtime);
+        setFdTimes(this.native, fd, d.atime, d.mtime);
       } finally {
         fs.closeSync(fd);
       }

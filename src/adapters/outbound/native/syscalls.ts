@@ -11,13 +11,13 @@ import { ImageTsError } from '../../../domain/errors.js';
  */
 export interface NativeSyscalls {
   /** `mode` carries the file type (fs.constants.S_IFCHR, S_IFBLK, S_IFIFO) and permission bits. */
-  mknod(path: string, mode: number, major: number, minor: number): void;
+  mknod(path: NativePath, mode: number, major: number, minor: number): void;
   /** Never follows a symlink at `path`. */
-  lsetxattr(path: string, name: string, value: Uint8Array): void;
+  lsetxattr(path: NativePath, name: string, value: Uint8Array): void;
   /** Null when the attribute is absent (ENODATA). */
-  lgetxattr(path: string, name: string): Buffer | null;
+  lgetxattr(path: NativePath, name: string): Buffer | null;
   /** Attribute names; empty where the filesystem has no xattr support. */
-  llistxattr(path: string): string[];
+  llistxattr(path: NativePath): string[];
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;
   /**
@@ -25,13 +25,24 @@ export interface NativeSyscalls {
    * taken), writes all of `data`, then applies the owner (flags & 1), the full
    * mode (flags & 2) and the times (seconds), and closes it.
    */
-  writeFile(path: string, data: Uint8Array, mode: number, uid: number, gid: number, atime: number, mtime: number, flags: number): void;
+  writeFile(path: NativePath, data: Uint8Array, mode: number, uid: number, gid: number, atime: number, mtime: number, flags: number): void;
   /** The owner, mode and times steps of writeFile for an open descriptor, which stays open (node opened it, node closes it). */
   finishFile(fd: number, mode: number, uid: number, gid: number, atime: number, mtime: number, flags: number): void;
   /** flock(2): false when LOCK_NB was asked and another open file holds the lock. The kernel drops a dead holder's locks. */
   flock(fd: number, operation: number): boolean;
   /** SO_PEERCRED of a connected unix socket: who connected it. */
   peerCred(fd: number): [pid: number, uid: number, gid: number];
+  /**
+   * lseek(2). With SEEK_DATA or SEEK_HOLE, -1 when no such region starts at
+   * or after `offset` (ENXIO). Absent from addons built before it was added.
+   */
+  readonly lseek?: (fd: number, offset: number, whence: number) => number;
+  /**
+   * The times of whatever is at `path`, a symlink itself included, in
+   * seconds, before 1970 too (node's utimes family reads a negative time as
+   * "now"). Absent from addons built before it was added.
+   */
+  readonly lutimes?: (path: NativePath, atime: number, mtime: number) => void;
   /** ISA-L gzip decoding (native/src/gunzip.c); present only when the addon was built with libisal. */
   readonly gunzipOpen?: () => GunzipHandle;
   /**
@@ -44,6 +55,12 @@ export interface NativeSyscalls {
   /** Throws (code EGZIP) unless the last gzip member ended cleanly. */
   readonly gunzipEnd?: (handle: GunzipHandle) => void;
 }
+
+/** A path as a string, or as the bytes of a name that is not UTF-8 (see layer-store/raw-name.ts). */
+export type NativePath = string | Uint8Array;
+
+/** lseek whence values from <unistd.h>. */
+export const SeekWhence = { SEEK_SET: 0, SEEK_DATA: 3, SEEK_HOLE: 4 } as const;
 
 /** An open ISA-L decoder, owned by the addon. */
 export type GunzipHandle = { readonly __brand: 'GunzipHandle' };
