@@ -7,9 +7,10 @@
  *
  *   node --import tsx fuzz/make-corpus.ts
  *
- * Seeds are committed, so fuzzing needs none of these tools; crash inputs
- * that became regression tests are kept as seeds too (names start `crash-`),
- * and this script leaves them alone.
+ * Seeds are committed, so fuzzing needs none of these tools (bsdtar is
+ * Debian's libarchive-tools, the others are in scripts/ensure-deps.sh).
+ * Crash inputs that became regression tests are kept as seeds too (names
+ * start `crash-`), and this script leaves them alone.
  */
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';

@@ -19,8 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WORK=fuzz/.work
-BUILD=fuzz/.build
+WORK=${FUZZ_WORK:-fuzz/.work}
+BUILD=${FUZZ_BUILD:-fuzz/.build}
 ADDON=fuzz/node_modules/@jazzer.js/fuzzer/build/Release/jazzerjs.node
 
 die() {
