@@ -81,6 +81,7 @@ const tars: Record<string, Buffer> = {
   'bsd-v7.tar': bsdTar('v7', ['--exclude', './d*', '--exclude', './longlink', '--exclude', './fifo']),
 };
 seeds('tar', tars);
+seeds('tar-privileged', tars);
 // One header block is what tar-header reads: the first few blocks of each.
 seeds('tar-header', Object.fromEntries(Object.entries(tars).map(([name, t]) => [name, t.subarray(0, 2048)])));
 

@@ -90,7 +90,9 @@ run_target() {
   local target=$1 seconds=$2 out=$3
   shift 3
   mkdir -p "$out" "$WORK/artifacts"
-  fuzzer "$target" "$out" "fuzz/corpus/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=3072 -max_len=65536 \
+  local dict=()
+  [ -f "fuzz/dict/$target.dict" ] && dict=(-dict="fuzz/dict/$target.dict")
+  fuzzer "$target" "$out" "fuzz/corpus/$target" "${dict[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=3072 -max_len=65536 \
     -artifact_prefix="$WORK/artifacts/$target-" -print_final_stats=1 "$@"
 }
 

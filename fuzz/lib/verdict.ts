@@ -4,7 +4,9 @@
  * Anything else is a finding and is rethrown for Jazzer.js to report and
  * save: a TypeError or RangeError, a plain Error, a non-Error throw, and an
  * ImageTsError coded INTERNAL, which is what asImageTsError wraps an
- * unexpected error in (its cause is rethrown, so the report shows where).
+ * unexpected error in, or coded IO around one of node's own ERR_* errors
+ * (argument checks: asImageTsError takes any string code for an errno).
+ * The cause is rethrown, so the report shows where.
  */
 import { ImageTsError, type ErrorCode } from '../../src/domain/errors.js';
 
@@ -15,9 +17,14 @@ export class Finding extends Error {
 
 /** Passes a typed rejection (one of `codes`, when given); rethrows anything else. */
 export function expectRejection(err: unknown, codes?: readonly ErrorCode[]): void {
-  if (err instanceof ImageTsError && err.code !== 'INTERNAL' && (!codes || codes.includes(err.code))) return;
-  if (err instanceof ImageTsError && err.code === 'INTERNAL' && err.cause !== undefined) throw err.cause;
+  if (err instanceof ImageTsError && err.code !== 'INTERNAL' && !nodeArgumentError(err.cause) && (!codes || codes.includes(err.code))) return;
+  if (err instanceof ImageTsError && err.cause !== undefined) throw err.cause;
   throw err;
+}
+
+function nodeArgumentError(cause: unknown): boolean {
+  const code = (cause as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_');
 }
 
 /** Runs `fn`; a typed rejection gives undefined. */
