@@ -71,6 +71,8 @@ const BLOCK = 512;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 /** Same cap node-tar applies to PAX and GNU long-name bodies. */
 const MAX_META_BYTES = 1024 * 1024;
+/** (uid_t)-1; ids must be below it. */
+const MAX_ID = 0xffffffff;
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_DIRECTORY, S_IFCHR, S_IFBLK, S_IFIFO } = fs.constants;
 const CREATE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
@@ -113,10 +115,17 @@ function invalid(message: string): ImageTsError {
   return new ImageTsError('INVALID_LAYER', `invalid layer tar: ${message}`);
 }
 
-function decimal(value: Buffer, key: string): number {
+/**
+ * A PAX number as Go's archive/tar reads it: decimal digits with an optional
+ * sign, and a fraction for times; not whatever Number() takes (`0x10`,
+ * `1e300`, ` 12`). Times must be whole seconds a timespec holds exactly.
+ */
+function decimal(value: Buffer, key: string, fraction = false): number {
   const s = value.toString('latin1');
   const n = Number(s);
-  if (s === '' || !Number.isFinite(n)) throw invalid(`bad PAX ${key} ${JSON.stringify(s)}`);
+  if (!(fraction ? /^[+-]?\d+(\.\d*)?$/ : /^[+-]?\d+$/).test(s) || !Number.isSafeInteger(Math.trunc(n))) {
+    throw invalid(`bad PAX ${key} ${JSON.stringify(s)}`);
+  }
   return n;
 }
 
@@ -153,7 +162,7 @@ function parsePax(body: Buffer, into: Pending): void {
       }
       case 'mtime':
       case 'atime':
-        into[key] = decimal(value, key);
+        into[key] = decimal(value, key, true);
         break;
       default:
         if (key.startsWith('SCHILY.xattr.')) {
@@ -413,6 +422,8 @@ export class TarUnpacker extends Writable {
       atime: pending.atime ?? pending.mtime ?? h.mtime ?? 0,
       xattrs: pending.xattrs,
     };
+    // chown(2) takes 32-bit ids and reads (uid_t)-1 as "leave it": other ids (a negative base-256 one, say) cannot be applied.
+    if (!(meta.uid >= 0 && meta.uid < MAX_ID && meta.gid >= 0 && meta.gid < MAX_ID)) throw invalid(`${JSON.stringify(name)}: owner ${meta.uid}:${meta.gid} is not a valid id`);
     if (!this.opts.privileged && (meta.uid !== 0 || meta.gid !== 0)) this.opts.onDegraded?.('ownership', name);
 
     const role = classifyEntry(name);
