@@ -67,6 +67,20 @@ describe('fuzz findings', () => {
     await unpack(tar([{ name: 'f', content: 'x', pax: { uid: String(2 ** 32 - 2), gid: '0' } }]), true); // the largest id chown takes
   });
 
+  it('tar: a device number that is not a number is INVALID_LAYER, not a TarHeaderError (INTERNAL)', async () => {
+    // As found: a fifo (made even unprivileged) whose devmajor field starts 0x81, neither octal nor base-256.
+    await assert.rejects(unpack(readFileSync(new URL('../../fuzz/corpus/tar/crash-bad-devmajor', import.meta.url)), false), code('INVALID_LAYER'));
+    for (const off of [329, 337]) {
+      await assert.rejects(unpack(withHeaderField({ name: 'p', type: 'fifo' }, off, Buffer.from([0x81, 0, 0, 0, 0, 0, 0, 1])), false), code('INVALID_LAYER'), `field at ${off}`);
+    }
+  });
+
+  it('tar: a symlink target with a NUL byte is UNSAFE_LAYER, as a path with one is, not a TypeError', async () => {
+    // As found: a PAX linkpath of 't'... with \x01\x00 inside; symlink(2) cannot take it.
+    await assert.rejects(unpack(readFileSync(new URL('../../fuzz/corpus/tar/crash-nul-symlink-target', import.meta.url)), false), code('UNSAFE_LAYER'));
+    await assert.rejects(unpack(tar([{ name: 'l', type: 'symlink', linkname: 'x', pax: { linkpath: 'a\0b' } }]), false), code('UNSAFE_LAYER'));
+  });
+
   it('tar: PAX numbers are decimal, as archive/tar in Go reads them; a time the kernel cannot take is INVALID_LAYER, not an IO error', async () => {
     const rejected: Record<string, string>[] = [
       { mtime: '1e300' }, { atime: '1e300' }, { mtime: '-1e300' }, { mtime: '0x10' }, { mtime: ' 12' }, { mtime: '12 ' }, { mtime: `${2 ** 63}` },

@@ -129,6 +129,20 @@ function decimal(value: Buffer, key: string, fraction = false): number {
   return n;
 }
 
+/** devmajor or devminor: read only for the device entries that use them, so a bad one is caught here, not by decodeHeader. */
+function deviceNumber(block: Buffer, off: number, what: string): number {
+  let n: number | undefined;
+  try {
+    n = numeric(block, off, 8);
+  } catch (err) {
+    if (err instanceof TarHeaderError) throw invalid(`bad header: ${what}: ${err.message}`);
+    throw err;
+  }
+  // makedev takes 32-bit numbers; the addon would truncate others.
+  if (n !== undefined && !(n >= 0 && n <= 0xffffffff)) throw invalid(`bad header: ${what} ${n}`);
+  return n ?? 0;
+}
+
 /** PAX records, `<len> <key>=<value>\n`, byte-exact (values may be binary). */
 function parsePax(body: Buffer, into: Pending): void {
   let pos = 0;
@@ -688,6 +702,8 @@ export class TarUnpacker extends Writable {
 
   private symlink(segments: readonly string[], linkpath: string | undefined, meta: EntryMeta): void {
     if (!linkpath) throw invalid(`${JSON.stringify(meta.name)}: symlink without a target`);
+    // A PAX linkpath may hold one; symlink(2) cannot, and a path with one is refused likewise (entry-path.ts).
+    if (linkpath.includes('\0')) throw new UnsafeLayerError(meta.name, 'NUL in symlink target');
     const abs = this.abs(segments);
     // The target is stored verbatim: symlinks are never followed while unpacking.
     this.replacing(segments, abs, () => fs.symlinkSync(linkpath, abs));
@@ -716,8 +732,8 @@ export class TarUnpacker extends Writable {
       this.opts.onDegraded?.('device', meta.name);
       return;
     }
-    const major = numeric(block, 329, 8) ?? 0;
-    const minor = numeric(block, 337, 8) ?? 0;
+    const major = deviceNumber(block, 329, 'devmajor');
+    const minor = deviceNumber(block, 337, 'devminor');
     const kind = type === '3' ? S_IFCHR : type === '4' ? S_IFBLK : S_IFIFO;
     const abs = this.abs(segments);
     const native = this.syscalls();
