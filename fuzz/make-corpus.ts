@@ -262,6 +262,11 @@ seeds('www-authenticate', {
   'bearer.txt': 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"',
   'basic.txt': 'Basic realm="Registry Realm", charset="UTF-8"',
   'several.txt': 'Newauth realm="apps", type=1, title="Login to \\"apps\\"", Basic realm="simple"\nBearer token68abc==, Digest nonce="x", qop="auth,auth-int"',
+  'auth.json': JSON.stringify({ auths: {
+    'https://index.docker.io/v1/': { auth: Buffer.from('user:pass').toString('base64') },
+    'quay.io/org': { identitytoken: 'tok' },
+    'localhost:5000': { auth: Buffer.from('a:b:c').toString('base64'), identitytoken: null },
+  } }),
 });
 
 // ---- protobuf: messages from the project's own encoder

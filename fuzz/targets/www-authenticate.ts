@@ -1,10 +1,16 @@
 /**
- * WWW-Authenticate challenges from a registry (parseChallenges). The parser
- * promises never to throw: whatever parsed before malformed input is kept.
- * A scheme is a lowercased token; parameter names are lowercased.
+ * src/domain/auth: WWW-Authenticate challenges from a registry
+ * (parseChallenges), which must never throw (whatever parsed before
+ * malformed input is kept; a scheme is a lowercased token, parameter names
+ * are lowercased), and the credential file (parseAuthFile) with the lookup
+ * a pull makes in it.
  */
 import { parseChallenges } from '../../src/domain/auth/challenge.js';
-import { Finding } from '../lib/verdict.js';
+import { lookupCredentials, parseAuthFile } from '../../src/domain/auth/credential-lookup.js';
+import { Reference } from '../../src/domain/image/reference.js';
+import { attempt, Finding } from '../lib/verdict.js';
+
+const REFS = ['busybox', 'quay.io/org/app:1', 'localhost:5000/a/b'].map((r) => Reference.parse(r));
 
 export function fuzz(data: Buffer): void {
   const text = data.toString('latin1');
@@ -17,4 +23,6 @@ export function fuzz(data: Buffer): void {
       }
     }
   }
+  const file = attempt(() => parseAuthFile(data.toString('utf8'), 'auth.json'));
+  if (file) for (const ref of REFS) attempt(() => lookupCredentials(file, ref));
 }
