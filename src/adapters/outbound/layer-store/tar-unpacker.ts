@@ -118,7 +118,8 @@ function invalid(message: string): ImageTsError {
 /**
  * A PAX number as Go's archive/tar reads it: decimal digits with an optional
  * sign, and a fraction for times; not whatever Number() takes (`0x10`,
- * `1e300`, ` 12`). Times must be whole seconds a timespec holds exactly.
+ * `1e300`, ` 12`). The whole seconds of a time must be a safe integer: the
+ * addon turns them into a time_t.
  */
 function decimal(value: Buffer, key: string, fraction = false): number {
   const s = value.toString('latin1');
