@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the parsers that read untrusted bytes (README "Fuzzing").
 #
-#   scripts/fuzz.sh smoke [SECONDS]           every target for SECONDS (default 4) each; npm test runs this
+#   scripts/fuzz.sh smoke [SECONDS]           every target for SECONDS (default 4) each, FUZZ_JOBS (default: cores)
+#                                             at a time; npm test runs this
 #   scripts/fuzz.sh run TARGET SECONDS [-- LIBFUZZER FLAGS...]
 #                                             one target for longer; its corpus grows in fuzz/.work/corpus/TARGET
 #   scripts/fuzz.sh long SECONDS [TARGET...]  each target (default: all) for SECONDS, restarted after a finding
@@ -123,9 +124,20 @@ case "$cmd" in
       die "the fuzzer did not find the canary's planted bug (exit $status): fuzzing is not working"
     fi
     echo "fuzz canary: planted bug found after $(grep -Eo '^#[0-9]+' "$scratch/canary.log" | tail -1 | tr -d '#') runs"
+    # One target per core at a time: most of a few seconds' run is starting node and loading the seeds.
+    jobs=${FUZZ_JOBS:-$(nproc)}
+    for t in $(all_targets); do
+      (
+        set +e
+        run_target "$t" "$seconds" "$scratch/$t" >"$scratch/$t.log" 2>&1
+        echo $? >"$scratch/$t.rc"
+      ) &
+      while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    done
+    wait
     for t in $(all_targets); do
       log="$scratch/$t.log"
-      if run_target "$t" "$seconds" "$scratch/$t" >"$log" 2>&1; then
+      if [ "$(cat "$scratch/$t.rc")" = 0 ]; then
         echo "fuzz $t: $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$') runs, $(grep -Eo 'cov: [0-9]+' "$log" | tail -1)"
       else
         echo "fuzz $t: FAILED" >&2
