@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "syscalls",
-      "sources": ["src/syscalls.c", "src/gunzip.c"],
+      "sources": ["src/syscalls.c", "src/gunzip.c", "src/gunzip-core.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [

@@ -8,6 +8,7 @@ declare -A NEED=(
   [setfattr]=attr [htpasswd]=apache2-utils [openssl]=openssl [umoci]=umoci
   [igzip]=isal [zstd]=zstd [script]=bsdutils [gpg]=gnupg [gpg-agent]=gpg-agent [getfattr]=attr
   [bsdtar]=libarchive-tools [buildah]=buildah [python3]=python3
+  [clang]=clang
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -19,6 +20,8 @@ if command -v busybox >/dev/null 2>&1 && ! file -L "$(command -v busybox)" 2>/de
 fi
 # Headers for the addon's in-process ISA-L gzip decoder (native/src/gunzip.c).
 [ -f /usr/include/isa-l/igzip_lib.h ] || missing+=(libisal-dev)
+# libFuzzer, for the fuzz smoke run (scripts/fuzz.sh); the clang package does not pull it in.
+compgen -G '/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a' >/dev/null || missing+=(libclang-rt-14-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "image-ts tests need these Debian packages: ${missing[*]} (run as root, or apt-get install them)" >&2

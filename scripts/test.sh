@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# npm test: installs what it needs, typechecks, then runs every unit, contract and end-to-end test.
+# npm test: installs what it needs, typechecks, runs the fuzz smoke run, then every unit, contract and end-to-end test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 npx tsc --noEmit
+# A few seconds of fuzzing per parser; fails on any finding, and if the fuzzer or clang is missing.
+bash scripts/fuzz.sh smoke
 mapfile -t files < <(find test/unit contract-tests test/e2e -name '*.test.ts' 2>/dev/null | sort)
 if [ ${#files[@]} -eq 0 ]; then echo "no test files found" >&2; exit 1; fi
 set +e

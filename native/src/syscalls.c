@@ -312,11 +312,14 @@ static napi_value Umount2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Seconds (with a fraction) as a timespec; NaN or infinite gives UTIME_OMIT. */
+/*
+ * Seconds (with a fraction) as a timespec; NaN, infinite or past what time_t
+ * holds gives UTIME_OMIT (converting such a double to time_t is undefined).
+ */
 static struct timespec to_timespec(double seconds) {
   struct timespec ts;
   double whole;
-  if (!isfinite(seconds)) {
+  if (!isfinite(seconds) || seconds >= 0x1p63 || seconds < -0x1p63) {
     ts.tv_sec = 0;
     ts.tv_nsec = UTIME_OMIT;
     return ts;

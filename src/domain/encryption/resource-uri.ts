@@ -23,7 +23,7 @@ export class ResourceUri {
     const m = /^kbs(?:\+([a-z0-9_-]+))?:$/.exec(url.protocol);
     if (!m) throw new InvalidArgumentError(`resource URI ${JSON.stringify(input)} must use kbs:// or kbs+<plugin>://`);
     const plugin = m[1] ?? 'resource';
-    const segments = url.pathname.split('/').slice(1).map((s) => decodeURIComponent(s));
+    const segments = url.pathname.split('/').slice(1).map((s) => decodeSegment(input, s));
     if (segments.some((s) => s === '' || s === '.' || s === '..')) {
       throw new InvalidArgumentError(`resource URI ${JSON.stringify(input)} has an empty or relative path segment`);
     }
@@ -43,5 +43,14 @@ export class ResourceUri {
   toString(): string {
     const scheme = this.plugin === 'resource' ? 'kbs' : `kbs+${this.plugin}`;
     return `${scheme}:///${this.segments.map(encodeURIComponent).join('/')}${this.query ? `?${this.query}` : ''}`;
+  }
+}
+
+/** decodeURIComponent throws a URIError on a malformed escape (`%E0%A4%A`); a URI from an annotation or a client is untrusted. */
+function decodeSegment(input: string, segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new InvalidArgumentError(`resource URI ${JSON.stringify(input)} has a malformed percent-escape`);
   }
 }

@@ -40,8 +40,9 @@ export interface SparseRecords {
 
 type NumberKey = 'size' | 'uid' | 'gid' | 'mtime' | 'atime';
 
-const DIGITS = /^[0-9]+$/;
-const TIME = /^-?[0-9]+(\.[0-9]*)?$/;
+// As Go's archive/tar reads them: a sign may lead, nothing else may (`0x10`, `1e3`, ` 12`).
+const DIGITS = /^\+?[0-9]+$/;
+const TIME = /^[+-]?[0-9]+(\.[0-9]*)?$/;
 const SCHILY_XATTR = 'SCHILY.xattr.';
 const LIBARCHIVE_XATTR = 'LIBARCHIVE.xattr.';
 const GNU_SPARSE = 'GNU.sparse.';
@@ -55,7 +56,8 @@ export function paxInteger(s: string, what: string): number {
 
 function paxTime(s: string, key: string): number {
   const n = TIME.test(s) ? Number(s) : NaN;
-  if (!Number.isFinite(n)) throw invalidTar(`bad PAX ${key} ${JSON.stringify(s.slice(0, 40))}`);
+  // The whole seconds must be a safe integer: the addon makes a time_t of them.
+  if (!Number.isSafeInteger(Math.trunc(n))) throw invalidTar(`bad PAX ${key} ${JSON.stringify(s.slice(0, 40))}`);
   return n;
 }
 
@@ -84,7 +86,7 @@ export function parsePax(body: Buffer, into: ExtendedHeader): void {
     if (body[pos] === 0) break; // some writers NUL-pad the body
     const sp = body.indexOf(0x20, pos);
     const lenText = sp > pos ? body.toString('latin1', pos, sp) : '';
-    const len = DIGITS.test(lenText) ? Number(lenText) : NaN;
+    const len = /^[0-9]+$/.test(lenText) ? Number(lenText) : NaN;
     if (!Number.isSafeInteger(len) || len <= sp - pos + 1 || pos + len > body.length || body[pos + len - 1] !== 0x0a) {
       throw invalidTar('malformed PAX record');
     }

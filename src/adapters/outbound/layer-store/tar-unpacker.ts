@@ -84,6 +84,8 @@ const BLOCK = 512;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 /** Same cap node-tar applies to PAX and GNU long-name bodies. */
 const MAX_META_BYTES = 1024 * 1024;
+/** (uid_t)-1; ids must be below it. */
+const MAX_ID = 0xffffffff;
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_DIRECTORY, S_IFCHR, S_IFBLK, S_IFIFO } = fs.constants;
 const CREATE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
@@ -112,6 +114,19 @@ type Body =
   | { readonly kind: 'sparse-map'; readonly reader: SparseMapReader; readonly segments: readonly string[]; readonly meta: EntryMeta; readonly realSize: number; readonly size: number }
   | { readonly kind: 'sparse'; readonly fd: number; readonly abs: string; readonly meta: EntryMeta; readonly writer: SparseWriter };
 
+/** devmajor or devminor: read only for the device entries that use them, so a bad one is caught here, not by decodeHeader. */
+function deviceNumber(block: Buffer, off: number, what: string): number {
+  let n: number | undefined;
+  try {
+    n = numeric(block, off, 8);
+  } catch (err) {
+    if (err instanceof TarHeaderError) throw invalid(`bad header: ${what}: ${err.message}`);
+    throw err;
+  }
+  // makedev takes 32-bit numbers; the addon would truncate others.
+  if (n !== undefined && !(n >= 0 && n <= 0xffffffff)) throw invalid(`bad header: ${what} ${n}`);
+  return n ?? 0;
+}
 
 export class TarUnpacker extends Writable {
   private state: 'header' | 'body' | 'eof' = 'header';
@@ -376,6 +391,8 @@ export class TarUnpacker extends Writable {
       atime: pending.atime ?? pending.mtime ?? h.mtime ?? 0,
       xattrs: pending.xattrs?.size ? pending.xattrs : undefined,
     };
+    // chown(2) takes 32-bit ids and reads (uid_t)-1 as "leave it": other ids (a negative base-256 one, say) cannot be applied.
+    if (!(meta.uid >= 0 && meta.uid < MAX_ID && meta.gid >= 0 && meta.gid < MAX_ID)) throw invalid(`${JSON.stringify(name)}: owner ${meta.uid}:${meta.gid} is not a valid id`);
     if (!this.opts.privileged && (meta.uid !== 0 || meta.gid !== 0)) this.opts.onDegraded?.('ownership', name);
     if (flag === 'S') {
       // Old GNU: the map is in the header, and goes on in extension blocks before the data.
@@ -657,6 +674,8 @@ export class TarUnpacker extends Writable {
 
   private symlink(segments: readonly string[], linkpath: string | undefined, meta: EntryMeta): void {
     if (!linkpath) throw invalid(`${JSON.stringify(meta.name)}: symlink without a target`);
+    // A PAX linkpath may hold one; symlink(2) cannot, and a path with one is refused likewise (entry-path.ts).
+    if (linkpath.includes('\0')) throw new UnsafeLayerError(meta.name, 'NUL in symlink target');
     const abs = this.abs(segments);
     const path = fsPath(abs);
     // The target is stored verbatim: symlinks are never followed while unpacking.
@@ -692,8 +711,8 @@ export class TarUnpacker extends Writable {
       this.opts.onDegraded?.('device', meta.name);
       return;
     }
-    const major = numeric(block, 329, 8) ?? 0;
-    const minor = numeric(block, 337, 8) ?? 0;
+    const major = deviceNumber(block, 329, 'devmajor');
+    const minor = deviceNumber(block, 337, 'devminor');
     const kind = type === '3' ? S_IFCHR : type === '4' ? S_IFBLK : S_IFIFO;
     const abs = this.abs(segments);
     const path = fsPath(abs);

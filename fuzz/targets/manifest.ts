@@ -1,0 +1,37 @@
+/**
+ * Manifests and indexes as a registry or an OCI layout serves them
+ * (Manifest.parse, with and without a Content-Type), then what a pull does
+ * with them: the platform choice of an index, the layer list of a manifest
+ * and the encryption annotations of its layers.
+ */
+import { LayerEncryption } from '../../src/domain/encryption/layer-encryption.js';
+import { ImageIndex } from '../../src/domain/image/image-index.js';
+import { Manifest, uniqueLayers } from '../../src/domain/image/manifest.js';
+import { MediaType } from '../../src/domain/image/media-types.js';
+import { attempt, Finding } from '../lib/verdict.js';
+
+const CONTENT_TYPES = [undefined, MediaType.OciManifest, MediaType.OciIndex, MediaType.DockerManifest, MediaType.DockerManifestList, 'application/json; charset=utf-8'];
+const PLATFORMS = [
+  { os: 'linux', architecture: 'amd64' },
+  { os: 'linux', architecture: 'arm', variant: 'v7' },
+  { os: 'windows', architecture: 'amd64' },
+];
+
+export function fuzz(data: Buffer): void {
+  const contentType = CONTENT_TYPES[data.length % CONTENT_TYPES.length];
+  const parsed = attempt(() => Manifest.parse(data, contentType));
+  if (!parsed) return;
+  if (parsed.kind === 'index') {
+    for (const p of PLATFORMS) {
+      const d = attempt(() => ImageIndex.selectPlatform(parsed, p), ['PLATFORM_NOT_FOUND']);
+      if (d && !parsed.manifests.includes(d)) throw new Finding('selectPlatform returned a descriptor not in the index');
+    }
+    return;
+  }
+  const unique = uniqueLayers(parsed.layers);
+  if (unique.length > parsed.layers.length) throw new Finding('uniqueLayers grew the layer list');
+  for (const layer of parsed.layers) {
+    LayerEncryption.schemes(layer);
+    if (LayerEncryption.isEncrypted(layer)) attempt(() => LayerEncryption.of(layer));
+  }
+}
