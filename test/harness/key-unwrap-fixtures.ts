@@ -20,6 +20,8 @@ const execFileP = promisify(execFile);
 
 async function run(cmd: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; input?: Buffer } = {}): Promise<Buffer> {
   const child = execFileP(cmd, [...args], { env: { ...process.env, ...options.env }, encoding: 'buffer', maxBuffer: 16 << 20 });
+  // A command that reads no input may exit before the pipe is closed: EPIPE then says nothing.
+  child.child.stdin?.on('error', () => undefined);
   child.child.stdin?.end(options.input ?? Buffer.alloc(0));
   try {
     return (await child).stdout;

@@ -22,6 +22,8 @@ async function gpg(home: string, args: readonly string[], input?: Buffer): Promi
     encoding: 'buffer',
     maxBuffer: 16 << 20,
   });
+  // A command that reads no input may exit before the pipe is closed: EPIPE then says nothing.
+  child.child.stdin?.on('error', () => undefined);
   child.child.stdin?.end(input ?? Buffer.alloc(0));
   try {
     return (await child).stdout;
