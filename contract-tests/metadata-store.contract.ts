@@ -13,8 +13,16 @@ const image = (digest: string, names: string[]): ImageRecord => ({
   pulledAt: new Date(0).toISOString(),
 });
 
+export interface MetadataStoreFixture {
+  /** An empty store. */
+  readonly store: MetadataStore;
+  /** The same store opened afresh (a new process), or the same object for one that lives in memory. */
+  reopen(): Promise<MetadataStore>;
+  teardown(): Promise<void>;
+}
+
 /** What every MetadataStore must do: start empty, persist updates, serialize them, and roll back failures. */
-export function metadataStoreContract(name: string, make: () => Promise<{ store: MetadataStore; reopen(): Promise<MetadataStore>; teardown(): Promise<void> }>): void {
+export function metadataStoreContract(name: string, make: () => Promise<MetadataStoreFixture>): void {
   describe(`MetadataStore contract: ${name}`, () => {
     it('starts empty', async () => {
       const { store, teardown } = await make();

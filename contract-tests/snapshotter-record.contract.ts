@@ -9,15 +9,21 @@ import type { CommittedLayer, LayerStore } from '../src/ports/layer/layer-store.
 import type { Snapshotter } from '../src/ports/snapshot/snapshotter.js';
 import { tar } from '../test/helpers/tar-writer.js';
 
+export interface SnapshotterRecordFixture {
+  readonly snapshotter: Snapshotter;
+  /** Where the test commits its layers. */
+  readonly layers: LayerStore;
+  /** A scratch directory for the rootfs. */
+  readonly workDir: string;
+  teardown(): Promise<void>;
+}
+
 /**
- * The part of the Snapshotter contract the pull use case relies on, which an
- * in-memory mock can keep too: what a record says and how remove behaves.
- * (Union semantics on disk are snapshotter.contract.ts, for the real ones.)
+ * The part of the Snapshotter contract the pull use case relies on, which a
+ * record-only mock can keep too: what a record says and how remove behaves.
+ * (Union semantics on disk are snapshotter.contract.ts.)
  */
-export function snapshotterRecordContract(
-  name: string,
-  make: () => Promise<{ snapshotter: Snapshotter; layers: LayerStore; workDir: string; teardown(): Promise<void> }>,
-): void {
+export function snapshotterRecordContract(name: string, make: () => Promise<SnapshotterRecordFixture>): void {
   describe(`Snapshotter record contract: ${name}`, () => {
     async function committed(store: LayerStore, name: string): Promise<CommittedLayer> {
       const bytes = tar([{ name, content: name, mtime: 1 }]);

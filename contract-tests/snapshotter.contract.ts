@@ -15,6 +15,12 @@ export interface SnapshotterFixture {
   layers: LayerStore;
   /** A scratch directory for rootfs dirs. */
   workDir: string;
+  /**
+   * A file of a committed layer as the layer store keeps it, to check that
+   * the rootfs shares nothing writable with the store. Default: the file
+   * under `layer.path`, for stores that keep layers on disk.
+   */
+  readLayerFile?(layer: CommittedLayer, path: string): Promise<string | undefined>;
   teardown(): Promise<void>;
 }
 
@@ -301,7 +307,8 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
         fs.writeFileSync(join(rootfs, 'etc/a'), 'changed');
         fs.rmSync(join(rootfs, 'etc'), { recursive: true });
         const committed = await layer(f.layers, [file('etc/a', 'layer')]);
-        assert.equal(fs.readFileSync(join(committed.path, 'etc/a'), 'utf8'), 'layer');
+        const readLayerFile = f.readLayerFile ?? (async (l: CommittedLayer, p: string) => read(l.path, p));
+        assert.equal(await readLayerFile(committed, 'etc/a'), 'layer');
       },
     ));
 

@@ -11,6 +11,8 @@ export interface MemoryEntry {
   readonly mode: number;
   readonly linkpath?: string | undefined;
   readonly content?: Buffer | undefined;
+  /** As the tar had it; a snapshotter that writes a rootfs keeps it. */
+  readonly mtime?: Date | undefined;
 }
 
 interface MemoryLayer {
@@ -56,7 +58,13 @@ class TarCollector extends Writable {
         this.destroy(asImageTsError(err));
         return;
       }
-      this.entries.set(key, { type: entry.type, mode: entry.mode ?? 0, linkpath: entry.linkpath, content: entry.type === 'File' ? content : undefined });
+      this.entries.set(key, {
+        type: entry.type,
+        mode: entry.mode ?? 0,
+        linkpath: entry.linkpath,
+        content: entry.type === 'File' ? content : undefined,
+        mtime: entry.mtime,
+      });
     });
   }
 

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { ResourceUri } from '../../../domain/encryption/resource-uri.js';
-import { InvalidArgumentError } from '../../../domain/errors.js';
+import { ImageTsError, InvalidArgumentError } from '../../../domain/errors.js';
 import type { KeyBroker } from '../../../ports/keys/key-broker.js';
 import type { ResourceLoader } from '../../../ports/resources/resource-loader.js';
 
@@ -31,7 +31,7 @@ export class BrokerResourceLoader implements ResourceLoader {
 
   async load(uri: string, signal?: AbortSignal): Promise<Buffer> {
     if (/^kbs(\+[a-z0-9_-]+)?:/.test(uri)) return this.fromBroker(ResourceUri.parse(uri), signal);
-    if (uri.startsWith('file://')) return readBounded(fileURLToPath(uri));
+    if (uri.startsWith('file://')) return readBounded(filePath(uri));
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) throw new InvalidArgumentError(`resource ${uri}: only paths, file:// and kbs:// URIs are supported`);
     return readBounded(uri);
   }
@@ -51,6 +51,20 @@ export class BrokerResourceLoader implements ResourceLoader {
   }
 }
 
+function filePath(uri: string): string {
+  try {
+    return fileURLToPath(uri);
+  } catch {
+    // A host other than localhost, or an encoded `/`: nothing local to read.
+    throw new InvalidArgumentError(`resource ${uri}: not a local file:// URI`);
+  }
+}
+
+/**
+ * Reads at most MAX_RESOURCE_BYTES, counted as read rather than trusted
+ * from stat: a device such as /dev/zero, or a growing file, has no honest
+ * size. Every failure is INVALID_ARGUMENT naming the path.
+ */
 async function readBounded(path: string): Promise<Buffer> {
   let file;
   try {
@@ -58,10 +72,22 @@ async function readBounded(path: string): Promise<Buffer> {
   } catch (err) {
     throw new InvalidArgumentError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
+  const tooLarge = (): InvalidArgumentError => new InvalidArgumentError(`${path} is larger than ${MAX_RESOURCE_BYTES} bytes`);
   try {
-    const { size } = await file.stat();
-    if (size > MAX_RESOURCE_BYTES) throw new InvalidArgumentError(`${path} is larger than ${MAX_RESOURCE_BYTES} bytes`);
-    return await file.readFile();
+    if ((await file.stat()).size > MAX_RESOURCE_BYTES) throw tooLarge();
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const buf = Buffer.alloc(64 * 1024);
+    for (;;) {
+      const { bytesRead } = await file.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return Buffer.concat(chunks, total);
+      total += bytesRead;
+      if (total > MAX_RESOURCE_BYTES) throw tooLarge();
+      chunks.push(Buffer.from(buf.subarray(0, bytesRead)));
+    }
+  } catch (err) {
+    if (err instanceof ImageTsError) throw err;
+    throw new InvalidArgumentError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   } finally {
     await file.close();
   }
