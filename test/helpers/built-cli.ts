@@ -13,6 +13,8 @@ export interface CliProcess {
 }
 
 export interface BuiltCli {
+  /** node's arguments to run it, for a caller that spawns it itself (to sample its memory, say). */
+  argv(args: string[]): string[];
   run(args: string[]): Promise<CliResult>;
   spawn(args: string[]): CliProcess;
   cleanup(): Promise<void>;
@@ -36,6 +38,7 @@ export async function buildCli(outRoot: string): Promise<BuiltCli> {
     return { pid: child.pid, kill: () => !exited() && child.kill('SIGKILL'), done };
   };
   return {
+    argv,
     run: async (args) => {
       const { code, stdout, stderr } = await spawnCli(args).done;
       return { code, stdout, stderr };
