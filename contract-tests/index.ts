@@ -13,8 +13,8 @@
 
 /** AttestationAgent: the factory returns an agent and a reader of the measurements it recorded. */
 export { attestationAgentContract, type AttestationAgentFixture } from './attestation-agent.contract.js';
-/** BundleFs: the factory returns the bundle fs, fresh bundle paths, and a way to put rootfs files and to see what is left. */
-export { bundleFsContract, type BundleFsFixture } from './bundle-fs.contract.js';
+/** BundleDirectory: the factory returns the bundle fs, fresh bundle paths, and a way to put rootfs files and to see what is left. */
+export { bundleDirectoryContract, type BundleDirectoryFixture } from './bundle-directory.contract.js';
 /** Decompressor: the factory returns a new decompressor; `boundedOutput: false` skips the bounded-memory cases. */
 export { decompressorContract, type ContractOptions as DecompressorContractOptions } from './decompressor.contract.js';
 /** ImageSource: the factory (called once per suite) returns a source factory, a target with a known manifest and blob, and a missing target. */

@@ -10,10 +10,10 @@ import { ConfiguredLookaside } from '../src/adapters/wiring/signatures.js';
 import { resolveSettings } from '../src/adapters/wiring/settings.js';
 import type { Digest } from '../src/domain/image/digest.js';
 import type { Reference } from '../src/domain/image/reference.js';
-import { silentLogger } from '../src/ports/observability/logger.js';
 import { freePort } from '../test/harness/registry.js';
 import { MemorySignatureSource } from '../test/mocks/memory-signature-source.js';
 import { signatureSourceContract } from './signature-source.contract.js';
+import { silentLogger } from '../src/adapters/outbound/silent-logger.js';
 
 /** The lookaside layout: `<base>/<Path()>@<algo>=<hex>/signature-<N>`. */
 const sigPath = (ref: Reference, d: Digest): string => `${ref.path}@${d.algorithm}=${d.encoded}`;

@@ -21,8 +21,18 @@ export interface SnapshotterFixture {
    * under `layer.path`, for stores that keep layers on disk.
    */
   readLayerFile?(layer: CommittedLayer, path: string): Promise<string | undefined>;
+  /**
+   * What this pair does not model (an in-memory double, say). For each, the
+   * suite holds it to refusing such a layer with UNSUPPORTED, at staging or at
+   * prepare, instead of making something else. Every shipped adapter refuses
+   * nothing.
+   */
+  readonly refuses?: readonly RefusableFeature[];
   teardown(): Promise<void>;
 }
+
+/** `raw-names`: names and link targets that are not UTF-8; `sparse`: GNU sparse files; `special-files`: FIFOs and devices. */
+export type RefusableFeature = 'raw-names' | 'sparse' | 'special-files';
 
 const file = (name: string | Uint8Array, content = '', extra: Partial<TarEntry> = {}): TarEntry => ({ name, content, ...extra });
 const dir = (name: string, extra: Partial<TarEntry> = {}): TarEntry => ({ name, type: 'dir', ...extra });
@@ -69,6 +79,30 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
           await fn(record.rootfs, f, record);
         } finally {
           if (record) await f.snapshotter.remove(record);
+          await f.teardown();
+        }
+      };
+
+    /** withRootfs for a case that needs `feature`: a fixture that refuses it must say UNSUPPORTED and leave the rootfs empty. */
+    const needing =
+      (feature: RefusableFeature, layers: readonly (readonly TarEntry[])[], fn: (rootfs: string, f: SnapshotterFixture, record: SnapshotRecord) => Promise<void>) =>
+      async () => {
+        const probe = await makeFixture();
+        const refused = probe.refuses?.includes(feature) ?? false;
+        await probe.teardown();
+        if (!refused) return withRootfs(layers, fn)();
+        const f = await makeFixture();
+        const rootfs = join(f.workDir, `bundle-${seq++}`, 'rootfs');
+        try {
+          await assert.rejects(async () => {
+            const committed: CommittedLayer[] = [];
+            for (const entries of layers) committed.push(await layer(f.layers, entries));
+            fs.mkdirSync(rootfs, { recursive: true });
+            const record = await f.snapshotter.prepare(`snap-${seq}`, committed, rootfs);
+            await f.snapshotter.remove(record);
+          }, { code: 'UNSUPPORTED' }, `${feature} is refused`);
+          assert.deepEqual(fs.existsSync(rootfs) ? fs.readdirSync(rootfs) : [], []);
+        } finally {
           await f.teardown();
         }
       };
@@ -255,7 +289,7 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
       }
     });
 
-    it('names that are not UTF-8 are made, deleted and replaced as their bytes', withRootfs(
+    it('names that are not UTF-8 are made, deleted and replaced as their bytes', needing('raw-names',
       [
         [file(Buffer.from([0x63, 0x61, 0x66, 0xe9]), 'latin-1'), file(Buffer.from([0x64, 0xff, 0x2f, 0x61]), 'a'), file(Buffer.from([0x67, 0x80]), 'gone soon'),
           { name: 'link', type: 'symlink', linkname: Buffer.from([0x64, 0xff]) }],
@@ -270,7 +304,7 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
       },
     ));
 
-    it('a sparse file keeps its holes', withRootfs(
+    it('a sparse file keeps its holes', needing('sparse',
       [[file('sparse', 'abcdef', { pax: { 'GNU.sparse.size': String(64 << 20), 'GNU.sparse.map': `0,3,${32 << 20},3` } })]],
       async (rootfs) => {
         const st = fs.statSync(join(rootfs, 'sparse'));
@@ -287,7 +321,7 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
       },
     ));
 
-    it('times before 1970 stay, on directories, symlinks, files with xattrs and devices', withRootfs(
+    it('times before 1970 stay, on directories, symlinks, files with xattrs and devices', needing('special-files',
       [[
         dir('old/', { mtime: -315_619_200 }),
         file('old/f', 'f', { mtime: -1_000_000 }),

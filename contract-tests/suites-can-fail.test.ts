@@ -36,7 +36,7 @@ const WRONG: readonly WrongAdapter[] = [
     because: MISSING_REJECTION,
   },
   {
-    file: 'bundle-fs.wrong.ts',
+    file: 'bundle-directory.wrong.ts',
     flaw: 'a bundle fs that reuses an existing bundle',
     failing: ['creates a bundle once and refuses it a second time with BUNDLE_EXISTS'],
     because: MISSING_REJECTION,

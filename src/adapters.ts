@@ -14,7 +14,7 @@ export { FsLayerStore, type FsLayerStoreOptions } from './adapters/outbound/laye
 export { FsMetadataStore } from './adapters/outbound/store/fs-metadata-store.js';
 export { OverlaySnapshotter } from './adapters/outbound/snapshot/overlay-snapshotter.js';
 export { CopySnapshotter } from './adapters/outbound/snapshot/copy-snapshotter.js';
-export { FsBundleFs } from './adapters/outbound/snapshot/fs-bundle.js';
+export { LocalBundleDirectory } from './adapters/outbound/snapshot/local-bundle-directory.js';
 // Keys: brokers, attestation, providers, unwrappers
 export { KbsKeyBroker } from './adapters/outbound/keys/kbs-key-broker.js';
 export { CdhKeyBroker } from './adapters/outbound/keys/cdh-key-broker.js';

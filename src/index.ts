@@ -38,9 +38,11 @@ export * from './ports/observability/progress.js';
 export * from './ports/resources/resource-loader.js';
 export * from './ports/signatures/signature-source.js';
 export * from './ports/signatures/signature-verifier.js';
-export * from './ports/snapshot/bundle-fs.js';
+export * from './ports/snapshot/bundle-directory.js';
 export * from './ports/snapshot/snapshotter.js';
 export * from './ports/store/metadata-store.js';
+export { emptyState } from './domain/store/empty-state.js';
 
-/** Tokens of what the composition root binds beyond the ports, for `modules`. */
+/** The ports' tokens, and those of what the composition root binds beyond the ports, for `modules`. */
+export * from './adapters/wiring/port-tokens.js';
 export { Tokens } from './adapters/wiring/tokens.js';

@@ -2,8 +2,9 @@
  * Wrong on purpose: a metadata store that lets a mutation change the live
  * state, so a mutation that throws half way leaves its half behind.
  */
-import { emptyState, type MetadataStore, type StoreState } from '../../src/ports/store/metadata-store.js';
+import type { MetadataStore, StoreState } from '../../src/ports/store/metadata-store.js';
 import { metadataStoreContract } from '../metadata-store.contract.js';
+import { emptyState } from '../../src/domain/store/empty-state.js';
 
 class InPlaceStore implements MetadataStore {
   private readonly state: StoreState = emptyState();

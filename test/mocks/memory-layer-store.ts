@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
 import { ImageTsError, LimitExceededError, asImageTsError } from '../../src/domain/errors.js';
 import { Digest } from '../../src/domain/image/digest.js';
+import { numeric } from '../../src/adapters/outbound/layer-store/tar-header.js';
 import { entrySegments } from '../../src/domain/layer/entry-path.js';
 import { LIMIT_NAMES, type EntryLimits } from '../../src/domain/layer/unpack-limits.js';
 import type { CommittedLayer, IngestLock, LayerStore, LayerWriter, StageOptions, WhiteoutFormat } from '../../src/ports/layer/layer-store.js';
@@ -13,6 +14,85 @@ export interface MemoryEntry {
   readonly content?: Buffer | undefined;
   /** As the tar had it; a snapshotter that writes a rootfs keeps it. */
   readonly mtime?: Date | undefined;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+function isUtf8(bytes: Buffer): boolean {
+  try {
+    UTF8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A header field's bytes up to its first NUL. */
+function field(block: Buffer, off: number, len: number): Buffer {
+  const f = block.subarray(off, off + len);
+  const nul = f.indexOf(0);
+  return nul < 0 ? f : f.subarray(0, nul);
+}
+
+/**
+ * Reads the tar's framing beside node-tar to find what this model cannot
+ * hold, and refuse it with UNSUPPORTED rather than make something else:
+ * node-tar decodes names as UTF-8 (losing bytes that are not) and drops
+ * GNU sparse maps (keeping the packed data as the file).
+ */
+class Unmodelled {
+  private header = Buffer.alloc(0);
+  private skip = 0;
+  private body: { remaining: number; chunks: Buffer[]; type: string } | undefined;
+
+  /** The first unmodelled feature in `chunk`, if any. */
+  scan(chunk: Buffer): string | undefined {
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - pos);
+        if (this.body) {
+          const take = Math.min(n, this.body.remaining);
+          this.body.chunks.push(chunk.subarray(pos, pos + take));
+          this.body.remaining -= take;
+          if (this.body.remaining === 0) {
+            const found = this.meta(this.body.type, Buffer.concat(this.body.chunks));
+            this.body = undefined;
+            if (found) return found;
+          }
+        }
+        this.skip -= n;
+        pos += n;
+        continue;
+      }
+      const need = 512 - this.header.length;
+      this.header = Buffer.concat([this.header, chunk.subarray(pos, pos + need)]);
+      pos += Math.min(need, chunk.length - pos);
+      if (this.header.length < 512) break;
+      const block = this.header;
+      this.header = Buffer.alloc(0);
+      if (block.every((b) => b === 0)) continue;
+      const type = String.fromCharCode(block[156]!);
+      const size = numeric(block, 124, 12) ?? 0;
+      this.skip = Math.ceil(size / 512) * 512;
+      if (type === 'S') return 'GNU sparse files';
+      if (type === 'x' || type === 'L' || type === 'K') {
+        if (size > 0) this.body = { remaining: size, chunks: [], type };
+        continue;
+      }
+      const names = [Buffer.concat([field(block, 345, 155), field(block, 0, 100)]), field(block, 157, 100)];
+      if (!names.every(isUtf8)) return 'names that are not UTF-8';
+    }
+    return undefined;
+  }
+
+  private meta(type: string, body: Buffer): string | undefined {
+    if (type !== 'x') return isUtf8(body) ? undefined : 'names that are not UTF-8';
+    const text = body.toString('latin1');
+    if (text.includes(' GNU.sparse.')) return 'GNU sparse files';
+    if (text.includes(' hdrcharset=BINARY')) return 'names that are not UTF-8';
+    return undefined;
+  }
 }
 
 interface MemoryLayer {
@@ -68,8 +148,15 @@ class TarCollector extends Writable {
     });
   }
 
+  private readonly unmodelled = new Unmodelled();
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.streamBytes += chunk.length;
+    const feature = this.unmodelled.scan(chunk);
+    if (feature) {
+      cb(new ImageTsError('UNSUPPORTED', `the memory layer store does not model ${feature}`));
+      return;
+    }
     if (this.parser.write(chunk)) cb();
     else this.parser.once('drain', () => cb());
   }

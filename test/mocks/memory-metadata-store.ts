@@ -1,4 +1,5 @@
-import { emptyState, type MetadataStore, type StoreState } from '../../src/ports/store/metadata-store.js';
+import type { MetadataStore, StoreState } from '../../src/ports/store/metadata-store.js';
+import { emptyState } from '../../src/domain/store/empty-state.js';
 
 /** Keeps the state in memory; copies on the way in and out, as a file would. */
 export class MemoryMetadataStore implements MetadataStore {

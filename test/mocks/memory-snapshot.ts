@@ -5,7 +5,7 @@ import type { Digest } from '../../src/domain/image/digest.js';
 import { classifyEntry, linkTargetSegments } from '../../src/domain/layer/entry-path.js';
 import type { RuntimeSpec } from '../../src/domain/runtime/runtime-spec.js';
 import type { CommittedLayer } from '../../src/ports/layer/layer-store.js';
-import type { BundleFs } from '../../src/ports/snapshot/bundle-fs.js';
+import type { BundleDirectory } from '../../src/ports/snapshot/bundle-directory.js';
 import type { SnapshotRecord, Snapshotter } from '../../src/ports/snapshot/snapshotter.js';
 import type { MemoryEntry } from './memory-layer-store.js';
 
@@ -151,7 +151,7 @@ async function materialize(union: ReadonlyMap<string, MemoryEntry>, rootfs: stri
 }
 
 /** Bundles as a map of paths; rootfs files are whatever the test puts in `rootfsFiles`. */
-export class MemoryBundleFs implements BundleFs {
+export class MemoryBundleFs implements BundleDirectory {
   readonly bundles = new Map<string, { config?: RuntimeSpec }>();
   readonly rootfsFiles = new Map<string, string>();
 

@@ -88,6 +88,12 @@ function domainProblems(file: string, text: string): string[] {
   return problems;
 }
 
+/** What a ports file leaves at run time: its JavaScript, with the empty module marker and comments gone. */
+function runtimeCode(file: string, text: string): string {
+  const js = ts.transpileModule(text, { fileName: file, compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, removeComments: true } }).outputText;
+  return js.replace(/^export \{\};$/m, '').trim();
+}
+
 describe('the hexagon', () => {
   it('the domain imports only the domain, ports as types, and node modules that only compute', () => {
     const problems = files(join(SRC, 'domain')).flatMap((file) => domainProblems(file, readFileSync(file, 'utf8')));
@@ -104,6 +110,21 @@ describe('the hexagon', () => {
       }
     }
     assert.deepEqual(problems, []);
+  });
+
+  it('ports hold no runtime code: each compiles to nothing', () => {
+    const problems = files(join(SRC, 'ports')).flatMap((file) => {
+      const code = runtimeCode(file, readFileSync(file, 'utf8'));
+      return code ? [`${relative(ROOT, file)} runs: ${code.split('\n')[0]}`] : [];
+    });
+    assert.deepEqual(problems, []);
+  });
+
+  it('sees runtime code in a ports file', () => {
+    const probe = join(SRC, 'ports', 'probe.ts');
+    assert.equal(runtimeCode(probe, "import type { Digest } from '../domain/image/digest.js';\nexport interface P { d: Digest }\nexport type Q = P;\n"), '');
+    assert.match(runtimeCode(probe, "export interface P { x: number }\nexport const PToken = Symbol.for('P');\n"), /PToken/);
+    assert.match(runtimeCode(probe, "import { Digest } from '../domain/image/digest.js';\nexport const d = Digest;\n"), /import/);
   });
 
   it('sees each kind of violation in a domain file', () => {

@@ -13,11 +13,11 @@ import { RpcError, type RpcContext, type RpcServices } from '../../src/adapters/
 import { TtrpcClient, TtrpcServer } from '../../src/adapters/outbound/rpc/ttrpc.js';
 import { ImageTsError } from '../../src/domain/errors.js';
 import type { Credentials } from '../../src/ports/image-source/image-source.js';
-import { silentLogger } from '../../src/ports/observability/logger.js';
 import type { ImageRecord } from '../../src/ports/store/metadata-store.js';
 import { ROOT } from '../helpers/cli.js';
 import { MemoryKeyBroker } from '../mocks/memory-key-broker.js';
 import { MemoryMetadataStore } from '../mocks/memory-metadata-store.js';
+import { silentLogger } from '../../src/adapters/outbound/silent-logger.js';
 
 /**
  * Our messages are hand-encoded (no codegen); these tests hold them to the

@@ -6,7 +6,6 @@ import { Platform } from '../../src/domain/image/platform.js';
 import { PullImage } from '../../src/domain/pull/pull-image.js';
 import { RegistriesConf } from '../../src/domain/registry/registries-conf.js';
 import { ManageImages } from '../../src/domain/store/manage-images.js';
-import { silentLogger } from '../../src/ports/observability/logger.js';
 import type { ProgressEvent } from '../../src/ports/observability/progress.js';
 import { counterIds } from '../helpers/ids.js';
 import { buildImage, buildIndex, type BuiltImage } from '../helpers/image-builder.js';
@@ -16,6 +15,7 @@ import { MemoryImageSourceFactory } from '../mocks/memory-image-source.js';
 import { MemoryLayerStore } from '../mocks/memory-layer-store.js';
 import { MemoryMetadataStore } from '../mocks/memory-metadata-store.js';
 import { MemoryBundleFs, MemorySnapshotter } from '../mocks/memory-snapshot.js';
+import { silentLogger } from '../../src/adapters/outbound/silent-logger.js';
 
 const code = (c: string) => (e: unknown) => e instanceof ImageTsError && e.code === c;
 

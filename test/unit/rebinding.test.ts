@@ -14,12 +14,8 @@ import type { LayerKeys } from '../../src/domain/encryption/layer-keys.js';
 import { LayerEncryption } from '../../src/domain/encryption/layer-encryption.js';
 import type { PullImage } from '../../src/domain/pull/pull-image.js';
 import type { RegistriesConf } from '../../src/domain/registry/registries-conf.js';
-import { ImageSourceFactoryToken } from '../../src/ports/image-source/image-source.js';
-import { AttestationAgentToken } from '../../src/ports/keys/attestation-agent.js';
-import { KeyBrokerToken, type KeyBroker } from '../../src/ports/keys/key-broker.js';
-import { KeyProvidersToken } from '../../src/ports/keys/key-provider.js';
-import { silentLogger } from '../../src/ports/observability/logger.js';
-import { ResourceLoaderToken, type ResourceLoader } from '../../src/ports/resources/resource-loader.js';
+import type { KeyBroker } from '../../src/ports/keys/key-broker.js';
+import type { ResourceLoader } from '../../src/ports/resources/resource-loader.js';
 import { ResourceUri } from '../../src/domain/encryption/resource-uri.js';
 import { startKbsServer, type StartedKbsServer } from '../harness/kbs-server.js';
 import { annotationPacket, PROVIDER_AA } from '../helpers/encryption.js';
@@ -30,10 +26,10 @@ import { MemoryImageSourceFactory } from '../mocks/memory-image-source.js';
 import { MemoryKeyBroker } from '../mocks/memory-key-broker.js';
 import { EMPTY_DECRYPT_CONFIG } from '../../src/domain/encryption/decrypt-config.js';
 import { Manifest } from '../../src/domain/image/manifest.js';
-import { LayerStoreToken } from '../../src/ports/layer/layer-store.js';
-import { MetadataStoreToken } from '../../src/ports/store/metadata-store.js';
 import { MemoryLayerStore } from '../mocks/memory-layer-store.js';
 import { MemoryMetadataStore } from '../mocks/memory-metadata-store.js';
+import { AttestationAgentToken, ImageSourceFactoryToken, KeyBrokerToken, KeyProvidersToken, LayerStoreToken, MetadataStoreToken, ResourceLoaderToken } from '../../src/adapters/wiring/port-tokens.js';
+import { silentLogger } from '../../src/adapters/outbound/silent-logger.js';
 
 const settings = (extra: Partial<Settings> = {}): Settings => ({
   profile: 'standalone', workDir: '/nonexistent', maxConcurrentLayers: 3, snapshotter: 'copy', platform: 'linux/amd64',

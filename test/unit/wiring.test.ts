@@ -11,8 +11,6 @@ import type { UnpackLimits } from '../../src/domain/layer/unpack-limits.js';
 import { ImageTsError } from '../../src/domain/errors.js';
 import { PullImage } from '../../src/domain/pull/pull-image.js';
 import { ManageImages } from '../../src/domain/store/manage-images.js';
-import { ImageSourceFactoryToken } from '../../src/ports/image-source/image-source.js';
-import { silentLogger } from '../../src/ports/observability/logger.js';
 import { buildImage } from '../helpers/image-builder.js';
 import { tar } from '../helpers/tar-writer.js';
 import { MemoryImageSourceFactory } from '../mocks/memory-image-source.js';
@@ -21,8 +19,9 @@ import { KbsKeyBroker } from '../../src/adapters/outbound/keys/kbs-key-broker.js
 import { OfflineFsKeyBroker } from '../../src/adapters/outbound/keys/offline-fs-key-broker.js';
 import { NoKeyBroker } from '../../src/adapters/wiring/keys.js';
 import { CocoKeyProvider } from '../../src/domain/encryption/coco-key-provider.js';
-import { KeyBrokerToken, type KeyBroker } from '../../src/ports/keys/key-broker.js';
-import { KeyProvidersToken } from '../../src/ports/keys/key-provider.js';
+import type { KeyBroker } from '../../src/ports/keys/key-broker.js';
+import { ImageSourceFactoryToken, KeyBrokerToken, KeyProvidersToken } from '../../src/adapters/wiring/port-tokens.js';
+import { silentLogger } from '../../src/adapters/outbound/silent-logger.js';
 
 const settings = (workDir: string, profile = 'standalone'): Settings => ({
   profile, workDir, maxConcurrentLayers: 3, snapshotter: 'copy', platform: 'linux/amd64',

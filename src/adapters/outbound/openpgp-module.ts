@@ -1,4 +1,4 @@
-import { lazyModule } from './lazy-module.js';
+import { lazyImport } from './lazy.js';
 
 /** openpgp is large: only a pgp recipient or a simple-signing requirement loads it, once for both. */
-export const openpgp = lazyModule(() => import('openpgp'));
+export const openpgp = lazyImport(() => import('openpgp'));

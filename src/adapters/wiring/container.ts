@@ -1,8 +1,7 @@
 import { Container, type ContainerModule } from 'inversify';
 import { ConfigFileError } from '../../domain/errors.js';
-import { AttestationAgentToken } from '../../ports/keys/attestation-agent.js';
-import { KeyBrokerToken } from '../../ports/keys/key-broker.js';
 import { profileModules, type RuntimeContext } from './modules/profiles.js';
+import { AttestationAgentToken, KeyBrokerToken } from './port-tokens.js';
 
 export type { RuntimeContext } from './modules/profiles.js';
 

@@ -20,7 +20,7 @@ import type { Decompressor } from '../../ports/layer/decompressor.js';
 import type { CommittedLayer, LayerStore } from '../../ports/layer/layer-store.js';
 import type { Logger } from '../../ports/observability/logger.js';
 import type { ProgressListener } from '../../ports/observability/progress.js';
-import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
+import type { BundleDirectory } from '../../ports/snapshot/bundle-directory.js';
 import type { SnapshotRecord, Snapshotter, SnapshotterName } from '../../ports/snapshot/snapshotter.js';
 import type { MetadataStore, PlannedBundle } from '../../ports/store/metadata-store.js';
 import { reclaimAbandonedPulls } from '../store/abandoned-pulls.js';
@@ -80,7 +80,7 @@ export interface PullImageDeps {
   readonly decompressor: Decompressor;
   readonly layers: LayerStore;
   readonly snapshotters: readonly Snapshotter[];
-  readonly bundles: BundleFs;
+  readonly bundles: BundleDirectory;
   readonly metadata: MetadataStore;
   readonly logger: Logger;
   readonly clock: () => Date;

@@ -1,13 +1,13 @@
 import { asImageTsError } from '../errors.js';
 import type { Logger } from '../../ports/observability/logger.js';
-import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
+import type { BundleDirectory } from '../../ports/snapshot/bundle-directory.js';
 import type { Snapshotter } from '../../ports/snapshot/snapshotter.js';
 import type { LeaseRecord, StoreState } from '../../ports/store/metadata-store.js';
 import { undoBundle } from './undo-bundle.js';
 
 export interface ReclaimDeps {
   readonly snapshotters: readonly Snapshotter[];
-  readonly bundles: BundleFs;
+  readonly bundles: BundleDirectory;
   readonly logger: Logger;
   /** Whether a lease's owner process still runs; without it only expiry ends a lease. */
   readonly isOwnerAlive?: ((owner: number) => boolean) | undefined;

@@ -3,7 +3,7 @@ import { Digest } from '../image/digest.js';
 import { ImageTarget } from '../image/image-target.js';
 import type { LayerStore } from '../../ports/layer/layer-store.js';
 import type { Logger } from '../../ports/observability/logger.js';
-import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
+import type { BundleDirectory } from '../../ports/snapshot/bundle-directory.js';
 import type { Snapshotter } from '../../ports/snapshot/snapshotter.js';
 import type { BundleRecord, ImageRecord, MetadataStore, StoreState } from '../../ports/store/metadata-store.js';
 import { reclaimAbandonedPulls } from './abandoned-pulls.js';
@@ -54,7 +54,7 @@ export interface ManageDeps {
   readonly metadata: MetadataStore;
   readonly layers: LayerStore;
   readonly snapshotters: readonly Snapshotter[];
-  readonly bundles: BundleFs;
+  readonly bundles: BundleDirectory;
   readonly logger: Logger;
   readonly clock: () => Date;
   /** Whether a lease's owner process still runs: gc then undoes pulls that were killed midway. */

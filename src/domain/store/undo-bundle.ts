@@ -1,5 +1,5 @@
 import { ImageTsError, asImageTsError } from '../errors.js';
-import type { BundleFs } from '../../ports/snapshot/bundle-fs.js';
+import type { BundleDirectory } from '../../ports/snapshot/bundle-directory.js';
 import type { Snapshotter } from '../../ports/snapshot/snapshotter.js';
 import type { PlannedBundle } from '../../ports/store/metadata-store.js';
 
@@ -8,7 +8,7 @@ import type { PlannedBundle } from '../../ports/store/metadata-store.js';
  * its rootfs can), then its rootfs, config.json and, if we made it, the dir.
  */
 export async function undoBundle(
-  deps: { readonly snapshotters: readonly Snapshotter[]; readonly bundles: BundleFs },
+  deps: { readonly snapshotters: readonly Snapshotter[]; readonly bundles: BundleDirectory },
   bundle: PlannedBundle,
 ): Promise<void> {
   const snapshotter = deps.snapshotters.find((s) => s.name === bundle.snapshot.snapshotter);

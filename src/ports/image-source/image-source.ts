@@ -52,5 +52,3 @@ export interface ImageSourceFactory {
   supports(target: ImageTarget): boolean;
   open(target: ImageTarget, options?: OpenOptions): Promise<ImageSource>;
 }
-
-export const ImageSourceFactoryToken = Symbol.for('image-ts.ImageSourceFactory');

@@ -19,5 +19,3 @@ export interface AttestationAgent {
   getToken(tokenType: string, signal?: AbortSignal): Promise<Buffer>;
   extendRuntimeMeasurement(event: RuntimeMeasurement, signal?: AbortSignal): Promise<void>;
 }
-
-export const AttestationAgentToken = Symbol.for('image-ts.AttestationAgent');

@@ -12,5 +12,3 @@ export interface KeyBroker {
   readonly description: string;
   getResource(uri: ResourceUri, signal?: AbortSignal): Promise<Buffer>;
 }
-
-export const KeyBrokerToken = Symbol.for('image-ts.KeyBroker');

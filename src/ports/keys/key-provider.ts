@@ -8,5 +8,3 @@ export interface KeyProvider {
   readonly name: string;
   unwrapKey(input: Buffer, signal?: AbortSignal): Promise<Buffer>;
 }
-
-export const KeyProvidersToken = Symbol.for('image-ts.KeyProviders');

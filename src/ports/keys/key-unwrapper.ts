@@ -12,5 +12,3 @@ export interface KeyUnwrapper {
   hasKeys(dc: DecryptConfig): boolean;
   unwrap(item: Buffer, dc: DecryptConfig): Promise<Buffer | undefined>;
 }
-
-export const KeyUnwrapperToken = Symbol.for('image-ts.KeyUnwrapper');

@@ -7,5 +7,3 @@ export interface Decompressor {
   supports(compression: Compression): boolean;
   create(compression: Compression): Duplex;
 }
-
-export const DecompressorToken = Symbol.for('image-ts.Decompressor');

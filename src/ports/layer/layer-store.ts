@@ -82,5 +82,3 @@ export interface LayerStore {
   /** Removes staging left by a crash. Returns how many were removed. */
   cleanStaging(): Promise<number>;
 }
-
-export const LayerStoreToken = Symbol.for('image-ts.LayerStore');

@@ -4,7 +4,3 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export interface Logger {
   log(level: LogLevel, event: string, fields?: Record<string, unknown>): void;
 }
-
-export const LoggerToken = Symbol.for('image-ts.Logger');
-
-export const silentLogger: Logger = { log: () => undefined };

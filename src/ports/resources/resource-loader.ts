@@ -6,5 +6,3 @@
 export interface ResourceLoader {
   load(uri: string, signal?: AbortSignal): Promise<Buffer>;
 }
-
-export const ResourceLoaderToken = Symbol.for('image-ts.ResourceLoader');

@@ -9,5 +9,3 @@ import type { Reference } from '../../domain/image/reference.js';
 export interface SimpleSignatureSource {
   getSignatures(physical: Reference, manifestDigest: Digest, signal?: AbortSignal): Promise<Buffer[]>;
 }
-
-export const SimpleSignatureSourceToken = Symbol.for('image-ts.SimpleSignatureSource');

@@ -15,8 +15,6 @@ export interface SimpleSigningVerifier {
   verify(signature: Buffer, keyrings: readonly Buffer[]): Promise<VerifiedSimpleSignature>;
 }
 
-export const SimpleSigningVerifierToken = Symbol.for('image-ts.SimpleSigningVerifier');
-
 /** One cosign signature: a `.sig` layer, or a lookaside `sigstore-json` blob. */
 export interface SigstoreSignature {
   readonly mimeType: string;
@@ -35,5 +33,3 @@ export interface SigstoreSignature {
 export interface SigstoreVerifier {
   verify(signature: SigstoreSignature, publicKeys: readonly Buffer[], rekorPublicKeys?: readonly Buffer[]): Promise<void>;
 }
-
-export const SigstoreVerifierToken = Symbol.for('image-ts.SigstoreVerifier');

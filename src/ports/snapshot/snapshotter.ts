@@ -21,5 +21,3 @@ export interface Snapshotter {
   /** Undoes prepare: unmount and delete per-bundle dirs. Safe to call twice. */
   remove(record: SnapshotRecord): Promise<void>;
 }
-
-export const SnapshottersToken = Symbol.for('image-ts.Snapshotters');

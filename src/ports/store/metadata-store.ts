@@ -72,10 +72,6 @@ export interface StoreState {
   leases: Record<string, LeaseRecord>;
 }
 
-export function emptyState(): StoreState {
-  return { version: 1, images: {}, layers: {}, bundles: {}, leases: {} };
-}
-
 /**
  * Image and bundle metadata. `update` runs a mutation under the store lock and
  * persists atomically; a crash leaves either the old or the new state.
@@ -84,5 +80,3 @@ export interface MetadataStore {
   read(): Promise<StoreState>;
   update<T>(mutate: (state: StoreState) => T | Promise<T>): Promise<T>;
 }
-
-export const MetadataStoreToken = Symbol.for('image-ts.MetadataStore');

@@ -1,8 +1,8 @@
 import type { Container } from 'inversify';
 import { UsageError } from './usage-error.js';
 import type { PullImage } from '../../../domain/pull/pull-image.js';
-import { KeyBrokerToken, type KeyBroker } from '../../../ports/keys/key-broker.js';
-import { LayerStoreToken, type LayerStore } from '../../../ports/layer/layer-store.js';
+import type { KeyBroker } from '../../../ports/keys/key-broker.js';
+import type { LayerStore } from '../../../ports/layer/layer-store.js';
 import type { Logger, LogLevel } from '../../../ports/observability/logger.js';
 import { grpcConnectionSink, listenGrpc, tagUnixPeer, type GrpcServerTls } from '../../outbound/rpc/grpc.js';
 import type { RpcServices } from '../../outbound/rpc/rpc.js';
@@ -18,8 +18,9 @@ import { criServices } from '../rpc/cri-services.js';
 import { withDeadline } from '../rpc/status.js';
 import { Digest } from '../../../domain/image/digest.js';
 import type { ManageImages } from '../../../domain/store/manage-images.js';
-import { MetadataStoreToken, type MetadataStore } from '../../../ports/store/metadata-store.js';
+import type { MetadataStore } from '../../../ports/store/metadata-store.js';
 import type { Settings } from '../../wiring/image-config-file.js';
+import { KeyBrokerToken, LayerStoreToken, MetadataStoreToken } from '../../wiring/port-tokens.js';
 
 const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 

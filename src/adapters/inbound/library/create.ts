@@ -1,24 +1,26 @@
 import type { ContainerModule } from 'inversify';
 import { ConfigFileError } from '../../../domain/errors.js';
 import { isObject } from '../../../domain/image/json-fields.js';
-import { ImageSourceFactoryToken, type ImageSourceFactory } from '../../../ports/image-source/image-source.js';
-import { AttestationAgentToken, type AttestationAgent } from '../../../ports/keys/attestation-agent.js';
-import { KeyBrokerToken, type KeyBroker } from '../../../ports/keys/key-broker.js';
-import { KeyProvidersToken, type KeyProvider } from '../../../ports/keys/key-provider.js';
-import { KeyUnwrapperToken, type KeyUnwrapper } from '../../../ports/keys/key-unwrapper.js';
-import { DecompressorToken, type Decompressor } from '../../../ports/layer/decompressor.js';
-import { LayerStoreToken, type LayerStore } from '../../../ports/layer/layer-store.js';
-import { LoggerToken, silentLogger, type Logger } from '../../../ports/observability/logger.js';
-import { ResourceLoaderToken, type ResourceLoader } from '../../../ports/resources/resource-loader.js';
-import { SimpleSignatureSourceToken, type SimpleSignatureSource } from '../../../ports/signatures/signature-source.js';
-import { SigstoreVerifierToken, SimpleSigningVerifierToken, type SigstoreVerifier, type SimpleSigningVerifier } from '../../../ports/signatures/signature-verifier.js';
-import { BundleFsToken, type BundleFs } from '../../../ports/snapshot/bundle-fs.js';
-import { SnapshottersToken, type Snapshotter } from '../../../ports/snapshot/snapshotter.js';
-import { MetadataStoreToken, type MetadataStore } from '../../../ports/store/metadata-store.js';
+import type { ImageSourceFactory } from '../../../ports/image-source/image-source.js';
+import type { AttestationAgent } from '../../../ports/keys/attestation-agent.js';
+import type { KeyBroker } from '../../../ports/keys/key-broker.js';
+import type { KeyProvider } from '../../../ports/keys/key-provider.js';
+import type { KeyUnwrapper } from '../../../ports/keys/key-unwrapper.js';
+import type { Decompressor } from '../../../ports/layer/decompressor.js';
+import type { LayerStore } from '../../../ports/layer/layer-store.js';
+import type { Logger } from '../../../ports/observability/logger.js';
+import type { ResourceLoader } from '../../../ports/resources/resource-loader.js';
+import type { SimpleSignatureSource } from '../../../ports/signatures/signature-source.js';
+import type { SigstoreVerifier, SimpleSigningVerifier } from '../../../ports/signatures/signature-verifier.js';
+import type { BundleDirectory } from '../../../ports/snapshot/bundle-directory.js';
+import type { Snapshotter } from '../../../ports/snapshot/snapshotter.js';
+import type { MetadataStore } from '../../../ports/store/metadata-store.js';
 import type { Override } from '../../wiring/container.js';
 import { loadConfigFile, parseConfig } from '../../wiring/image-config-file.js';
 import { resolveSettings } from '../../wiring/settings.js';
 import { openImageService, type ImageService } from './image-service.js';
+import { AttestationAgentToken, BundleDirectoryToken, DecompressorToken, ImageSourceFactoryToken, KeyBrokerToken, KeyProvidersToken, KeyUnwrapperToken, LayerStoreToken, LoggerToken, MetadataStoreToken, ResourceLoaderToken, SigstoreVerifierToken, SimpleSignatureSourceToken, SimpleSigningVerifierToken, SnapshottersToken } from '../../wiring/port-tokens.js';
+import { silentLogger } from '../../outbound/silent-logger.js';
 
 /** Your own adapter for any port: each one reaches every consumer of that port. */
 export interface Adapters {
@@ -35,7 +37,7 @@ export interface Adapters {
   /** In order of preference: the first available one is the default. */
   readonly snapshotters?: readonly Snapshotter[] | undefined;
   readonly metadataStore?: MetadataStore | undefined;
-  readonly bundleFs?: BundleFs | undefined;
+  readonly bundleFs?: BundleDirectory | undefined;
   readonly simpleSignatureSource?: SimpleSignatureSource | undefined;
   readonly simpleSigningVerifier?: SimpleSigningVerifier | undefined;
   readonly sigstoreVerifier?: SigstoreVerifier | undefined;
@@ -59,7 +61,7 @@ export interface ImageServiceOptions {
 const SINGLE: readonly (readonly [keyof Adapters, symbol])[] = [
   ['keyBroker', KeyBrokerToken], ['attestationAgent', AttestationAgentToken], ['keyProviders', KeyProvidersToken],
   ['decompressor', DecompressorToken], ['layerStore', LayerStoreToken], ['snapshotters', SnapshottersToken],
-  ['metadataStore', MetadataStoreToken], ['bundleFs', BundleFsToken], ['simpleSignatureSource', SimpleSignatureSourceToken],
+  ['metadataStore', MetadataStoreToken], ['bundleFs', BundleDirectoryToken], ['simpleSignatureSource', SimpleSignatureSourceToken],
   ['simpleSigningVerifier', SimpleSigningVerifierToken], ['sigstoreVerifier', SigstoreVerifierToken],
   ['resourceLoader', ResourceLoaderToken], ['logger', LoggerToken],
 ];

@@ -6,7 +6,7 @@ import { Platform } from '../../../domain/image/platform.js';
 import type { PullImage, PullResult, VerifyResult } from '../../../domain/pull/pull-image.js';
 import type { ManageImages } from '../../../domain/store/manage-images.js';
 import type { Credentials } from '../../../ports/image-source/image-source.js';
-import { LayerStoreToken, type LayerStore } from '../../../ports/layer/layer-store.js';
+import type { LayerStore } from '../../../ports/layer/layer-store.js';
 import type { Logger } from '../../../ports/observability/logger.js';
 import type { ProgressListener } from '../../../ports/observability/progress.js';
 import type { ImageRecord } from '../../../ports/store/metadata-store.js';
@@ -16,6 +16,7 @@ import type { Settings } from '../../wiring/image-config-file.js';
 import { Tokens } from '../../wiring/tokens.js';
 import { startServing, type ServeHandle } from '../cli/serve.js';
 import { serveEndpoints, type ServeOverrides } from '../cli/serve-settings.js';
+import { LayerStoreToken } from '../../wiring/port-tokens.js';
 
 /** Per-call options of a pull (and, where they apply, of pullToStore and verify). */
 export interface PullOptions {

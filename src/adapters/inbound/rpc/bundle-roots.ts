@@ -8,7 +8,7 @@ import { errnoCode } from '../../outbound/native/syscalls.js';
  * inside one of the roots. The path must be absolute and free of `..`; its
  * parent is resolved through every symlink that exists now and must land
  * inside a resolved root, so a symlink in an existing parent cannot lead out.
- * (The bundle directory itself is never followed: BundleFs refuses a symlink
+ * (The bundle directory itself is never followed: BundleDirectory refuses a symlink
  * there.) No roots: no confinement, as the standalone profile has it.
  */
 export class BundleRoots {

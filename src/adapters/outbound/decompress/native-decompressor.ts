@@ -6,7 +6,7 @@ import type { Decompressor } from '../../../ports/layer/decompressor.js';
 import { tryNativeSyscalls } from '../native/syscalls.js';
 import { IsalGunzip, isalOf } from './isal-gunzip.js';
 import { ZstdDecoder } from './zstd-decoder.js';
-import { lazyRequire } from '../lazy-require.js';
+import { lazyRequire } from '../lazy.js';
 
 const zlib = lazyRequire<typeof import('node:zlib')>('node:zlib');
 

@@ -5,7 +5,7 @@ import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import { ImageTsError } from '../../../domain/errors.js';
 import type { Compression } from '../../../domain/image/media-types.js';
 import type { Decompressor } from '../../../ports/layer/decompressor.js';
-import { lazyRequire } from '../lazy-require.js';
+import { lazyRequire } from '../lazy.js';
 
 const childProcess = lazyRequire<typeof import('node:child_process')>('node:child_process');
 

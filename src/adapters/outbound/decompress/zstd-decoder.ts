@@ -1,5 +1,5 @@
 import type { DCtx } from 'zstd-napi/binding.js';
-import { lazyRequire } from '../lazy-require.js';
+import { lazyRequire } from '../lazy.js';
 import { BoundedDecoder, STEP_OUTPUT } from './bounded-decoder.js';
 
 /** The low-level binding: zstd-napi has no exports map, so its subpath resolves. */

@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { ImageTsError, asImageTsError } from '../../../domain/errors.js';
 import { Digest } from '../../../domain/image/digest.js';
 import type { CommittedLayer, IngestLock, LayerStore, LayerWriter, LowerLink, StageOptions, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
-import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
+import type { Logger } from '../../../ports/observability/logger.js';
 import { FlockOps, errnoCode, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
 import type { Degradation } from './tar-unpacker.js';
 import { WorkerTarUnpacker } from './worker-unpacker.js';
 import { processAlive } from '../process-alive.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { silentLogger } from '../silent-logger.js';
 
 /** How often a process waiting for another's ingest looks again; the holder's layer is usually seconds away. */
 const INGEST_POLL_MS = 100;

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Writable } from 'node:stream';
 import type { Worker } from 'node:worker_threads';
 import { ImageTsError, type ErrorCode } from '../../../domain/errors.js';
-import { lazyRequire } from '../lazy-require.js';
+import { lazyRequire } from '../lazy.js';
 import { ChunkGc } from './memory-hygiene.js';
 import type { Degradation, UnpackStats } from './tar-unpacker.js';
 import type { UnpackWorkerData, WorkerInbound, WorkerOutbound } from './unpack-worker.js';

@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigFileError } from '../../../domain/errors.js';
-import { lazyRequire } from '../lazy-require.js';
+import { lazyRequire } from '../lazy.js';
 
 // Loaded only when extra CAs are given: a pull over plain HTTP, or with node's defaults, never needs it.
 const tls = lazyRequire<typeof import('node:tls')>('node:tls');

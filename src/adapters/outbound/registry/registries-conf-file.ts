@@ -2,10 +2,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigFileError } from '../../../domain/errors.js';
 import { mergeDropIn, RegistriesConf } from '../../../domain/registry/registries-conf.js';
-import { lazyModule } from '../lazy-module.js';
+import { lazyImport } from '../lazy.js';
 
 /** Loaded on first use: only a pull configured with a registries.conf needs a TOML parser. */
-const toml = lazyModule(() => import('smol-toml'));
+const toml = lazyImport(() => import('smol-toml'));
 
 /**
  * Reads a containers-registries.conf(5) file (TOML) and the `*.conf` drop-ins

@@ -5,6 +5,7 @@ import { ImageTsError, NetworkError, type ErrorCode, NotFoundError, Unauthorized
 import type { Logger } from '../../../ports/observability/logger.js';
 import type { Credentials } from '../../../ports/image-source/image-source.js';
 import { abortError, backoffMs, isTransientError, transportError } from '../http/transport-errors.js';
+import { readAtMost } from '../read-at-most.js';
 
 export type Response = Dispatcher.ResponseData;
 
@@ -316,18 +317,7 @@ function retryAfterMs(value: string | undefined): number | undefined {
 }
 
 export async function readCapped(res: Response, max: number, what: string, code: ErrorCode = 'INVALID_MANIFEST'): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of res.body) {
-    const b = chunk as Buffer;
-    total += b.length;
-    if (total > max) {
-      res.body.destroy();
-      throw new ImageTsError(code, `${what} is larger than ${max} bytes`);
-    }
-    chunks.push(b);
-  }
-  return Buffer.concat(chunks, total);
+  return readAtMost(res.body, max, () => new ImageTsError(code, `${what} is larger than ${max} bytes`));
 }
 
 /** `CODE: message` from a distribution error body, flattened to one short line. */

@@ -10,7 +10,7 @@ import { Digest } from '../../../domain/image/digest.js';
 import type { ImageTarget } from '../../../domain/image/image-target.js';
 import { MANIFEST_ACCEPT } from '../../../domain/image/media-types.js';
 import type { Reference } from '../../../domain/image/reference.js';
-import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
+import type { Logger } from '../../../ports/observability/logger.js';
 import type {
   BlobRequest,
   Credentials,
@@ -26,6 +26,7 @@ import { readCapped, RegistryClient, type Response } from './registry-client.js'
 import { resumingStream, type BlobBody } from './resuming-stream.js';
 import { MAX_SIGNATURE_LIST_BYTES, parseSignatureList, signatureExtensionPath } from './signature-extension.js';
 import { abortError, isTransientError, transportError } from '../http/transport-errors.js';
+import { silentLogger } from '../silent-logger.js';
 
 export interface RegistrySourceOptions {
   /** `host[:port]` entries reached over HTTPS without certificate checks, then plain HTTP; matched exactly. */

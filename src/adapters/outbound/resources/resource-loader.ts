@@ -4,6 +4,7 @@ import { ResourceUri } from '../../../domain/encryption/resource-uri.js';
 import { ImageTsError, InvalidArgumentError } from '../../../domain/errors.js';
 import type { KeyBroker } from '../../../ports/keys/key-broker.js';
 import type { ResourceLoader } from '../../../ports/resources/resource-loader.js';
+import { readAtMost } from '../read-at-most.js';
 
 const MAX_RESOURCE_BYTES = 4 * 1024 * 1024;
 /** Long enough to serve a burst of pulls, short enough that a rotated key or policy is picked up. */
@@ -75,16 +76,7 @@ async function readBounded(path: string): Promise<Buffer> {
   const tooLarge = (): InvalidArgumentError => new InvalidArgumentError(`${path} is larger than ${MAX_RESOURCE_BYTES} bytes`);
   try {
     if ((await file.stat()).size > MAX_RESOURCE_BYTES) throw tooLarge();
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const buf = Buffer.alloc(64 * 1024);
-    for (;;) {
-      const { bytesRead } = await file.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) return Buffer.concat(chunks, total);
-      total += bytesRead;
-      if (total > MAX_RESOURCE_BYTES) throw tooLarge();
-      chunks.push(Buffer.from(buf.subarray(0, bytesRead)));
-    }
+    return await readAtMost(file.createReadStream({ autoClose: false }), MAX_RESOURCE_BYTES, tooLarge);
   } catch (err) {
     if (err instanceof ImageTsError) throw err;
     throw new InvalidArgumentError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);

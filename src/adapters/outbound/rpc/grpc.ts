@@ -12,7 +12,7 @@ import type {
 } from '@grpc/grpc-js';
 import { ConfigFileError } from '../../../domain/errors.js';
 import { abortError } from '../http/transport-errors.js';
-import { lazyModule } from '../lazy-module.js';
+import { lazyImport } from '../lazy.js';
 import { removeStaleSocket } from './ttrpc.js';
 import {
   DEFAULT_RPC_TIMEOUT_MS,
@@ -36,7 +36,7 @@ import { TTRPC_MAX_MESSAGE } from './ttrpc.js';
 const identity = (b: Buffer): Buffer => b;
 
 /** grpc-js is a third of the CLI's code: a pull that never speaks gRPC never loads it. */
-export const loadGrpc = lazyModule(() => import('@grpc/grpc-js'));
+export const loadGrpc = lazyImport(() => import('@grpc/grpc-js'));
 
 /** ocicrypt's `grpc-tls` object, with file paths resolved by the caller. */
 export interface GrpcTlsOptions {

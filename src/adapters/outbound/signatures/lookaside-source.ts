@@ -5,11 +5,13 @@ import { makeDispatcher, type ProxySettings } from '../http/dispatcher.js';
 import { ImageTsError, NetworkError, PolicyInvalidError, SignatureInvalidError } from '../../../domain/errors.js';
 import type { Digest } from '../../../domain/image/digest.js';
 import type { Reference } from '../../../domain/image/reference.js';
-import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
+import type { Logger } from '../../../ports/observability/logger.js';
 import type { SimpleSignatureSource } from '../../../ports/signatures/signature-source.js';
 import { abortError, transportError } from '../http/transport-errors.js';
+import { readAtMost } from '../read-at-most.js';
 import { withPublicRoots } from '../registry/ca-bundle.js';
 import { EMPTY_REGISTRIES_D, lookasideBaseFor, type RegistriesDConfig } from './registries-d.js';
+import { silentLogger } from '../silent-logger.js';
 
 /** c/image's limits: signatures per image, and bytes per signature. */
 export const MAX_LOOKASIDE_SIGNATURES = 128;
@@ -118,17 +120,7 @@ async function readSignatureFile(url: URL): Promise<Buffer | undefined> {
   }
   try {
     if ((await handle.stat()).size > MAX_SIGNATURE_BYTES) throw tooLarge(url);
-    // Counted as read, not trusted from stat: the file may be growing.
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const buf = Buffer.alloc(64 * 1024);
-    for (;;) {
-      const { bytesRead } = await handle.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) return Buffer.concat(chunks, total);
-      total += bytesRead;
-      if (total > MAX_SIGNATURE_BYTES) throw tooLarge(url);
-      chunks.push(Buffer.from(buf.subarray(0, bytesRead)));
-    }
+    return await readAtMost(handle.createReadStream({ autoClose: false }), MAX_SIGNATURE_BYTES, () => tooLarge(url));
   } catch (err) {
     if (err instanceof ImageTsError) throw err;
     throw new ImageTsError('IO', `cannot read signature ${path}: ${(err as NodeJS.ErrnoException).code ?? 'read error'}`);
@@ -177,24 +169,13 @@ async function readBounded(res: Dispatcher.ResponseData, url: URL, signal: Abort
     res.body.destroy();
     throw tooLarge(url);
   }
-  const chunks: Buffer[] = [];
-  let total = 0;
   try {
-    for await (const chunk of res.body) {
-      const b = chunk as Buffer;
-      total += b.length;
-      if (total > MAX_SIGNATURE_BYTES) {
-        res.body.destroy();
-        throw tooLarge(url);
-      }
-      chunks.push(b);
-    }
+    return await readAtMost(res.body, MAX_SIGNATURE_BYTES, () => tooLarge(url));
   } catch (err) {
     if (err instanceof ImageTsError) throw err;
     if (signal?.aborted) throw abortError(signal);
     throw transportError(err, url.host);
   }
-  return Buffer.concat(chunks, total);
 }
 
 const tooLarge = (url: URL): SignatureInvalidError =>

@@ -1,7 +1,7 @@
 import type { Key, Message } from 'openpgp';
 import { SignatureInvalidError } from '../../../domain/errors.js';
 import type { SimpleSigningVerifier, VerifiedSimpleSignature } from '../../../ports/signatures/signature-verifier.js';
-import { lazyRequire } from '../lazy-require.js';
+import { lazyRequire } from '../lazy.js';
 import { openpgp } from '../openpgp-module.js';
 
 const zlib = lazyRequire<typeof import('node:zlib')>('node:zlib');

@@ -5,10 +5,10 @@ import { pathToFileURL } from 'node:url';
 import { PolicyInvalidError } from '../../../domain/errors.js';
 import type { Reference } from '../../../domain/image/reference.js';
 import { policyIdentity, policyNamespaces } from '../../../domain/policy/policy-scope.js';
-import { lazyModule } from '../lazy-module.js';
+import { lazyImport } from '../lazy.js';
 
 /** Loaded on first use: only a pull whose policy wants simple signatures reads registries.d. */
-const yaml = lazyModule(() => import('yaml'));
+const yaml = lazyImport(() => import('yaml'));
 
 /**
  * One registries.d section (containers-registries.d(5)): where the simple

@@ -3,8 +3,9 @@ import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageTsError, StoreError, asImageTsError } from '../../../domain/errors.js';
-import { emptyState, type MetadataStore, type StoreState } from '../../../ports/store/metadata-store.js';
+import type { MetadataStore, StoreState } from '../../../ports/store/metadata-store.js';
 import { processAlive } from '../process-alive.js';
+import { emptyState } from '../../../domain/store/empty-state.js';
 
 export const METADATA_FILE = 'metadata.json';
 const LOCK_DIR = 'metadata.lock';

@@ -1,10 +1,10 @@
 import { ContainerModule } from 'inversify';
-import { AttestationAgentToken } from '../../../ports/keys/attestation-agent.js';
-import { LoggerToken, type Logger } from '../../../ports/observability/logger.js';
+import type { Logger } from '../../../ports/observability/logger.js';
 import { AttestationAgentClient } from '../../outbound/keys/aa-client.js';
 import { SampleAttester } from '../../outbound/keys/sample-attester.js';
 import { GrpcTransport } from '../../outbound/rpc/grpc.js';
 import { TtrpcClient } from '../../outbound/rpc/ttrpc.js';
+import { AttestationAgentToken, LoggerToken } from '../port-tokens.js';
 
 /**
  * One module per Attestation Agent backend. The one instance bound here

@@ -1,8 +1,7 @@
 import { ContainerModule } from 'inversify';
 import { ConfigFileError } from '../../../domain/errors.js';
-import { AttestationAgentToken, type AttestationAgent } from '../../../ports/keys/attestation-agent.js';
-import { KeyBrokerToken } from '../../../ports/keys/key-broker.js';
-import { LoggerToken, type Logger } from '../../../ports/observability/logger.js';
+import type { AttestationAgent } from '../../../ports/keys/attestation-agent.js';
+import type { Logger } from '../../../ports/observability/logger.js';
 import { CdhKeyBroker } from '../../outbound/keys/cdh-key-broker.js';
 import { KbsKeyBroker } from '../../outbound/keys/kbs-key-broker.js';
 import { OfflineFsKeyBroker } from '../../outbound/keys/offline-fs-key-broker.js';
@@ -11,6 +10,7 @@ import { GrpcTransport } from '../../outbound/rpc/grpc.js';
 import { TtrpcClient } from '../../outbound/rpc/ttrpc.js';
 import { NoKeyBroker } from '../keys.js';
 import { Tokens } from '../tokens.js';
+import { AttestationAgentToken, KeyBrokerToken, LoggerToken } from '../port-tokens.js';
 
 /**
  * One module per key-broker backend. Each binds KeyBrokerToken and nothing

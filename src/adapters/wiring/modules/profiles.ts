@@ -2,7 +2,7 @@ import { ContainerModule } from 'inversify';
 import { totalmem } from 'node:os';
 import { ConfigFileError } from '../../../domain/errors.js';
 import type { Credentials } from '../../../ports/image-source/image-source.js';
-import { LoggerToken, type Logger } from '../../../ports/observability/logger.js';
+import type { Logger } from '../../../ports/observability/logger.js';
 import { AA_DEFAULT_TTRPC } from '../../outbound/keys/aa-client.js';
 import { CDH_DEFAULT_TTRPC } from '../../outbound/keys/cdh-key-broker.js';
 import { OFFLINE_FS_DEFAULT_FILES } from '../../outbound/keys/offline-fs-key-broker.js';
@@ -15,6 +15,7 @@ import { cdhKeyBroker, kbsKeyBroker, noKeyBroker, offlineFsKeyBroker } from './k
 import { autoDecompressor, nativeDecompressor, ociLayoutSource, registrySource } from './sources.js';
 import { fsBundles, fsStore } from './storage.js';
 import { useCases } from './use-cases.js';
+import { LoggerToken } from '../port-tokens.js';
 
 export interface RuntimeContext {
   readonly settings: Settings;

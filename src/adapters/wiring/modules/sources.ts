@@ -1,9 +1,9 @@
 import { ContainerModule } from 'inversify';
 import type { RegistriesConf } from '../../../domain/registry/registries-conf.js';
-import { ImageSourceFactoryToken, type Credentials } from '../../../ports/image-source/image-source.js';
-import { DecompressorToken, type Decompressor } from '../../../ports/layer/decompressor.js';
-import { LoggerToken, type Logger } from '../../../ports/observability/logger.js';
-import { ResourceLoaderToken, type ResourceLoader } from '../../../ports/resources/resource-loader.js';
+import type { Credentials } from '../../../ports/image-source/image-source.js';
+import type { Decompressor } from '../../../ports/layer/decompressor.js';
+import type { Logger } from '../../../ports/observability/logger.js';
+import type { ResourceLoader } from '../../../ports/resources/resource-loader.js';
 import { NativeDecompressor } from '../../outbound/decompress/native-decompressor.js';
 import { SubprocessDecompressor, findSubprocessCodecs } from '../../outbound/decompress/subprocess-decompressor.js';
 import { OciLayoutSourceFactory } from '../../outbound/oci-layout/oci-layout-source.js';
@@ -11,6 +11,7 @@ import { RegistrySourceFactory } from '../../outbound/registry/registry-source.j
 import type { Settings } from '../image-config-file.js';
 import { registriesLoader } from '../signatures.js';
 import { Tokens } from '../tokens.js';
+import { DecompressorToken, ImageSourceFactoryToken, LoggerToken, ResourceLoaderToken } from '../port-tokens.js';
 
 /**
  * Registries (OCI distribution API), configured by the settings. registries.conf

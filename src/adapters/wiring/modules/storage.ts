@@ -1,14 +1,11 @@
 import { ContainerModule } from 'inversify';
-import { LayerStoreToken } from '../../../ports/layer/layer-store.js';
-import { LoggerToken, type Logger } from '../../../ports/observability/logger.js';
-import { BundleFsToken } from '../../../ports/snapshot/bundle-fs.js';
-import { SnapshottersToken } from '../../../ports/snapshot/snapshotter.js';
-import { MetadataStoreToken } from '../../../ports/store/metadata-store.js';
+import type { Logger } from '../../../ports/observability/logger.js';
 import { FsLayerStore } from '../../outbound/layer-store/fs-layer-store.js';
 import { CopySnapshotter } from '../../outbound/snapshot/copy-snapshotter.js';
-import { FsBundleFs } from '../../outbound/snapshot/fs-bundle.js';
+import { LocalBundleDirectory } from '../../outbound/snapshot/local-bundle-directory.js';
 import { OverlaySnapshotter } from '../../outbound/snapshot/overlay-snapshotter.js';
 import { FsMetadataStore } from '../../outbound/store/fs-metadata-store.js';
+import { BundleDirectoryToken, LayerStoreToken, LoggerToken, MetadataStoreToken, SnapshottersToken } from '../port-tokens.js';
 
 /** The store under work_dir: unpacked layers and metadata.json. */
 export function fsStore(workDir: string): ContainerModule {
@@ -22,6 +19,6 @@ export function fsStore(workDir: string): ContainerModule {
 export function fsBundles(workDir: string): ContainerModule {
   return new ContainerModule(({ bind }) => {
     bind(SnapshottersToken).toConstantValue([new OverlaySnapshotter(workDir), new CopySnapshotter()]);
-    bind(BundleFsToken).toConstantValue(new FsBundleFs());
+    bind(BundleDirectoryToken).toConstantValue(new LocalBundleDirectory());
   });
 }

@@ -8,25 +8,20 @@ import { PolicyGate } from '../../../domain/policy/policy-gate.js';
 import { PullImage } from '../../../domain/pull/pull-image.js';
 import type { RegistriesConf } from '../../../domain/registry/registries-conf.js';
 import { ManageImages } from '../../../domain/store/manage-images.js';
-import { ImageSourceFactoryToken, type ImageSourceFactory } from '../../../ports/image-source/image-source.js';
-import { AttestationAgentToken, type AttestationAgent } from '../../../ports/keys/attestation-agent.js';
-import { KeyBrokerToken, type KeyBroker } from '../../../ports/keys/key-broker.js';
-import { KeyProvidersToken, type KeyProvider } from '../../../ports/keys/key-provider.js';
-import { KeyUnwrapperToken, type KeyUnwrapper } from '../../../ports/keys/key-unwrapper.js';
-import { DecompressorToken, type Decompressor } from '../../../ports/layer/decompressor.js';
-import { LayerStoreToken, type LayerStore } from '../../../ports/layer/layer-store.js';
-import { LoggerToken, type Logger } from '../../../ports/observability/logger.js';
-import { ResourceLoaderToken, type ResourceLoader } from '../../../ports/resources/resource-loader.js';
-import { SimpleSignatureSourceToken, type SimpleSignatureSource } from '../../../ports/signatures/signature-source.js';
-import {
-  SigstoreVerifierToken,
-  SimpleSigningVerifierToken,
-  type SigstoreVerifier,
-  type SimpleSigningVerifier,
-} from '../../../ports/signatures/signature-verifier.js';
-import { BundleFsToken, type BundleFs } from '../../../ports/snapshot/bundle-fs.js';
-import { SnapshottersToken, type Snapshotter } from '../../../ports/snapshot/snapshotter.js';
-import { MetadataStoreToken, type MetadataStore } from '../../../ports/store/metadata-store.js';
+import type { ImageSourceFactory } from '../../../ports/image-source/image-source.js';
+import type { AttestationAgent } from '../../../ports/keys/attestation-agent.js';
+import type { KeyBroker } from '../../../ports/keys/key-broker.js';
+import type { KeyProvider } from '../../../ports/keys/key-provider.js';
+import type { KeyUnwrapper } from '../../../ports/keys/key-unwrapper.js';
+import type { Decompressor } from '../../../ports/layer/decompressor.js';
+import type { LayerStore } from '../../../ports/layer/layer-store.js';
+import type { Logger } from '../../../ports/observability/logger.js';
+import type { ResourceLoader } from '../../../ports/resources/resource-loader.js';
+import type { SimpleSignatureSource } from '../../../ports/signatures/signature-source.js';
+import type { SigstoreVerifier, SimpleSigningVerifier } from '../../../ports/signatures/signature-verifier.js';
+import type { BundleDirectory } from '../../../ports/snapshot/bundle-directory.js';
+import type { Snapshotter } from '../../../ports/snapshot/snapshotter.js';
+import type { MetadataStore } from '../../../ports/store/metadata-store.js';
 import { JweKeyUnwrapper } from '../../outbound/keys/jwe-unwrapper.js';
 import { PgpKeyUnwrapper } from '../../outbound/keys/pgp-unwrapper.js';
 import { Pkcs7KeyUnwrapper } from '../../outbound/keys/pkcs7-unwrapper.js';
@@ -38,6 +33,7 @@ import type { Settings } from '../image-config-file.js';
 import { keyProvidersFor } from '../keys.js';
 import { ConfiguredLookaside, policyLoader } from '../signatures.js';
 import { Tokens } from '../tokens.js';
+import { AttestationAgentToken, BundleDirectoryToken, DecompressorToken, ImageSourceFactoryToken, KeyBrokerToken, KeyProvidersToken, KeyUnwrapperToken, LayerStoreToken, LoggerToken, MetadataStoreToken, ResourceLoaderToken, SigstoreVerifierToken, SimpleSignatureSourceToken, SimpleSigningVerifierToken, SnapshottersToken } from '../port-tokens.js';
 
 /**
  * The use cases, and what they are made of, every part resolved from the
@@ -75,7 +71,7 @@ export function useCases(): ContainerModule {
           decompressor: ctx.get<Decompressor>(DecompressorToken),
           layers: ctx.get<LayerStore>(LayerStoreToken),
           snapshotters: ctx.get<Snapshotter[]>(SnapshottersToken),
-          bundles: ctx.get<BundleFs>(BundleFsToken),
+          bundles: ctx.get<BundleDirectory>(BundleDirectoryToken),
           metadata: ctx.get<MetadataStore>(MetadataStoreToken),
           logger: ctx.get<Logger>(LoggerToken),
           clock: ctx.get<() => Date>(Tokens.Clock),
@@ -100,7 +96,7 @@ export function useCases(): ContainerModule {
       metadata: ctx.get<MetadataStore>(MetadataStoreToken),
       layers: ctx.get<LayerStore>(LayerStoreToken),
       snapshotters: ctx.get<Snapshotter[]>(SnapshottersToken),
-      bundles: ctx.get<BundleFs>(BundleFsToken),
+      bundles: ctx.get<BundleDirectory>(BundleDirectoryToken),
       logger: ctx.get<Logger>(LoggerToken),
       clock: ctx.get<() => Date>(Tokens.Clock),
       isOwnerAlive: processAlive,

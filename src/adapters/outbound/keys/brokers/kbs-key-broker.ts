@@ -14,9 +14,11 @@ import {
 } from '../../../domain/errors.js';
 import type { AttestationAgent } from '../../../ports/keys/attestation-agent.js';
 import type { KeyBroker } from '../../../ports/keys/key-broker.js';
-import { silentLogger, type Logger } from '../../../ports/observability/logger.js';
+import type { Logger } from '../../../ports/observability/logger.js';
 import { abortError, isTransientError } from '../http/transport-errors.js';
+import { readAtMost } from '../read-at-most.js';
 import { withPublicRoots } from '../registry/ca-bundle.js';
+import { silentLogger } from '../silent-logger.js';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
@@ -321,17 +323,8 @@ export class KbsKeyBroker implements KeyBroker {
     signal: AbortSignal | undefined,
   ): Promise<HttpResult> {
     const res = await request(url, { method, headers, body, dispatcher: this.agent, signal });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > MAX_BODY) {
-        res.body.destroy();
-        throw new KeyBrokerUnavailableError(`${this.description} answered with more than ${MAX_BODY} bytes`);
-      }
-      chunks.push(chunk);
-    }
-    return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks, size) };
+    const answer = await readAtMost(res.body, MAX_BODY, () => new KeyBrokerUnavailableError(`${this.description} answered with more than ${MAX_BODY} bytes`));
+    return { status: res.statusCode, headers: res.headers, body: answer };
   }
 
   private unexpected(what: string, res: HttpResult, secrets: readonly string[]): KeyBrokerUnavailableError {

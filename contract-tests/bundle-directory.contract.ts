@@ -3,11 +3,11 @@ import { describe, it } from 'node:test';
 import { ImageTsError } from '../src/domain/errors.js';
 import { ImageConfig } from '../src/domain/image/image-config.js';
 import { buildRuntimeSpec } from '../src/domain/runtime/runtime-spec.js';
-import type { BundleFs } from '../src/ports/snapshot/bundle-fs.js';
+import type { BundleDirectory } from '../src/ports/snapshot/bundle-directory.js';
 import { buildImage } from '../test/helpers/image-builder.js';
 
-export interface BundleFsFixture {
-  readonly bundles: BundleFs;
+export interface BundleDirectoryFixture {
+  readonly bundles: BundleDirectory;
   /** A bundle path that does not exist yet. */
   fresh(): string;
   /** Puts a file into a rootfs as the snapshotter would. */
@@ -19,9 +19,9 @@ export interface BundleFsFixture {
 
 const spec = buildRuntimeSpec(ImageConfig.parse(buildImage({ layers: [] }).config), { uid: 0, gid: 0, additionalGids: [] });
 
-/** What every BundleFs must do: refuse a used bundle, read rootfs files, and undo itself. */
-export function bundleFsContract(name: string, make: () => Promise<BundleFsFixture>): void {
-  describe(`BundleFs contract: ${name}`, () => {
+/** What every BundleDirectory must do: refuse a used bundle, read rootfs files, and undo itself. */
+export function bundleDirectoryContract(name: string, make: () => Promise<BundleDirectoryFixture>): void {
+  describe(`BundleDirectory contract: ${name}`, () => {
     it('creates a bundle once and refuses it a second time with BUNDLE_EXISTS', async () => {
       const f = await make();
       try {

@@ -2,15 +2,15 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { FsBundleFs } from '../src/adapters/outbound/snapshot/fs-bundle.js';
+import { LocalBundleDirectory } from '../src/adapters/outbound/snapshot/local-bundle-directory.js';
 import { MemoryBundleFs } from '../test/mocks/memory-snapshot.js';
-import { bundleFsContract } from './bundle-fs.contract.js';
+import { bundleDirectoryContract } from './bundle-directory.contract.js';
 
-bundleFsContract('filesystem', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'image-ts-bundlefs-'));
+bundleDirectoryContract('filesystem', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'image-ts-bundle-directory-'));
   let n = 0;
   return {
-    bundles: new FsBundleFs(),
+    bundles: new LocalBundleDirectory(),
     fresh: () => join(dir, `b${n++}`),
     put: async (rootfs, path, content) => {
       await mkdir(dirname(join(rootfs, path)), { recursive: true });
@@ -21,7 +21,7 @@ bundleFsContract('filesystem', async () => {
   };
 });
 
-bundleFsContract('in-memory mock', async () => {
+bundleDirectoryContract('in-memory mock', async () => {
   const bundles = new MemoryBundleFs();
   let n = 0;
   return {

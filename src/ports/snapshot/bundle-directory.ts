@@ -1,7 +1,7 @@
 import type { RuntimeSpec } from '../../domain/runtime/runtime-spec.js';
 
 /** The bundle directory: `rootfs/` plus `config.json`. */
-export interface BundleFs {
+export interface BundleDirectory {
   /** Fails with BUNDLE_EXISTS if the directory exists and is not empty; creates it otherwise. */
   create(bundle: string): Promise<{ rootfs: string; createdDir: boolean }>;
   /** Reads a file inside the rootfs, resolving symlinks without leaving it. Undefined if absent. */
@@ -11,5 +11,3 @@ export interface BundleFs {
   remove(bundle: string, createdDir: boolean): Promise<void>;
   resolve(path: string): string;
 }
-
-export const BundleFsToken = Symbol.for('image-ts.BundleFs');

@@ -4,7 +4,7 @@ import { lstat, mkdir, open, readdir, readlink, rename, rm, rmdir, writeFile } f
 import { join, resolve } from 'node:path';
 import { BundleExistsError, ImageTsError, asImageTsError } from '../../../domain/errors.js';
 import type { RuntimeSpec } from '../../../domain/runtime/runtime-spec.js';
-import type { BundleFs } from '../../../ports/snapshot/bundle-fs.js';
+import type { BundleDirectory } from '../../../ports/snapshot/bundle-directory.js';
 import { errnoCode } from '../native/syscalls.js';
 
 /** Same limit as the kernel's path walk. */
@@ -16,7 +16,7 @@ function isAbsent(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-export class FsBundleFs implements BundleFs {
+export class LocalBundleDirectory implements BundleDirectory {
   resolve(path: string): string {
     return resolve(path);
   }

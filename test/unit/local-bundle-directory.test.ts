@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { FsBundleFs } from '../../src/adapters/outbound/snapshot/fs-bundle.js';
+import { LocalBundleDirectory } from '../../src/adapters/outbound/snapshot/local-bundle-directory.js';
 import { ImageTsError } from '../../src/domain/errors.js';
 import type { RuntimeSpec } from '../../src/domain/runtime/runtime-spec.js';
 
@@ -12,8 +12,8 @@ let tmp: string;
 before(async () => { tmp = await mkdtemp(join(tmpdir(), 'image-ts-bundle-')); });
 after(async () => { await rm(tmp, { recursive: true, force: true }); });
 
-describe('FsBundleFs', () => {
-  const b = new FsBundleFs();
+describe('LocalBundleDirectory', () => {
+  const b = new LocalBundleDirectory();
   it('create: new dir, existing empty dir, non-empty dir, file', async () => {
     const r = await b.create(join(tmp, 'new/nested'));
     assert.deepEqual(r, { rootfs: join(tmp, 'new/nested/rootfs'), createdDir: true });
@@ -58,12 +58,12 @@ describe('FsBundleFs', () => {
   });
 });
 
-describe('FsBundleFs.create never follows a symlink at the bundle path', () => {
+describe('LocalBundleDirectory.create never follows a symlink at the bundle path', () => {
   it('a symlink to an empty directory elsewhere is BUNDLE_EXISTS, and nothing is made there', async () => {
     const dir = join(tmp, 'link-case');
     fs.mkdirSync(join(dir, 'elsewhere'), { recursive: true });
     fs.symlinkSync(join(dir, 'elsewhere'), join(dir, 'bundle'));
-    await assert.rejects(new FsBundleFs().create(join(dir, 'bundle')), (e: unknown) => e instanceof ImageTsError && e.code === 'BUNDLE_EXISTS');
+    await assert.rejects(new LocalBundleDirectory().create(join(dir, 'bundle')), (e: unknown) => e instanceof ImageTsError && e.code === 'BUNDLE_EXISTS');
     assert.deepEqual(fs.readdirSync(join(dir, 'elsewhere')), []);
   });
 });

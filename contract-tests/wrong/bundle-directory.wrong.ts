@@ -4,7 +4,7 @@
  * one's rootfs and config.
  */
 import { MemoryBundleFs } from '../../test/mocks/memory-snapshot.js';
-import { bundleFsContract } from '../bundle-fs.contract.js';
+import { bundleDirectoryContract } from '../bundle-directory.contract.js';
 
 class ReusingBundleFs extends MemoryBundleFs {
   override async create(bundle: string): Promise<{ rootfs: string; createdDir: boolean }> {
@@ -13,7 +13,7 @@ class ReusingBundleFs extends MemoryBundleFs {
   }
 }
 
-bundleFsContract('wrong: a bundle fs that reuses an existing bundle', async () => {
+bundleDirectoryContract('wrong: a bundle fs that reuses an existing bundle', async () => {
   const bundles = new ReusingBundleFs();
   let n = 0;
   return {
