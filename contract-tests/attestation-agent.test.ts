@@ -1,5 +1,5 @@
-import { AttestationAgentClient } from '../src/adapters/outbound/keys/aa-client.js';
-import { SampleAttester } from '../src/adapters/outbound/keys/sample-attester.js';
+import { AttestationAgentClient } from '../src/adapters/outbound/keys/attestation/aa-client.js';
+import { SampleAttester } from '../src/adapters/outbound/keys/attestation/sample-attester.js';
 import { GrpcTransport } from '../src/adapters/outbound/rpc/grpc.js';
 import { TtrpcClient } from '../src/adapters/outbound/rpc/ttrpc.js';
 import { startAttestationAgentService } from '../test/harness/key-services.js';

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { LocalBundleDirectory } from '../src/adapters/outbound/snapshot/local-bundle-directory.js';
-import { MemoryBundleFs } from '../test/mocks/memory-snapshot.js';
+import { MemoryBundleDirectory } from '../test/mocks/memory-snapshot.js';
 import { bundleDirectoryContract } from './bundle-directory.contract.js';
 
 bundleDirectoryContract('filesystem', async () => {
@@ -22,7 +22,7 @@ bundleDirectoryContract('filesystem', async () => {
 });
 
 bundleDirectoryContract('in-memory mock', async () => {
-  const bundles = new MemoryBundleFs();
+  const bundles = new MemoryBundleDirectory();
   let n = 0;
   return {
     bundles,

@@ -40,4 +40,4 @@ export { cosignPayload, sigstoreVerifierContract, type SigstoreVerifierFixture }
 /** Snapshotter, the records part: the factory returns a snapshotter, a layer store and a scratch directory. */
 export { snapshotterRecordContract, type SnapshotterRecordFixture } from './snapshotter-record.contract.js';
 /** Snapshotter, union semantics on disk: the factory returns a snapshotter, a layer store, a scratch directory, and optionally how to read a stored layer's file. */
-export { snapshotterContract, type SnapshotterFixture } from './snapshotter.contract.js';
+export { snapshotterContract, type RefusableFeature, type SnapshotterFixture } from './snapshotter.contract.js';

@@ -1,5 +1,5 @@
 import { freePort } from '../test/harness/registry.js';
-import { CdhKeyBroker } from '../src/adapters/outbound/keys/cdh-key-broker.js';
+import { CdhKeyBroker } from '../src/adapters/outbound/keys/brokers/cdh-key-broker.js';
 import { deadTarget, startCdhService } from '../test/harness/key-services.js';
 import { MemoryKeyBroker } from '../test/mocks/memory-key-broker.js';
 import { keyBrokerContract } from './key-broker.contract.js';

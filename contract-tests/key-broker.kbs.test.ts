@@ -1,5 +1,5 @@
-import { SampleAttester } from '../src/adapters/outbound/keys/sample-attester.js';
-import { KbsKeyBroker } from '../src/adapters/outbound/keys/kbs-key-broker.js';
+import { SampleAttester } from '../src/adapters/outbound/keys/attestation/sample-attester.js';
+import { KbsKeyBroker } from '../src/adapters/outbound/keys/brokers/kbs-key-broker.js';
 import { startKbsServer } from '../test/harness/kbs-server.js';
 import { freePort } from '../test/harness/registry.js';
 import { keyBrokerContract } from './key-broker.contract.js';

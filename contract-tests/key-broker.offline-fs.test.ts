@@ -4,7 +4,7 @@ import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { OfflineFsKeyBroker } from '../src/adapters/outbound/keys/offline-fs-key-broker.js';
+import { OfflineFsKeyBroker } from '../src/adapters/outbound/keys/brokers/offline-fs-key-broker.js';
 import { ResourceUri } from '../src/domain/encryption/resource-uri.js';
 import { ImageTsError } from '../src/domain/errors.js';
 import type { Logger } from '../src/ports/observability/logger.js';

@@ -14,7 +14,7 @@ import {
   TtrpcKeyProvider,
   loadKeyProviderConfig,
   stderrSummary,
-} from '../src/adapters/outbound/keys/key-providers.js';
+} from '../src/adapters/outbound/keys/providers/key-providers.js';
 import type { KeyProvider } from '../src/ports/keys/key-provider.js';
 import { deadTarget, startKeyProviderService, type ServiceTransport } from '../test/harness/key-services.js';
 import { MemoryKeyBroker } from '../test/mocks/memory-key-broker.js';

@@ -1,6 +1,6 @@
-import { JweKeyUnwrapper } from '../src/adapters/outbound/keys/jwe-unwrapper.js';
-import { PgpKeyUnwrapper } from '../src/adapters/outbound/keys/pgp-unwrapper.js';
-import { Pkcs7KeyUnwrapper } from '../src/adapters/outbound/keys/pkcs7-unwrapper.js';
+import { JweKeyUnwrapper } from '../src/adapters/outbound/keys/unwrappers/jwe-unwrapper.js';
+import { PgpKeyUnwrapper } from '../src/adapters/outbound/keys/unwrappers/pgp-unwrapper.js';
+import { Pkcs7KeyUnwrapper } from '../src/adapters/outbound/keys/unwrappers/pkcs7-unwrapper.js';
 import { jweEcFixture, jweRsaFixture, pgpFixture, pkcs7Fixture } from '../test/harness/key-unwrap-fixtures.js';
 import { keyUnwrapperContract } from './key-unwrapper.contract.js';
 

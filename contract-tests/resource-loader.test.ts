@@ -1,9 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KbsKeyBroker } from '../src/adapters/outbound/keys/kbs-key-broker.js';
-import { OfflineFsKeyBroker } from '../src/adapters/outbound/keys/offline-fs-key-broker.js';
-import { SampleAttester } from '../src/adapters/outbound/keys/sample-attester.js';
+import { KbsKeyBroker } from '../src/adapters/outbound/keys/brokers/kbs-key-broker.js';
+import { OfflineFsKeyBroker } from '../src/adapters/outbound/keys/brokers/offline-fs-key-broker.js';
+import { SampleAttester } from '../src/adapters/outbound/keys/attestation/sample-attester.js';
 import { BrokerResourceLoader } from '../src/adapters/outbound/resources/resource-loader.js';
 import { startKbsServer } from '../test/harness/kbs-server.js';
 import { freePort } from '../test/harness/registry.js';

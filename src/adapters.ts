@@ -16,17 +16,17 @@ export { OverlaySnapshotter } from './adapters/outbound/snapshot/overlay-snapsho
 export { CopySnapshotter } from './adapters/outbound/snapshot/copy-snapshotter.js';
 export { LocalBundleDirectory } from './adapters/outbound/snapshot/local-bundle-directory.js';
 // Keys: brokers, attestation, providers, unwrappers
-export { KbsKeyBroker } from './adapters/outbound/keys/kbs-key-broker.js';
-export { CdhKeyBroker } from './adapters/outbound/keys/cdh-key-broker.js';
-export { OfflineFsKeyBroker } from './adapters/outbound/keys/offline-fs-key-broker.js';
+export { KbsKeyBroker } from './adapters/outbound/keys/brokers/kbs-key-broker.js';
+export { CdhKeyBroker } from './adapters/outbound/keys/brokers/cdh-key-broker.js';
+export { OfflineFsKeyBroker } from './adapters/outbound/keys/brokers/offline-fs-key-broker.js';
 export { NoKeyBroker } from './adapters/wiring/keys.js';
-export { AttestationAgentClient } from './adapters/outbound/keys/aa-client.js';
-export { SampleAttester } from './adapters/outbound/keys/sample-attester.js';
-export { CmdKeyProvider } from './adapters/outbound/keys/cmd-key-provider.js';
-export { GrpcKeyProvider, TtrpcKeyProvider } from './adapters/outbound/keys/rpc-key-provider.js';
-export { JweKeyUnwrapper } from './adapters/outbound/keys/jwe-unwrapper.js';
-export { Pkcs7KeyUnwrapper } from './adapters/outbound/keys/pkcs7-unwrapper.js';
-export { PgpKeyUnwrapper } from './adapters/outbound/keys/pgp-unwrapper.js';
+export { AttestationAgentClient } from './adapters/outbound/keys/attestation/aa-client.js';
+export { SampleAttester } from './adapters/outbound/keys/attestation/sample-attester.js';
+export { CmdKeyProvider } from './adapters/outbound/keys/providers/cmd-key-provider.js';
+export { GrpcKeyProvider, TtrpcKeyProvider } from './adapters/outbound/keys/providers/rpc-key-provider.js';
+export { JweKeyUnwrapper } from './adapters/outbound/keys/unwrappers/jwe-unwrapper.js';
+export { Pkcs7KeyUnwrapper } from './adapters/outbound/keys/unwrappers/pkcs7-unwrapper.js';
+export { PgpKeyUnwrapper } from './adapters/outbound/keys/unwrappers/pgp-unwrapper.js';
 export { CocoKeyProvider } from './domain/encryption/coco-key-provider.js';
 // Signatures and resources
 export { OpenPgpSimpleSigningVerifier } from './adapters/outbound/signatures/openpgp-verifier.js';

@@ -3,10 +3,10 @@
  * instead of refusing it, so a second pull would write into the first
  * one's rootfs and config.
  */
-import { MemoryBundleFs } from '../../test/mocks/memory-snapshot.js';
+import { MemoryBundleDirectory } from '../../test/mocks/memory-snapshot.js';
 import { bundleDirectoryContract } from '../bundle-directory.contract.js';
 
-class ReusingBundleFs extends MemoryBundleFs {
+class ReusingBundleDirectory extends MemoryBundleDirectory {
   override async create(bundle: string): Promise<{ rootfs: string; createdDir: boolean }> {
     if (this.bundles.has(bundle)) return { rootfs: `${bundle}/rootfs`, createdDir: false };
     return super.create(bundle);
@@ -14,7 +14,7 @@ class ReusingBundleFs extends MemoryBundleFs {
 }
 
 bundleDirectoryContract('wrong: a bundle fs that reuses an existing bundle', async () => {
-  const bundles = new ReusingBundleFs();
+  const bundles = new ReusingBundleDirectory();
   let n = 0;
   return {
     bundles,

@@ -2,7 +2,7 @@
  * Wrong on purpose: a jwe unwrapper that, to be "helpful", names the key
  * it tried in its error messages, which end up in logs.
  */
-import { JweKeyUnwrapper } from '../../src/adapters/outbound/keys/jwe-unwrapper.js';
+import { JweKeyUnwrapper } from '../../src/adapters/outbound/keys/unwrappers/jwe-unwrapper.js';
 import type { DecryptConfig } from '../../src/domain/encryption/decrypt-config.js';
 import { DecryptFailedError, ImageTsError } from '../../src/domain/errors.js';
 import type { KeyUnwrapper } from '../../src/ports/keys/key-unwrapper.js';

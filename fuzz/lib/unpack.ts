@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { numeric } from '../../src/adapters/outbound/layer-store/tar-header.js';
 import { TarUnpacker } from '../../src/adapters/outbound/layer-store/tar-unpacker.js';
-import { expectRejection, Finding, splits } from '../lib/verdict.js';
+import { expectRejection, Finding, splits } from './verdict.js';
 
 const base = mkdtempSync(join(tmpdir(), 'image-ts-fuzz-tar-'));
 process.on('exit', () => rmSync(base, { recursive: true, force: true }));

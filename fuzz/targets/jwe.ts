@@ -5,7 +5,7 @@
  * them reach decryption; an attacker can encrypt to a public key too.
  */
 import { readFileSync } from 'node:fs';
-import { JweKeyUnwrapper } from '../../src/adapters/outbound/keys/jwe-unwrapper.js';
+import { JweKeyUnwrapper } from '../../src/adapters/outbound/keys/unwrappers/jwe-unwrapper.js';
 import type { DecryptConfig } from '../../src/domain/encryption/decrypt-config.js';
 import { attemptAsync } from '../lib/verdict.js';
 

@@ -4,7 +4,7 @@
  * decryption with the private key of fuzz/keys/ (made for fuzzing).
  */
 import { readFileSync } from 'node:fs';
-import { Pkcs7KeyUnwrapper, pkcs1v15Separator } from '../../src/adapters/outbound/keys/pkcs7-unwrapper.js';
+import { Pkcs7KeyUnwrapper, pkcs1v15Separator } from '../../src/adapters/outbound/keys/unwrappers/pkcs7-unwrapper.js';
 import type { DecryptConfig } from '../../src/domain/encryption/decrypt-config.js';
 import { attemptAsync, Finding } from '../lib/verdict.js';
 

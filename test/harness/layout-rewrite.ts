@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { JweKeyUnwrapper } from '../../src/adapters/outbound/keys/jwe-unwrapper.js';
+import { JweKeyUnwrapper } from '../../src/adapters/outbound/keys/unwrappers/jwe-unwrapper.js';
 import { EMPTY_DECRYPT_CONFIG } from '../../src/domain/encryption/decrypt-config.js';
 import { LayerEncryption } from '../../src/domain/encryption/layer-encryption.js';
 import { Descriptor } from '../../src/domain/image/descriptor.js';

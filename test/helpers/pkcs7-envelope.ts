@@ -1,5 +1,5 @@
 import { X509Certificate, constants, createCipheriv, publicEncrypt, randomBytes } from 'node:crypto';
-import { readAll, readSingle } from '../../src/adapters/outbound/keys/der.js';
+import { readAll, readSingle } from '../../src/adapters/outbound/keys/unwrappers/der.js';
 
 /** One DER TLV with a definite length. */
 function tlv(tag: number, ...parts: Buffer[]): Buffer {

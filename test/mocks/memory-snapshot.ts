@@ -140,7 +140,7 @@ async function materialize(union: ReadonlyMap<string, MemoryEntry>, rootfs: stri
   }
   for (const [path, entry] of links) {
     const target = linkTargetSegments(path, entry.linkpath ?? '').join('/');
-    if (!union.has(target)) throw new ImageTsError('INVALID_LAYER', `hard link ${path} to ${target}, which is not in the rootfs`);
+    if (!union.has(target)) throw new ImageTsError('UNSAFE_LAYER', `hard link ${path} to ${target}, which is not in the rootfs`);
     await link(join(rootfs, target), join(rootfs, path));
   }
   // Deepest first: writing into a directory changes its times.
@@ -151,7 +151,7 @@ async function materialize(union: ReadonlyMap<string, MemoryEntry>, rootfs: stri
 }
 
 /** Bundles as a map of paths; rootfs files are whatever the test puts in `rootfsFiles`. */
-export class MemoryBundleFs implements BundleDirectory {
+export class MemoryBundleDirectory implements BundleDirectory {
   readonly bundles = new Map<string, { config?: RuntimeSpec }>();
   readonly rootfsFiles = new Map<string, string>();
 

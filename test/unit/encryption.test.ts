@@ -263,7 +263,7 @@ describe('PullImage with encrypted layers', async () => {
   const { MemoryImageSourceFactory } = await import('../mocks/memory-image-source.js');
   const { MemoryLayerStore } = await import('../mocks/memory-layer-store.js');
   const { MemoryMetadataStore } = await import('../mocks/memory-metadata-store.js');
-  const { MemoryBundleFs, MemorySnapshotter } = await import('../mocks/memory-snapshot.js');
+  const { MemoryBundleDirectory, MemorySnapshotter } = await import('../mocks/memory-snapshot.js');
 
   const kek = randomBytes(32);
   const viaBroker = (privopts: Buffer) => ({ [PROVIDER_AA]: annotationPacket(kek, privopts, 'kbs:///default/key/1').toString('base64') });
@@ -276,7 +276,7 @@ describe('PullImage with encrypted layers', async () => {
     const metadata = new MemoryMetadataStore();
     const broker = new MemoryKeyBroker(new Map([['default/key/1', kek]]));
     const keys = new LayerKeys([], new Map([['attestation-agent', new CocoKeyProvider(broker)]]));
-    const deps = { sources: [source], decompressor: new MemoryDecompressor(), layers, snapshotters: [new MemorySnapshotter()], bundles: new MemoryBundleFs(), metadata, logger: silentLogger, clock: () => new Date(0), ids: counterIds(), keys };
+    const deps = { sources: [source], decompressor: new MemoryDecompressor(), layers, snapshotters: [new MemorySnapshotter()], bundles: new MemoryBundleDirectory(), metadata, logger: silentLogger, clock: () => new Date(0), ids: counterIds(), keys };
     const pull = new PullImage(deps, { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 2 });
     const publish = (img: ReturnType<typeof buildImage>) =>
       source.put('example.com/enc', 'v1', { bytes: img.manifest, digest: img.manifestDigest, mediaType: img.manifestMediaType }, img.blobs);

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import protobuf from 'protobufjs';
 import { cdhServices } from '../../src/adapters/inbound/rpc/cdh-services.js';
 import { criServices } from '../../src/adapters/inbound/rpc/cri-services.js';
-import { AttestationAgentClient } from '../../src/adapters/outbound/keys/aa-client.js';
+import { AttestationAgentClient } from '../../src/adapters/outbound/keys/attestation/aa-client.js';
 import { RpcError, type RpcContext, type RpcServices } from '../../src/adapters/outbound/rpc/rpc.js';
 import { TtrpcClient, TtrpcServer } from '../../src/adapters/outbound/rpc/ttrpc.js';
 import { ImageTsError } from '../../src/domain/errors.js';

@@ -14,7 +14,7 @@ import { MemoryDecompressor } from '../mocks/memory-decompressor.js';
 import { MemoryImageSourceFactory } from '../mocks/memory-image-source.js';
 import { MemoryLayerStore } from '../mocks/memory-layer-store.js';
 import { MemoryMetadataStore } from '../mocks/memory-metadata-store.js';
-import { MemoryBundleFs, MemorySnapshotter } from '../mocks/memory-snapshot.js';
+import { MemoryBundleDirectory, MemorySnapshotter } from '../mocks/memory-snapshot.js';
 import { silentLogger } from '../../src/adapters/outbound/silent-logger.js';
 
 const code = (c: string) => (e: unknown) => e instanceof ImageTsError && e.code === c;
@@ -28,7 +28,7 @@ function setup() {
   const layers = new MemoryLayerStore();
   const metadata = new MemoryMetadataStore();
   const snapshotter = new MemorySnapshotter();
-  const bundles = new MemoryBundleFs();
+  const bundles = new MemoryBundleDirectory();
   const deps = { sources: [source], decompressor: new MemoryDecompressor(), layers, snapshotters: [snapshotter], bundles, metadata, logger: silentLogger, clock: () => new Date(0), ids: counterIds() };
   const pull = new PullImage(deps, { hostPlatform: Platform.parse('linux/amd64'), maxConcurrentLayers: 2 });
   const manage = new ManageImages(deps);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { buildContainer } from '../../src/adapters/wiring/container.js';
-import type { Settings } from '../../src/adapters/wiring/image-config-file.js';
+import type { Settings } from '../../src/adapters/wiring/settings-file.js';
 import { Tokens } from '../../src/adapters/wiring/tokens.js';
 import type { CocoKeyProvider } from '../../src/domain/encryption/coco-key-provider.js';
 import type { LayerKeys } from '../../src/domain/encryption/layer-keys.js';

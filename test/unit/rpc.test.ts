@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { describe, it } from 'node:test';
 import { AttestationFailedError, ImageTsError } from '../../src/domain/errors.js';
-import { AttestationAgentClient } from '../../src/adapters/outbound/keys/aa-client.js';
+import { AttestationAgentClient } from '../../src/adapters/outbound/keys/attestation/aa-client.js';
 import { createGrpcClient, grpcTarget, grpcUnaryCall, listenGrpc } from '../../src/adapters/outbound/rpc/grpc.js';
 import { ProtoReader, ProtoWriter, ProtobufError, decodeStatus, encodeStatus } from '../../src/adapters/outbound/rpc/protobuf.js';
 import { RpcError, RpcStatus, type RpcHandler, type RpcServices } from '../../src/adapters/outbound/rpc/rpc.js';

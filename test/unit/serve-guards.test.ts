@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { BundleRoots } from '../../src/adapters/inbound/rpc/bundle-roots.js';
 import { CallLimit } from '../../src/adapters/inbound/rpc/call-limit.js';
 import { groupId, isLoopback, parseEndpoint } from '../../src/adapters/inbound/rpc/listeners.js';
-import { loadConfigFile } from '../../src/adapters/wiring/image-config-file.js';
+import { loadConfigFile } from '../../src/adapters/wiring/settings-file.js';
 import { ResourcePatterns } from '../../src/domain/encryption/resource-patterns.js';
 import { ResourceUri } from '../../src/domain/encryption/resource-uri.js';
 import { ImageTsError } from '../../src/domain/errors.js';

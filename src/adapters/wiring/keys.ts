@@ -5,8 +5,8 @@ import { ConfigFileError, KeyBrokerUnavailableError } from '../../domain/errors.
 import type { ResourceUri } from '../../domain/encryption/resource-uri.js';
 import type { KeyBroker } from '../../ports/keys/key-broker.js';
 import type { KeyProvider } from '../../ports/keys/key-provider.js';
-import { loadKeyProviderConfig } from '../outbound/keys/key-providers.js';
-import type { Settings } from './image-config-file.js';
+import { loadKeyProviderConfig } from '../outbound/keys/providers/key-providers.js';
+import type { Settings } from './settings-file.js';
 
 /** The same extra CAs the registry trusts: inline PEMs, PEM files, certs.d-style directories of `*.crt`. */
 export function caPems(settings: Settings): string[] {

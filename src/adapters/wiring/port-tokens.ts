@@ -5,7 +5,7 @@
  * nothing that runs.
  */
 export const AttestationAgentToken = Symbol.for('image-ts.AttestationAgent');
-export const BundleFsToken = Symbol.for('image-ts.BundleFs');
+export const BundleDirectoryToken = Symbol.for('image-ts.BundleDirectory');
 export const DecompressorToken = Symbol.for('image-ts.Decompressor');
 export const ImageSourceFactoryToken = Symbol.for('image-ts.ImageSourceFactory');
 export const KeyBrokerToken = Symbol.for('image-ts.KeyBroker');

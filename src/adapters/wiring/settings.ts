@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { proxyFromEnv } from '../outbound/http/dispatcher.js';
-import { DEFAULT_ADMISSION, defaultAuthFiles, defaultCertsDirs, defaultWorkDir, type Settings } from './image-config-file.js';
+import { DEFAULT_ADMISSION, defaultAuthFiles, defaultCertsDirs, defaultWorkDir, type Settings } from './settings-file.js';
 import type { ConfiguredLimits } from './limits.js';
 
 /** What the command line (or an embedding program, per service) adds over the config: these win or add. */

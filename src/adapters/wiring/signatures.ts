@@ -9,7 +9,7 @@ import type { ResourceLoader } from '../../ports/resources/resource-loader.js';
 import type { SimpleSignatureSource } from '../../ports/signatures/signature-source.js';
 import { LookasideSignatureSource } from '../outbound/signatures/lookaside-source.js';
 import { defaultRegistriesDDir, loadRegistriesD, mergeRegistriesD, parseRegistriesDFile, type RegistriesDConfig } from '../outbound/signatures/registries-d.js';
-import type { Settings } from './image-config-file.js';
+import type { Settings } from './settings-file.js';
 
 /** The configured policy, read afresh for every pull (a kbs:// one through the loader's bounded cache). */
 export function policyLoader(settings: Settings, resources: ResourceLoader): (signal?: AbortSignal) => Promise<Policy | undefined> {

@@ -3,7 +3,6 @@ export const Tokens = {
   Settings: Symbol.for('image-ts.Settings'),
   PullImage: Symbol.for('image-ts.PullImage'),
   ManageImages: Symbol.for('image-ts.ManageImages'),
-  BundleDirectory: Symbol.for('image-ts.BundleDirectory'),
   Clock: Symbol.for('image-ts.Clock'),
   /** Unique ids (leases, snapshots), so that the domain holds no source of randomness. */
   Ids: Symbol.for('image-ts.Ids'),

@@ -141,6 +141,12 @@ function isEncryptedImage(image: ResolvedImage): boolean {
  * store, then snapshot a rootfs and write the bundle's config.json. Every
  * byte is checked against a digest before anything is committed, and a
  * failure undoes what this pull made.
+ *
+ * The per-layer data path is LayerApplier's, resolution resolveImage's and
+ * the records ImageRecords'; what stays here (past 400 lines) is the order of
+ * a pull and of its undo, which reads best in one place: the lease, the
+ * policy gate, the layers, the snapshot, the bundle, and each step's
+ * take-back in reverse.
  */
 export class PullImage {
   /** Layers being produced right now, by diff_id, so concurrent pulls fetch each once. */

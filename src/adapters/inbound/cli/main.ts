@@ -4,7 +4,7 @@ import { ImageTsError, InvalidArgumentError, asImageTsError } from '../../../dom
 import { Platform } from '../../../domain/image/platform.js';
 import type { Credentials } from '../../../ports/image-source/image-source.js';
 import type { Logger, LogLevel } from '../../../ports/observability/logger.js';
-import { loadConfigFile, type Settings } from '../../wiring/image-config-file.js';
+import { loadConfigFile, type Settings } from '../../wiring/settings-file.js';
 import { resolveSettings } from '../../wiring/settings.js';
 import { LIMIT_NAMES } from '../../../domain/layer/unpack-limits.js';
 import { LIMIT_KEYS, parseLimit, type ConfiguredLimits } from '../../wiring/limits.js';

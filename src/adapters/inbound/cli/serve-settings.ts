@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ConfigFileError, InvalidArgumentError } from '../../../domain/errors.js';
-import type { Settings } from '../../wiring/image-config-file.js';
+import type { Settings } from '../../wiring/settings-file.js';
 import { defaultBundleRoots } from '../../wiring/serve-defaults.js';
 import { groupId } from '../rpc/listeners.js';
 import { DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_REQUEST_TIMEOUT_MS, type ServeEndpoints } from './serve.js';

@@ -19,7 +19,7 @@ import { withDeadline } from '../rpc/status.js';
 import { Digest } from '../../../domain/image/digest.js';
 import type { ManageImages } from '../../../domain/store/manage-images.js';
 import type { MetadataStore } from '../../../ports/store/metadata-store.js';
-import type { Settings } from '../../wiring/image-config-file.js';
+import type { Settings } from '../../wiring/settings-file.js';
 import { KeyBrokerToken, LayerStoreToken, MetadataStoreToken } from '../../wiring/port-tokens.js';
 
 const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];

@@ -16,7 +16,7 @@ import type { BundleDirectory } from '../../../ports/snapshot/bundle-directory.j
 import type { Snapshotter } from '../../../ports/snapshot/snapshotter.js';
 import type { MetadataStore } from '../../../ports/store/metadata-store.js';
 import type { Override } from '../../wiring/container.js';
-import { loadConfigFile, parseConfig } from '../../wiring/image-config-file.js';
+import { loadConfigFile, parseConfig } from '../../wiring/settings-file.js';
 import { resolveSettings } from '../../wiring/settings.js';
 import { openImageService, type ImageService } from './image-service.js';
 import { AttestationAgentToken, BundleDirectoryToken, DecompressorToken, ImageSourceFactoryToken, KeyBrokerToken, KeyProvidersToken, KeyUnwrapperToken, LayerStoreToken, LoggerToken, MetadataStoreToken, ResourceLoaderToken, SigstoreVerifierToken, SimpleSignatureSourceToken, SimpleSigningVerifierToken, SnapshottersToken } from '../../wiring/port-tokens.js';
@@ -37,7 +37,7 @@ export interface Adapters {
   /** In order of preference: the first available one is the default. */
   readonly snapshotters?: readonly Snapshotter[] | undefined;
   readonly metadataStore?: MetadataStore | undefined;
-  readonly bundleFs?: BundleDirectory | undefined;
+  readonly bundleDirectory?: BundleDirectory | undefined;
   readonly simpleSignatureSource?: SimpleSignatureSource | undefined;
   readonly simpleSigningVerifier?: SimpleSigningVerifier | undefined;
   readonly sigstoreVerifier?: SigstoreVerifier | undefined;
@@ -61,7 +61,7 @@ export interface ImageServiceOptions {
 const SINGLE: readonly (readonly [keyof Adapters, symbol])[] = [
   ['keyBroker', KeyBrokerToken], ['attestationAgent', AttestationAgentToken], ['keyProviders', KeyProvidersToken],
   ['decompressor', DecompressorToken], ['layerStore', LayerStoreToken], ['snapshotters', SnapshottersToken],
-  ['metadataStore', MetadataStoreToken], ['bundleFs', BundleDirectoryToken], ['simpleSignatureSource', SimpleSignatureSourceToken],
+  ['metadataStore', MetadataStoreToken], ['bundleDirectory', BundleDirectoryToken], ['simpleSignatureSource', SimpleSignatureSourceToken],
   ['simpleSigningVerifier', SimpleSigningVerifierToken], ['sigstoreVerifier', SigstoreVerifierToken],
   ['resourceLoader', ResourceLoaderToken], ['logger', LoggerToken],
 ];

@@ -48,6 +48,11 @@ import { decodeHeader, numeric, TarHeaderError, type TarHeader } from './tar-hea
  * parents), in-root resolution could not reproduce a chroot unpack anyway.
  * Final components are never followed (O_EXCL creation, unlink-and-retry on
  * EEXIST), so a later entry replaces a symlink instead of writing through it.
+ *
+ * Length: the format pieces live in their own modules; what is left here is
+ * one state machine over the stream (header, body, next header) whose states
+ * share the open file, the checked-parent cache and the limits, and splitting
+ * it would pass that state between files on every entry.
  */
 
 export type Degradation = 'ownership' | 'device' | 'xattr';

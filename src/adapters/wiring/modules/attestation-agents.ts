@@ -1,7 +1,7 @@
 import { ContainerModule } from 'inversify';
 import type { Logger } from '../../../ports/observability/logger.js';
-import { AttestationAgentClient } from '../../outbound/keys/aa-client.js';
-import { SampleAttester } from '../../outbound/keys/sample-attester.js';
+import { AttestationAgentClient } from '../../outbound/keys/attestation/aa-client.js';
+import { SampleAttester } from '../../outbound/keys/attestation/sample-attester.js';
 import { GrpcTransport } from '../../outbound/rpc/grpc.js';
 import { TtrpcClient } from '../../outbound/rpc/ttrpc.js';
 import { AttestationAgentToken, LoggerToken } from '../port-tokens.js';

@@ -8,7 +8,7 @@ import { NativeDecompressor } from '../../outbound/decompress/native-decompresso
 import { SubprocessDecompressor, findSubprocessCodecs } from '../../outbound/decompress/subprocess-decompressor.js';
 import { OciLayoutSourceFactory } from '../../outbound/oci-layout/oci-layout-source.js';
 import { RegistrySourceFactory } from '../../outbound/registry/registry-source.js';
-import type { Settings } from '../image-config-file.js';
+import type { Settings } from '../settings-file.js';
 import { registriesLoader } from '../signatures.js';
 import { Tokens } from '../tokens.js';
 import { DecompressorToken, ImageSourceFactoryToken, LoggerToken, ResourceLoaderToken } from '../port-tokens.js';

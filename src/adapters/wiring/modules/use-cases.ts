@@ -22,14 +22,14 @@ import type { SigstoreVerifier, SimpleSigningVerifier } from '../../../ports/sig
 import type { BundleDirectory } from '../../../ports/snapshot/bundle-directory.js';
 import type { Snapshotter } from '../../../ports/snapshot/snapshotter.js';
 import type { MetadataStore } from '../../../ports/store/metadata-store.js';
-import { JweKeyUnwrapper } from '../../outbound/keys/jwe-unwrapper.js';
-import { PgpKeyUnwrapper } from '../../outbound/keys/pgp-unwrapper.js';
-import { Pkcs7KeyUnwrapper } from '../../outbound/keys/pkcs7-unwrapper.js';
+import { JweKeyUnwrapper } from '../../outbound/keys/unwrappers/jwe-unwrapper.js';
+import { PgpKeyUnwrapper } from '../../outbound/keys/unwrappers/pgp-unwrapper.js';
+import { Pkcs7KeyUnwrapper } from '../../outbound/keys/unwrappers/pkcs7-unwrapper.js';
 import { processAlive } from '../../outbound/process-alive.js';
 import { BrokerResourceLoader } from '../../outbound/resources/resource-loader.js';
 import { OpenPgpSimpleSigningVerifier } from '../../outbound/signatures/openpgp-verifier.js';
 import { NodeSigstoreVerifier } from '../../outbound/signatures/sigstore-verifier.js';
-import type { Settings } from '../image-config-file.js';
+import type { Settings } from '../settings-file.js';
 import { keyProvidersFor } from '../keys.js';
 import { ConfiguredLookaside, policyLoader } from '../signatures.js';
 import { Tokens } from '../tokens.js';

@@ -1,10 +1,10 @@
-import { AttestationFailedError, ImageTsError } from '../../../domain/errors.js';
-import type { AttestationAgent, RuntimeMeasurement } from '../../../ports/keys/attestation-agent.js';
-import { abortError } from '../http/transport-errors.js';
-import { GrpcTransport } from '../rpc/grpc.js';
-import { ProtoReader, ProtoWriter, singleBytes, singleString } from '../rpc/protobuf.js';
-import { DEFAULT_RPC_TIMEOUT_MS, RpcError, clipPeerText, type RpcTransport } from '../rpc/rpc.js';
-import { TtrpcClient } from '../rpc/ttrpc.js';
+import { AttestationFailedError, ImageTsError } from '../../../../domain/errors.js';
+import type { AttestationAgent, RuntimeMeasurement } from '../../../../ports/keys/attestation-agent.js';
+import { abortError } from '../../http/transport-errors.js';
+import { GrpcTransport } from '../../rpc/grpc.js';
+import { ProtoReader, ProtoWriter, singleBytes, singleString } from '../../rpc/protobuf.js';
+import { DEFAULT_RPC_TIMEOUT_MS, RpcError, clipPeerText, type RpcTransport } from '../../rpc/rpc.js';
+import { TtrpcClient } from '../../rpc/ttrpc.js';
 
 export const AA_SERVICE = 'attestation_agent.AttestationAgentService';
 export const AA_DEFAULT_TTRPC = 'unix:///run/confidential-containers/attestation-agent/attestation-agent.sock';

@@ -1,7 +1,7 @@
-import { AttestationFailedError } from '../../../domain/errors.js';
-import type { AttestationAgent, RuntimeMeasurement } from '../../../ports/keys/attestation-agent.js';
-import type { Logger } from '../../../ports/observability/logger.js';
-import { silentLogger } from '../silent-logger.js';
+import { AttestationFailedError } from '../../../../domain/errors.js';
+import type { AttestationAgent, RuntimeMeasurement } from '../../../../ports/keys/attestation-agent.js';
+import type { Logger } from '../../../../ports/observability/logger.js';
+import { silentLogger } from '../../silent-logger.js';
 
 /**
  * The KBS protocol's `sample` TEE, for machines without confidential hardware

@@ -1,10 +1,10 @@
-import type { ResourceUri } from '../../../domain/encryption/resource-uri.js';
-import type { KeyBroker } from '../../../ports/keys/key-broker.js';
-import { GrpcTransport } from '../rpc/grpc.js';
-import { ProtoReader, singleString } from '../rpc/protobuf.js';
-import { DEFAULT_RPC_TIMEOUT_MS, type RpcTransport } from '../rpc/rpc.js';
-import { TtrpcClient } from '../rpc/ttrpc.js';
-import { keyServiceError } from './rpc-key-provider.js';
+import type { ResourceUri } from '../../../../domain/encryption/resource-uri.js';
+import type { KeyBroker } from '../../../../ports/keys/key-broker.js';
+import { GrpcTransport } from '../../rpc/grpc.js';
+import { ProtoReader, singleString } from '../../rpc/protobuf.js';
+import { DEFAULT_RPC_TIMEOUT_MS, type RpcTransport } from '../../rpc/rpc.js';
+import { TtrpcClient } from '../../rpc/ttrpc.js';
+import { keyServiceError } from '../providers/rpc-key-provider.js';
 
 export const CDH_RESOURCE_SERVICE = 'api.GetResourceService';
 /** Where CDH listens by default: ttrpc on the guest, gRPC in the gRPC build. */

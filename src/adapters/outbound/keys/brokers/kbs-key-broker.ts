@@ -2,23 +2,23 @@ import { createHash, generateKeyPair as generateKeyPairCb, getHashes, type KeyOb
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { flattenedDecrypt, type FlattenedJWE } from 'jose';
-import { Agent, request } from '../http/undici.js';
-import { canonicalJson, type JsonValue } from '../../../domain/encryption/jcs.js';
-import type { ResourceUri } from '../../../domain/encryption/resource-uri.js';
+import { Agent, request } from '../../http/undici.js';
+import { canonicalJson, type JsonValue } from '../../../../domain/encryption/jcs.js';
+import type { ResourceUri } from '../../../../domain/encryption/resource-uri.js';
 import {
   AttestationFailedError,
   ImageTsError,
   InvalidArgumentError,
   KeyBrokerDeniedError,
   KeyBrokerUnavailableError,
-} from '../../../domain/errors.js';
-import type { AttestationAgent } from '../../../ports/keys/attestation-agent.js';
-import type { KeyBroker } from '../../../ports/keys/key-broker.js';
-import type { Logger } from '../../../ports/observability/logger.js';
-import { abortError, isTransientError } from '../http/transport-errors.js';
-import { readAtMost } from '../read-at-most.js';
-import { withPublicRoots } from '../registry/ca-bundle.js';
-import { silentLogger } from '../silent-logger.js';
+} from '../../../../domain/errors.js';
+import type { AttestationAgent } from '../../../../ports/keys/attestation-agent.js';
+import type { KeyBroker } from '../../../../ports/keys/key-broker.js';
+import type { Logger } from '../../../../ports/observability/logger.js';
+import { abortError, isTransientError } from '../../http/transport-errors.js';
+import { readAtMost } from '../../read-at-most.js';
+import { withPublicRoots } from '../../registry/ca-bundle.js';
+import { silentLogger } from '../../silent-logger.js';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 

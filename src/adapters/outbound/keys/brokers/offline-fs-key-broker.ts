@@ -1,11 +1,11 @@
 import { readFile, stat } from 'node:fs/promises';
-import { decodeBase64 } from '../../../domain/encryption/base64.js';
-import type { ResourceUri } from '../../../domain/encryption/resource-uri.js';
-import { ConfigFileError, KeyBrokerDeniedError, KeyBrokerUnavailableError } from '../../../domain/errors.js';
-import type { KeyBroker } from '../../../ports/keys/key-broker.js';
-import type { Logger } from '../../../ports/observability/logger.js';
-import { abortError } from '../http/transport-errors.js';
-import { silentLogger } from '../silent-logger.js';
+import { decodeBase64 } from '../../../../domain/encryption/base64.js';
+import type { ResourceUri } from '../../../../domain/encryption/resource-uri.js';
+import { ConfigFileError, KeyBrokerDeniedError, KeyBrokerUnavailableError } from '../../../../domain/errors.js';
+import type { KeyBroker } from '../../../../ports/keys/key-broker.js';
+import type { Logger } from '../../../../ports/observability/logger.js';
+import { abortError } from '../../http/transport-errors.js';
+import { silentLogger } from '../../silent-logger.js';
 
 /** Where guest-components' offline-fs KBC looks by default. */
 export const OFFLINE_FS_DEFAULT_FILES: readonly string[] = [

@@ -1,7 +1,7 @@
-import { KeyBrokerDeniedError, KeyBrokerUnavailableError, type ImageTsError } from '../../../domain/errors.js';
-import type { KeyProvider } from '../../../ports/keys/key-provider.js';
-import { abortError } from '../http/transport-errors.js';
-import { lazyRequire } from '../lazy.js';
+import { KeyBrokerDeniedError, KeyBrokerUnavailableError, type ImageTsError } from '../../../../domain/errors.js';
+import type { KeyProvider } from '../../../../ports/keys/key-provider.js';
+import { abortError } from '../../http/transport-errors.js';
+import { lazyRequire } from '../../lazy.js';
 
 const childProcess = lazyRequire<typeof import('node:child_process')>('node:child_process');
 

@@ -1,8 +1,8 @@
-import { ConfigFileError } from '../../../domain/errors.js';
-import { isObject } from '../../../domain/image/json-fields.js';
-import type { KeyProvider } from '../../../ports/keys/key-provider.js';
-import type { GrpcTlsOptions } from '../rpc/grpc.js';
-import { ttrpcSocketPath } from '../rpc/ttrpc.js';
+import { ConfigFileError } from '../../../../domain/errors.js';
+import { isObject } from '../../../../domain/image/json-fields.js';
+import type { KeyProvider } from '../../../../ports/keys/key-provider.js';
+import type { GrpcTlsOptions } from '../../rpc/grpc.js';
+import { ttrpcSocketPath } from '../../rpc/ttrpc.js';
 import { CmdKeyProvider } from './cmd-key-provider.js';
 import { GrpcKeyProvider, TtrpcKeyProvider } from './rpc-key-provider.js';
 

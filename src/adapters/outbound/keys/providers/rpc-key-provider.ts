@@ -1,10 +1,10 @@
-import { ImageTsError, KeyBrokerDeniedError, KeyBrokerUnavailableError } from '../../../domain/errors.js';
-import type { KeyProvider } from '../../../ports/keys/key-provider.js';
-import { abortError } from '../http/transport-errors.js';
-import { GrpcTransport, type GrpcTlsOptions } from '../rpc/grpc.js';
-import { ProtoReader, singleBytes } from '../rpc/protobuf.js';
-import { RpcError, clipPeerText, type RpcTransport } from '../rpc/rpc.js';
-import { TtrpcClient } from '../rpc/ttrpc.js';
+import { ImageTsError, KeyBrokerDeniedError, KeyBrokerUnavailableError } from '../../../../domain/errors.js';
+import type { KeyProvider } from '../../../../ports/keys/key-provider.js';
+import { abortError } from '../../http/transport-errors.js';
+import { GrpcTransport, type GrpcTlsOptions } from '../../rpc/grpc.js';
+import { ProtoReader, singleBytes } from '../../rpc/protobuf.js';
+import { RpcError, clipPeerText, type RpcTransport } from '../../rpc/rpc.js';
+import { TtrpcClient } from '../../rpc/ttrpc.js';
 
 export const KEY_PROVIDER_SERVICE = 'keyprovider.KeyProviderService';
 export const DEFAULT_RPC_KEY_PROVIDER_TIMEOUT_MS = 60_000;

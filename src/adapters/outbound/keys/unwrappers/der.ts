@@ -1,4 +1,4 @@
-import { DecryptFailedError } from '../../../domain/errors.js';
+import { DecryptFailedError } from '../../../../domain/errors.js';
 
 /**
  * A small DER reader: enough to walk a CMS EnvelopedData. Definite lengths

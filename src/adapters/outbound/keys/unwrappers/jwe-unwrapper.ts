@@ -1,9 +1,9 @@
 import type { KeyObject } from 'node:crypto';
-import { isObject } from '../../../domain/image/json-fields.js';
+import { isObject } from '../../../../domain/image/json-fields.js';
 import { errors, flattenedDecrypt, generalDecrypt, type DecryptOptions, type FlattenedJWE, type GeneralJWE, type JWEHeaderParameters } from 'jose';
-import type { DecryptConfig } from '../../../domain/encryption/decrypt-config.js';
-import { DecryptFailedError } from '../../../domain/errors.js';
-import type { KeyUnwrapper } from '../../../ports/keys/key-unwrapper.js';
+import type { DecryptConfig } from '../../../../domain/encryption/decrypt-config.js';
+import { DecryptFailedError } from '../../../../domain/errors.js';
+import type { KeyUnwrapper } from '../../../../ports/keys/key-unwrapper.js';
 import { loadPrivateKeys } from './private-keys.js';
 
 // ocicrypt's decrypt acceptance list; RSA-OAEP is the SHA-1 variant skopeo writes.

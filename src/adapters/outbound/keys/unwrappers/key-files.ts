@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { InvalidArgumentError } from '../../../domain/errors.js';
+import { InvalidArgumentError } from '../../../../domain/errors.js';
 import {
   classifyKeyMaterial,
   type DecryptConfig,
   type DecryptionKeySpec,
   type KeyMaterial,
-} from '../../../domain/encryption/decrypt-config.js';
+} from '../../../../domain/encryption/decrypt-config.js';
 
 const MAX_KEY_FILE_BYTES = 1024 * 1024;
 

@@ -1,9 +1,9 @@
 import type { Message, PrivateKey } from 'openpgp';
 
-import type { DecryptConfig, KeyMaterial } from '../../../domain/encryption/decrypt-config.js';
-import { DecryptFailedError } from '../../../domain/errors.js';
-import type { KeyUnwrapper } from '../../../ports/keys/key-unwrapper.js';
-import { openpgp } from '../openpgp-module.js';
+import type { DecryptConfig, KeyMaterial } from '../../../../domain/encryption/decrypt-config.js';
+import { DecryptFailedError } from '../../../../domain/errors.js';
+import type { KeyUnwrapper } from '../../../../ports/keys/key-unwrapper.js';
+import { openpgp } from '../../openpgp-module.js';
 
 // Unlocking runs the S2K once per keyring, not once per layer.
 const unlocked = new WeakMap<KeyMaterial, Promise<PrivateKey[]>>();

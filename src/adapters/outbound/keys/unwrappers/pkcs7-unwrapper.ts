@@ -1,7 +1,7 @@
 import { constants, createDecipheriv, privateDecrypt, randomBytes, type CipherGCMTypes, type KeyObject } from 'node:crypto';
-import type { DecryptConfig } from '../../../domain/encryption/decrypt-config.js';
-import { DecryptFailedError, UnsupportedError } from '../../../domain/errors.js';
-import type { KeyUnwrapper } from '../../../ports/keys/key-unwrapper.js';
+import type { DecryptConfig } from '../../../../domain/encryption/decrypt-config.js';
+import { DecryptFailedError, UnsupportedError } from '../../../../domain/errors.js';
+import type { KeyUnwrapper } from '../../../../ports/keys/key-unwrapper.js';
 import { childrenOf, CONTEXT, is, oid, primitive, readAll, readSingle, smallInt, TAG, UNIVERSAL, type Tlv } from './der.js';
 import { loadPrivateKeys } from './private-keys.js';
 

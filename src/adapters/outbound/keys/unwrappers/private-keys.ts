@@ -1,5 +1,5 @@
 import { createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import type { KeyMaterial } from '../../../domain/encryption/decrypt-config.js';
+import type { KeyMaterial } from '../../../../domain/encryption/decrypt-config.js';
 
 // Parsed once per KeyMaterial object; dropped with the DecryptConfig that holds it.
 const cache = new WeakMap<KeyMaterial, KeyObject | null>();
