@@ -93,4 +93,25 @@ describe('fuzz findings', () => {
     }
     await unpack(tar([{ name: 'f', content: 'x', pax: { mtime: '1600000000.123456789', atime: '-1.5', uid: '+7' } }]), false);
   });
+
+  it('tar: a number of an old GNU sparse map that is not one (bad base-256, past 2^53, negative) is INVALID_LAYER, not a TarHeaderError (INTERNAL)', async () => {
+    // As found (2026-12-03, after the sparse support merged): the map's fields were read without the header's error mapping.
+    for (const name of ['crash-old-gnu-sparse-map-number', 'crash-old-gnu-sparse-map-number-2']) {
+      await assert.rejects(unpack(readFileSync(new URL(`../../fuzz/corpus/tar/${name}`, import.meta.url)), false), code('INVALID_LAYER'), name);
+    }
+    /** An old GNU 'S' entry of 3 stored bytes: one region at `offset`, `length` long, real size `realSize`; each field raw. */
+    const sparse = (offset: Buffer, length: Buffer, realSize: Buffer): Buffer => {
+      const t = withHeaderField({ name: 's', content: 'abc' }, 156, Buffer.from('S'));
+      return withHeaderField({ name: 's', content: 'abc' }, 0, Buffer.concat([t.subarray(0, 386), offset, length, t.subarray(410, 483), realSize, t.subarray(495, 512)]).subarray(0, 512));
+    };
+    const octal = (n: number): Buffer => Buffer.from(`${n.toString(8).padStart(11, '0')}\0`, 'latin1');
+    const raw = (...bytes: number[]): Buffer => Buffer.concat([Buffer.from(bytes), Buffer.alloc(12 - bytes.length)]);
+    await unpack(sparse(octal(4), octal(3), octal(8)), false); // the well-formed one unpacks
+    const bad: Record<string, Buffer> = {
+      'offset with a base-256 marker other than 0x80 or 0xff': sparse(raw(0x81, 1), octal(3), octal(8)),
+      'length past 2^53': sparse(octal(4), Buffer.from([0x80, ...Array<number>(11).fill(0xff)]), octal(8)),
+      'negative real size': sparse(octal(4), octal(3), Buffer.alloc(12, 0xff)),
+    };
+    for (const [what, bytes] of Object.entries(bad)) await assert.rejects(unpack(bytes, false), code('INVALID_LAYER'), what);
+  });
 });

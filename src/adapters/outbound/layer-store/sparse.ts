@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { invalidTar } from './invalid-tar.js';
 import { paxInteger, type SparseRecords } from './pax.js';
-import { numeric } from './tar-header.js';
+import { numeric, TarHeaderError } from './tar-header.js';
 
 /**
  * GNU sparse files: the tar stores only a file's data regions, concatenated,
@@ -45,12 +45,25 @@ export interface SparseMap {
 /** Where a sparse entry's map is: known from its headers, or at the start of its data (PAX 1.0). */
 export type SparseSpec = { readonly kind: 'map'; readonly map: SparseMap } | { readonly kind: 'in-data'; readonly realSize: number };
 
+/** A number of an old GNU map: octal or base-256, and never negative; a bad one is INVALID_LAYER like the rest of the header. */
+function mapNumber(block: Buffer, off: number, what: string): number | undefined {
+  let n: number | undefined;
+  try {
+    n = numeric(block, off, 12);
+  } catch (err) {
+    if (err instanceof TarHeaderError) throw invalidTar(`bad old GNU sparse ${what}: ${err.message}`);
+    throw err;
+  }
+  if (n !== undefined && n < 0) throw invalidTar(`bad old GNU sparse ${what} ${n}`);
+  return n;
+}
+
 /** Reads up to `count` old GNU map entries at `off`; false once an empty one ends the map. */
 function oldGnuEntries(block: Buffer, off: number, count: number, regions: number[]): boolean {
   for (let i = 0; i < count; i++, off += 24) {
     if (block[off] === 0) return false;
-    const offset = numeric(block, off, 12);
-    const length = numeric(block, off + 12, 12);
+    const offset = mapNumber(block, off, 'offset');
+    const length = mapNumber(block, off + 12, 'length');
     if (offset === undefined || length === undefined) throw invalidTar('bad old GNU sparse map entry');
     if (regions.length >= 2 * MAX_SPARSE_REGIONS) throw invalidTar(`sparse map of more than ${MAX_SPARSE_REGIONS} regions`);
     regions.push(offset, length);
@@ -62,7 +75,7 @@ function oldGnuEntries(block: Buffer, off: number, count: number, regions: numbe
 export function oldGnuHeaderMap(block: Buffer): { realSize: number; regions: number[]; extended: boolean } {
   const regions: number[] = [];
   oldGnuEntries(block, HEADER_MAP, HEADER_ENTRIES, regions);
-  const realSize = numeric(block, HEADER_REALSIZE, 12);
+  const realSize = mapNumber(block, HEADER_REALSIZE, 'real size');
   if (realSize === undefined) throw invalidTar('old GNU sparse header without a real size');
   return { realSize, regions, extended: block[HEADER_EXTENDED] !== 0 };
 }
