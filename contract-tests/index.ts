@@ -18,7 +18,9 @@ export { bundleDirectoryContract, type BundleDirectoryFixture } from './bundle-d
 /** Decompressor: the factory returns a new decompressor; `boundedOutput: false` skips the bounded-memory cases. */
 export { decompressorContract, type ContractOptions as DecompressorContractOptions } from './decompressor.contract.js';
 /** ImageSource: the factory (called once per suite) returns a source factory, a target with a known manifest and blob, and a missing target. */
-export { imageSourceContract, type ImageSourceFixture } from './image-source.contract.js';
+export { imageSourceContract, type ImageSourceFixture, type ReferrersFixture } from './image-source.contract.js';
+/** ImageSource referrers: fresh referrer artifacts of an image, for a fixture to store (and a tag-schema index for stores without a referrers API). */
+export { referrerContent, type ReferrerArtifact, type ReferrerContent } from './referrer-artifacts.js';
 /** KeyBroker: the factory gets the resources to hold and returns a broker serving them and one whose endpoint does not answer. */
 export { keyBrokerContract, type KeyBrokerFixture } from './key-broker.contract.js';
 /** KeyProvider: the factory gets the one KEK it may reach and returns a provider and one whose endpoint does not answer. */

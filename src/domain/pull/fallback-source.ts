@@ -5,6 +5,7 @@ import type { Digest } from '../image/digest.js';
 import type { Reference } from '../image/reference.js';
 import type { BlobRequest, FetchedManifest, ImageSource } from '../../ports/image-source/image-source.js';
 import { firstSuccess } from './first-success.js';
+import { listReferrers } from '../image/referrers-lookup.js';
 
 /** One place an image may be read from: a mirror, or the primary location. */
 export interface SourceCandidate {
@@ -60,6 +61,10 @@ export class FallbackImageSource implements ImageSource {
 
   async getSimpleSignatures(manifestDigest: Digest, signal?: AbortSignal): Promise<Buffer[] | undefined> {
     return this.current().getSimpleSignatures?.(manifestDigest, signal);
+  }
+
+  async listReferrers(subject: Digest, artifactType?: string, signal?: AbortSignal): Promise<Descriptor[]> {
+    return listReferrers(this.current(), subject, artifactType, signal);
   }
 
   async close(): Promise<void> {

@@ -37,6 +37,16 @@ export interface ImageSource {
    * has no such thing, and lookaside applies.
    */
   getSimpleSignatures?(manifestDigest: Digest, signal?: AbortSignal): Promise<Buffer[] | undefined>;
+  /**
+   * OCI 1.1 referrers of the manifest `subject`: descriptors of the manifests
+   * whose `subject` is it (signatures, SBOMs, attestations), only those whose
+   * artifactType is `artifactType` when one is given; [] when there are none.
+   * A registry answers through its referrers API, or else through the
+   * referrers tag schema (an index tagged `sha256-<hex>`). The list is a
+   * hint: callers fetch each manifest by digest and check it. Optional: a
+   * source without it is read through the tag schema alone.
+   */
+  listReferrers?(subject: Digest, artifactType?: string, signal?: AbortSignal): Promise<Descriptor[]>;
   /** The repository actually read (a mirror's, when one served the image); undefined before the first manifest or for layouts. */
   physicalReference?(): Reference | undefined;
   close(): Promise<void>;
