@@ -2,9 +2,9 @@ import { Readable } from 'node:stream';
 import { ImageTsError, NotFoundError } from '../../src/domain/errors.js';
 import type { Descriptor } from '../../src/domain/image/descriptor.js';
 import { Digest } from '../../src/domain/image/digest.js';
-import { filterReferrers, parseReferrerManifest, referrerDescriptor } from '../../src/domain/image/referrers.js';
+import { asReferrers, filterReferrers, parseReferrerManifest, referrerDescriptor } from '../../src/domain/image/referrers.js';
 import type { ImageTarget } from '../../src/domain/image/image-target.js';
-import type { FetchedManifest, ImageSource, ImageSourceFactory, OpenOptions } from '../../src/ports/image-source/image-source.js';
+import type { FetchedManifest, ImageSource, ImageSourceFactory, OpenOptions, Referrer } from '../../src/ports/image-source/image-source.js';
 
 interface Repo {
   manifests: Map<string, { bytes: Buffer; mediaType: string }>;
@@ -64,7 +64,7 @@ export class MemoryImageSourceFactory implements ImageSourceFactory {
         return Readable.from(parts.length ? parts : [Buffer.alloc(0)]);
       },
       /** As a registry's referrers API builds its answer: every stored manifest whose subject is `subject`. */
-      async listReferrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+      async listReferrers(subject: Digest, artifactType?: string): Promise<Referrer[]> {
         const found: Descriptor[] = [];
         for (const [key, m] of repo?.manifests ?? []) {
           if (!Digest.isValid(key)) continue;
@@ -76,7 +76,7 @@ export class MemoryImageSourceFactory implements ImageSourceFactory {
           }
           if (parsed.subject?.digest.equals(subject)) found.push(referrerDescriptor(Digest.parse(key), m.bytes.length, parsed));
         }
-        return filterReferrers(found, artifactType);
+        return asReferrers(filterReferrers(found, artifactType));
       },
       async close(): Promise<void> {},
     };

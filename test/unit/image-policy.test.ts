@@ -62,6 +62,12 @@ function fixture(opts: { simple?: Buffer[]; cosign?: Map<string, SigstoreSignatu
       verify: async (sig, keys) => {
         if (sig.annotations['ok'] !== 'yes' || !keys.some((k) => k.toString() === 'cosign-key')) throw new SignatureInvalidError('cosign signature does not verify');
       },
+      verifyKeyless: async () => {
+        throw new SignatureInvalidError('keyless not modelled by this double');
+      },
+      verifyBundle: async () => {
+        throw new SignatureInvalidError('bundles not modelled by this double');
+      },
     },
   });
   return { policy, source: opts.cosign ? cosignSource : source, loaded };

@@ -1,3 +1,4 @@
+import type { Referrer } from '../../ports/image-source/image-source.js';
 import { InvalidManifestError } from '../errors.js';
 import { Descriptor } from './descriptor.js';
 import type { Digest } from './digest.js';
@@ -108,4 +109,9 @@ export function referrerDescriptor(manifestDigest: Digest, size: number, manifes
     ...(manifest.artifactType !== undefined ? { artifactType: manifest.artifactType } : {}),
     ...(manifest.annotations !== undefined ? { annotations: manifest.annotations } : {}),
   };
+}
+
+/** The port's shape of a referrers list: each descriptor with its artifactType beside it. */
+export function asReferrers(list: readonly Descriptor[]): Referrer[] {
+  return list.map((descriptor) => ({ descriptor, artifactType: descriptor.artifactType }));
 }

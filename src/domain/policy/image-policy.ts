@@ -25,6 +25,12 @@ export interface PolicySubject {
   readonly manifestDigest: Digest;
   /** The index digest, which cosign signatures may sign instead (as image-rs accepts). */
   readonly indexDigest: Digest | undefined;
+  /**
+   * registries.d `use-sigstore-attachments` for the repository read: false
+   * skips the `sha256-<hex>.sig` tag. Undefined keeps image-ts's default
+   * (read it, as image-rs does). Referrer bundles are read either way.
+   */
+  readonly sigstoreAttachments?: boolean | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 

@@ -3,9 +3,8 @@ import { ImageTsError } from '../errors.js';
 import type { Descriptor } from '../image/descriptor.js';
 import type { Digest } from '../image/digest.js';
 import type { Reference } from '../image/reference.js';
-import type { BlobRequest, FetchedManifest, ImageSource } from '../../ports/image-source/image-source.js';
+import type { BlobRequest, FetchedManifest, ImageSource, Referrer } from '../../ports/image-source/image-source.js';
 import { firstSuccess } from './first-success.js';
-import { listReferrers } from '../image/referrers-lookup.js';
 
 /** One place an image may be read from: a mirror, or the primary location. */
 export interface SourceCandidate {
@@ -63,8 +62,8 @@ export class FallbackImageSource implements ImageSource {
     return this.current().getSimpleSignatures?.(manifestDigest, signal);
   }
 
-  async listReferrers(subject: Digest, artifactType?: string, signal?: AbortSignal): Promise<Descriptor[]> {
-    return listReferrers(this.current(), subject, artifactType, signal);
+  async listReferrers(subject: Digest, artifactType?: string, signal?: AbortSignal): Promise<Referrer[]> {
+    return (await this.current().listReferrers?.(subject, artifactType, signal)) ?? [];
   }
 
   async close(): Promise<void> {

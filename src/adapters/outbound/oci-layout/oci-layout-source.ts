@@ -8,9 +8,9 @@ import { Digest } from '../../../domain/image/digest.js';
 import type { ImageTarget } from '../../../domain/image/image-target.js';
 import { parseJsonObject } from '../../../domain/image/json-fields.js';
 import { MediaType } from '../../../domain/image/media-types.js';
-import { filterReferrers, MAX_REFERRERS, mergeReferrers, parseReferrerManifest, referrerDescriptor, referrersTag } from '../../../domain/image/referrers.js';
+import { asReferrers, filterReferrers, MAX_REFERRERS, mergeReferrers, parseReferrerManifest, referrerDescriptor, referrersTag } from '../../../domain/image/referrers.js';
 import { referrersFromTag } from '../../../domain/image/referrers-lookup.js';
-import type { BlobRequest, FetchedManifest, ImageSource, ImageSourceFactory } from '../../../ports/image-source/image-source.js';
+import type { BlobRequest, FetchedManifest, ImageSource, ImageSourceFactory, Referrer } from '../../../ports/image-source/image-source.js';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 const MAX_INDEX_BYTES = 4 * 1024 * 1024;
@@ -91,14 +91,14 @@ class OciLayoutSource implements ImageSource {
    * layout), plus the tag schema's index when index.json names one
    * `sha256-<hex>`. Each manifest read is checked against its digest.
    */
-  async listReferrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+  async listReferrers(subject: Digest, artifactType?: string): Promise<Referrer[]> {
     const entries = await this.index();
     if (entries.length > MAX_REFERRERS) throw new InvalidManifestError(`index.json lists more than ${MAX_REFERRERS} manifests`);
     const tag = referrersTag(subject);
     const found: Descriptor[] = [];
     for (const entry of entries) {
       if (entry.annotations?.[REF_NAME_ANNOTATION] === tag) {
-        found.push(...await referrersFromTag(this, subject, undefined));
+        found.push(...(await referrersFromTag(this, subject, undefined)).map((r) => r.descriptor));
         continue;
       }
       if (entry.mediaType !== MediaType.OciManifest) continue;
@@ -109,7 +109,7 @@ class OciLayoutSource implements ImageSource {
       const manifest = parseReferrerManifest(bytes, what);
       if (manifest.subject?.digest.equals(subject)) found.push(referrerDescriptor(entry.digest, bytes.length, manifest));
     }
-    return filterReferrers(mergeReferrers([found]), artifactType);
+    return asReferrers(filterReferrers(mergeReferrers([found]), artifactType));
   }
 
   async getBlob(descriptor: Descriptor, request?: BlobRequest): Promise<Readable> {

@@ -1,8 +1,10 @@
 import { InvalidManifestError } from '../../../domain/errors.js';
 import type { Descriptor } from '../../../domain/image/descriptor.js';
+import type { Referrer } from '../../../ports/image-source/image-source.js';
 import type { Digest } from '../../../domain/image/digest.js';
 import { MediaType } from '../../../domain/image/media-types.js';
 import {
+  asReferrers,
   filterReferrers,
   MAX_REFERRERS_BYTES,
   MAX_REFERRERS_PAGES,
@@ -31,7 +33,7 @@ export async function fetchReferrersFromApi(
   subject: Digest,
   artifactType: string | undefined,
   signal: AbortSignal | undefined,
-): Promise<Descriptor[] | undefined> {
+): Promise<Referrer[] | undefined> {
   const what = `referrers of ${subject.toString()}`;
   const pages: Descriptor[][] = [];
   let path = referrersPath(repositoryPath, subject, artifactType);
@@ -57,7 +59,7 @@ export async function fetchReferrersFromApi(
     if (page + 1 >= MAX_REFERRERS_PAGES) throw new InvalidManifestError(`${what}: more than ${MAX_REFERRERS_PAGES} pages`);
     path = next;
   }
-  return mergeReferrers(pages);
+  return asReferrers(mergeReferrers(pages));
 }
 
 function header(res: Response, name: string): string | undefined {

@@ -18,6 +18,7 @@ import type {
   ImageSource,
   ImageSourceFactory,
   OpenOptions,
+  Referrer,
 } from '../../../ports/image-source/image-source.js';
 import { FallbackImageSource } from '../../../domain/pull/fallback-source.js';
 import { pullSources, type RegistriesConf } from '../../../domain/registry/registries-conf.js';
@@ -239,7 +240,7 @@ class RegistrySource implements ImageSource {
   }
 
   /** The referrers API when the registry has it, else the referrers tag schema. */
-  async listReferrers(subject: Digest, artifactType?: string, signal?: AbortSignal): Promise<Descriptor[]> {
+  async listReferrers(subject: Digest, artifactType?: string, signal?: AbortSignal): Promise<Referrer[]> {
     if (this.referrersApi) {
       const listed = await fetchReferrersFromApi(this.client, this.reference.path, subject, artifactType, signal);
       if (listed) return listed;

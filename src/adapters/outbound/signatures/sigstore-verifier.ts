@@ -1,11 +1,13 @@
 import { constants, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { SignatureInvalidError } from '../../../domain/errors.js';
+import { SignatureInvalidError, UnsupportedError } from '../../../domain/errors.js';
 import { canonicalJson } from '../../../domain/encryption/jcs.js';
 import {
   COSIGN_BUNDLE_ANNOTATION,
   COSIGN_SIGNATURE_ANNOTATION,
   COSIGN_SIGNATURE_MEDIA_TYPE,
 } from '../../../domain/policy/cosign-signatures.js';
+import type { SigstoreBundleBlob, VerifiedBundleContent } from '../../../ports/signatures/sigstore-bundle.js';
+import type { FulcioTrustMaterial, PkiTrustMaterial, SigstoreTrust } from '../../../ports/signatures/sigstore-trust.js';
 import type { SigstoreSignature, SigstoreVerifier } from '../../../ports/signatures/signature-verifier.js';
 
 /** A trusted key as cosign uses it: the key itself and its PKIX DER, which Rekor entries name. */
@@ -50,6 +52,15 @@ export class NodeSigstoreVerifier implements SigstoreVerifier {
     const bundle = signature.annotations[COSIGN_BUNDLE_ANNOTATION];
     if (bundle === undefined) throw invalid(`missing ${COSIGN_BUNDLE_ANNOTATION} annotation, required when Rekor public keys are configured`);
     verifyRekorBundle(bundle, rekorKeys, signer, sig, signature.payload);
+  }
+
+  // Placeholders until the sigstore-js verifier lands on this branch.
+  async verifyKeyless(_signature: SigstoreSignature, trust: FulcioTrustMaterial | PkiTrustMaterial): Promise<void> {
+    throw new UnsupportedError(`sigstoreSigned with ${trust.kind} is not supported yet`);
+  }
+
+  async verifyBundle(_bundle: SigstoreBundleBlob, _trust: SigstoreTrust): Promise<VerifiedBundleContent> {
+    throw new UnsupportedError('sigstore bundles are not supported yet');
   }
 }
 
