@@ -39,8 +39,12 @@ export function parseReferrersIndex(bytes: Uint8Array, contentType: string | und
   const doc = parseJsonObject(bytes, what, fail);
   if (doc['schemaVersion'] !== 2) throw fail(`${what}: schemaVersion must be 2`);
   const declared = optionalString(doc, 'mediaType', what, fail);
-  const transport = contentType?.split(';')[0]?.trim().toLowerCase();
-  const type = declared ?? (transport === 'application/json' ? undefined : transport);
+  const given = contentType?.split(';')[0]?.trim().toLowerCase();
+  const transport = given === 'application/json' || given === 'application/octet-stream' || given === '' ? undefined : given;
+  if (declared !== undefined && transport !== undefined && declared !== transport) {
+    throw fail(`${what}: mediaType ${declared} disagrees with Content-Type ${transport}`);
+  }
+  const type = declared ?? transport;
   if (type !== undefined && type !== MediaType.OciIndex) throw fail(`${what} has media type ${type}, not an OCI image index`);
   const list = doc['manifests'];
   if (!Array.isArray(list)) throw fail(`${what}: manifests must be an array`);
