@@ -1,8 +1,9 @@
 import { constants, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { SignatureInvalidError } from '../../../domain/errors.js';
+import { SignatureInvalidError, SigstoreCheckError } from '../../../domain/errors.js';
 import { canonicalJson } from '../../../domain/encryption/jcs.js';
 import {
   COSIGN_BUNDLE_ANNOTATION,
+  COSIGN_CERTIFICATE_ANNOTATION,
   COSIGN_SIGNATURE_ANNOTATION,
   COSIGN_SIGNATURE_MEDIA_TYPE,
 } from '../../../domain/policy/cosign-signatures.js';
@@ -50,7 +51,10 @@ export class NodeSigstoreVerifier implements SigstoreVerifier {
 
     const signer = keys.find((k) => verifyWithKey(k, signature.payload, sig));
     if (!signer) {
-      throw invalid(`cryptographic signature verification failed: the signature matches none of the ${keys.length} trusted public key(s)`);
+      if (signature.annotations[COSIGN_CERTIFICATE_ANNOTATION] !== undefined) {
+        throw new SigstoreCheckError('key-kind', `the signature is keyless (it carries a certificate) and matches none of the ${keys.length} trusted public key(s) the policy wants`);
+      }
+      throw new SigstoreCheckError('signature', `cryptographic signature verification failed: the signature matches none of the ${keys.length} trusted public key(s)`);
     }
     if (rekorKeys.length === 0) return;
     const bundle = signature.annotations[COSIGN_BUNDLE_ANNOTATION];

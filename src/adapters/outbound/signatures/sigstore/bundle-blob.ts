@@ -1,19 +1,12 @@
 import type { Bundle } from '@sigstore/bundle';
 import { SigstoreCheckError } from '../../../../domain/errors.js';
+import { SIGSTORE_BUNDLE_MEDIA_TYPES } from '../../../../domain/policy/sigstore-bundles.js';
 import type { SigstoreBundleBlob, VerifiedBundleContent } from '../../../../ports/signatures/sigstore-bundle.js';
 import type { FulcioTrustMaterial, PkiTrustMaterial, SigstoreTrust } from '../../../../ports/signatures/sigstore-trust.js';
 import type { SigstoreSignature } from '../../../../ports/signatures/signature-verifier.js';
 import { verifyParsedBundle } from './bundle-verification.js';
 import { legacyKeylessBundle } from './legacy-bundle.js';
 import { sigstoreBundle } from './sigstore-modules.js';
-
-/** The bundle media types sigstore has published: v0.1 and v0.2 as parameters, v0.3 in both spellings. */
-export const SIGSTORE_BUNDLE_MEDIA_TYPES: readonly string[] = [
-  'application/vnd.dev.sigstore.bundle+json;version=0.1',
-  'application/vnd.dev.sigstore.bundle+json;version=0.2',
-  'application/vnd.dev.sigstore.bundle+json;version=0.3',
-  'application/vnd.dev.sigstore.bundle.v0.3+json',
-];
 
 const bad = (m: string): SigstoreCheckError => new SigstoreCheckError('format', m);
 
