@@ -1,14 +1,16 @@
 import { constants, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { SignatureInvalidError, UnsupportedError } from '../../../domain/errors.js';
+import { SignatureInvalidError, SigstoreCheckError } from '../../../domain/errors.js';
 import { canonicalJson } from '../../../domain/encryption/jcs.js';
 import {
   COSIGN_BUNDLE_ANNOTATION,
+  COSIGN_CERTIFICATE_ANNOTATION,
   COSIGN_SIGNATURE_ANNOTATION,
   COSIGN_SIGNATURE_MEDIA_TYPE,
 } from '../../../domain/policy/cosign-signatures.js';
 import type { SigstoreBundleBlob, VerifiedBundleContent } from '../../../ports/signatures/sigstore-bundle.js';
 import type { FulcioTrustMaterial, PkiTrustMaterial, SigstoreTrust } from '../../../ports/signatures/sigstore-trust.js';
 import type { SigstoreSignature, SigstoreVerifier } from '../../../ports/signatures/signature-verifier.js';
+import { verifyBundleBlob, verifyLegacyKeyless } from './sigstore/bundle-blob.js';
 
 /** A trusted key as cosign uses it: the key itself and its PKIX DER, which Rekor entries name. */
 export interface CosignPublicKey {
@@ -24,10 +26,13 @@ const invalid = (m: string): SignatureInvalidError => new SignatureInvalidError(
  * Cosign's keyed verification with node:crypto. The signature annotation is
  * checked against every trusted key (ECDSA/RSA PKCS#1 v1.5 over SHA-256,
  * pure Ed25519); with Rekor keys, the bundle's SET and hashedrekord body must
- * also vouch for exactly this payload, signature and key. Keyless (Fulcio)
- * signatures are not handled here.
+ * also vouch for exactly this payload, signature and key. Keyless `.sig`
+ * layers and sigstore bundles are verified by sigstore-js (./sigstore/).
  */
 export class NodeSigstoreVerifier implements SigstoreVerifier {
+  /** `now`: the clock a pki chain is checked at (it has no log time); fulcio and keyed checks use log times only. */
+  constructor(private readonly now: () => Date = () => new Date()) {}
+
   async verify(signature: SigstoreSignature, publicKeys: readonly Buffer[], rekorPublicKeys?: readonly Buffer[]): Promise<void> {
     if (publicKeys.length === 0) throw invalid('no public keys to verify the cosign signature with');
     const keys = publicKeys.map((pem, i) => parseCosignPublicKey(pem, `public key ${i + 1}`));
@@ -46,7 +51,10 @@ export class NodeSigstoreVerifier implements SigstoreVerifier {
 
     const signer = keys.find((k) => verifyWithKey(k, signature.payload, sig));
     if (!signer) {
-      throw invalid(`cryptographic signature verification failed: the signature matches none of the ${keys.length} trusted public key(s)`);
+      if (signature.annotations[COSIGN_CERTIFICATE_ANNOTATION] !== undefined) {
+        throw new SigstoreCheckError('key-kind', `the signature is keyless (it carries a certificate) and matches none of the ${keys.length} trusted public key(s) the policy wants`);
+      }
+      throw new SigstoreCheckError('signature', `cryptographic signature verification failed: the signature matches none of the ${keys.length} trusted public key(s)`);
     }
     if (rekorKeys.length === 0) return;
     const bundle = signature.annotations[COSIGN_BUNDLE_ANNOTATION];
@@ -54,13 +62,13 @@ export class NodeSigstoreVerifier implements SigstoreVerifier {
     verifyRekorBundle(bundle, rekorKeys, signer, sig, signature.payload);
   }
 
-  // Placeholders until the sigstore-js verifier lands on this branch.
-  async verifyKeyless(_signature: SigstoreSignature, trust: FulcioTrustMaterial | PkiTrustMaterial): Promise<void> {
-    throw new UnsupportedError(`sigstoreSigned with ${trust.kind} is not supported yet`);
+  /** Keyless `.sig` layers and bundles go through sigstore-js (./sigstore/); see there for what is hand-written. */
+  verifyKeyless(signature: SigstoreSignature, trust: FulcioTrustMaterial | PkiTrustMaterial): Promise<void> {
+    return verifyLegacyKeyless(signature, trust, this.now());
   }
 
-  async verifyBundle(_bundle: SigstoreBundleBlob, _trust: SigstoreTrust): Promise<VerifiedBundleContent> {
-    throw new UnsupportedError('sigstore bundles are not supported yet');
+  verifyBundle(bundle: SigstoreBundleBlob, trust: SigstoreTrust): Promise<VerifiedBundleContent> {
+    return verifyBundleBlob(bundle, trust, this.now());
   }
 }
 
