@@ -115,6 +115,14 @@ describe('the registry source finds referrers', () => {
     assert.deepEqual(seen.filter((u) => u !== '/v2/'), [`${api}?artifactType=${encodeURIComponent(BUNDLE)}`, `/v2/app/manifests/${referrersTag(subject)}`]);
   });
 
+  it('reads a 400, a 406 or a 200 that is no OCI index as "no API" too', async () => {
+    const tag: [string, (req: IncomingMessage, res: ServerResponse) => void] = [`/v2/app/manifests/${referrersTag(subject)}`, reply(200, tagIndex, { 'content-type': OCI_INDEX })];
+    for (const answer of [reply(400, '{}'), reply(406, '{}'), reply(200, '<html>registry</html>', { 'content-type': 'text/html' })]) {
+      reset([[api, answer], tag]);
+      assert.equal((await list()).digests.length, 2);
+    }
+  });
+
   it('no API and no tag: no referrers', async () => {
     reset([]);
     assert.deepEqual((await list()).digests, []);
@@ -130,7 +138,7 @@ describe('the registry source finds referrers', () => {
     await assert.rejects(list(), { code: 'UNAUTHORIZED' });
     reset([[api, reply(500, '{}')]]);
     await assert.rejects(list(), { code: 'NETWORK' });
-    reset([[api, reply(200, '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}', { 'content-type': OCI_MANIFEST })]]);
+    reset([[api, reply(200, '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}', { 'content-type': OCI_INDEX })]]);
     await assert.rejects(list(), { code: 'INVALID_MANIFEST' });
   });
 

@@ -22,8 +22,7 @@ export function referrersPath(repositoryPath: string, subject: Digest, artifactT
 
 /**
  * The referrers API's list for `subject`, every page of it; undefined when
- * the registry has no such API (a 404, as the distribution spec tells
- * clients to read it; Debian's docker-registry 2.8 answers so). The
+ * the registry has no such API (see `noApi`). The
  * artifactType filter is asked of the registry and applied here as well
  * unless the registry says it applied it (`OCI-Filters-Applied`).
  */
@@ -39,7 +38,7 @@ export async function fetchReferrersFromApi(
   let path = referrersPath(repositoryPath, subject, artifactType);
   for (let page = 0; ; page++) {
     const res = await client.get(path, { accept: MediaType.OciIndex }, signal);
-    if (res.statusCode === 404 && page === 0) {
+    if (page === 0 && noApi(res)) {
       await res.body.dump();
       return undefined;
     }
@@ -60,6 +59,23 @@ export async function fetchReferrersFromApi(
     path = next;
   }
   return asReferrers(mergeReferrers(pages));
+}
+
+/** Statuses that mean "no referrers API here", and fall back to the tag schema. */
+const NO_API_STATUSES = new Set([404, 400, 406]);
+
+/**
+ * Whether the first answer says the registry has no referrers API: a 404, as
+ * the distribution spec tells clients to read it (Debian's docker-registry
+ * 2.8 answers so); a 400 or 406 from registries that reject the route or the
+ * Accept; or a 200 that is some other document (a web page in front of the
+ * registry). go-containerregistry falls back on the same answers. A 401/403
+ * or 5xx is not among them: a refusal or a failure must not read as "none".
+ */
+function noApi(res: Response): boolean {
+  if (NO_API_STATUSES.has(res.statusCode)) return true;
+  const type = header(res, 'content-type')?.split(';')[0]?.trim().toLowerCase();
+  return res.statusCode === 200 && type !== undefined && type !== '' && type !== MediaType.OciIndex;
 }
 
 function header(res: Response, name: string): string | undefined {
