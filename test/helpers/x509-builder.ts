@@ -4,7 +4,7 @@
  * extensions), signed with ECDSA P-256/SHA-256.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
-import { bits, bool, explicit, ia5, implicit, int, octets, oid, seq, set, time, utf8, type Der } from './der.js';
+import { bits, bool, explicit, implicit, int, octets, oid, seq, set, time, utf8, type Der } from './der.js';
 
 export const OID_FULCIO_ISSUER_V1 = '1.3.6.1.4.1.57264.1.1';
 export const OID_FULCIO_ISSUER_V2 = '1.3.6.1.4.1.57264.1.8';
@@ -39,7 +39,7 @@ export interface CertificateSpec {
   readonly emails?: readonly string[] | undefined;
   readonly hostnames?: readonly string[] | undefined;
   readonly uris?: readonly string[] | undefined;
-  /** EKU codeSigning; default for leaves. */
+  /** EKU codeSigning (the default for leaves); false gives EKU serverAuth instead. */
   readonly codeSigning?: boolean | undefined;
   /** Fulcio issuer extensions: v1 (raw bytes) and/or v2 (UTF8String). */
   readonly oidcIssuerV1?: string | undefined;
@@ -65,7 +65,7 @@ export function issueCertificate(spec: CertificateSpec): IssuedCertificate {
     extensions.push(extension('2.5.29.15', true, bits(Buffer.from([0x06]), 1)));
   } else {
     extensions.push(extension('2.5.29.15', true, bits(Buffer.from([0x80]), 7)));
-    if (spec.codeSigning ?? true) extensions.push(extension('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.3'))));
+    extensions.push(extension('2.5.29.37', false, seq(oid(spec.codeSigning ?? true ? '1.3.6.1.5.5.7.3.3' : '1.3.6.1.5.5.7.3.1'))));
   }
   extensions.push(extension('2.5.29.14', false, octets(subjectKeyId)));
   extensions.push(extension('2.5.29.35', false, seq(implicit(0, authorityKeyId))));
@@ -77,7 +77,6 @@ export function issueCertificate(spec: CertificateSpec): IssuedCertificate {
   if (names.length > 0) extensions.push(extension('2.5.29.17', true, seq(...names)));
   if (spec.oidcIssuerV1 !== undefined) extensions.push(extension(OID_FULCIO_ISSUER_V1, false, Buffer.from(spec.oidcIssuerV1, 'utf8')));
   if (spec.oidcIssuerV2 !== undefined) extensions.push(extension(OID_FULCIO_ISSUER_V2, false, utf8(spec.oidcIssuerV2)));
-  void ia5;
 
   const serial = randomBytes(16);
   serial[0] = serial[0]! & 0x7f;

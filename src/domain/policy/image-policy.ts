@@ -1,4 +1,4 @@
-import { DigestMismatchError, ImageTsError, SigstoreCheckError, type ErrorCode } from '../errors.js';
+import { DigestMismatchError, ImageTsError, SigstoreCheckError, type ErrorCode, type SigstoreCheck } from '../errors.js';
 import { Digest } from '../image/digest.js';
 import type { Reference } from '../image/reference.js';
 import type { ImageSource } from '../../ports/image-source/image-source.js';
@@ -47,6 +47,8 @@ export interface RequirementVerdict {
   readonly signed: boolean;
   readonly reason: string;
   readonly code: ErrorCode | undefined;
+  /** For a sigstore refusal: the check that failed, one per signature that failed one (in order). */
+  readonly checks?: readonly SigstoreCheck[] | undefined;
 }
 
 export interface PolicyVerdict {
@@ -65,7 +67,7 @@ export interface ImagePolicyDeps {
 }
 
 class Denied extends Error {
-  constructor(readonly code: ErrorCode, message: string) {
+  constructor(readonly code: ErrorCode, message: string, readonly checks: readonly SigstoreCheck[] = []) {
     super(message);
   }
 }
@@ -115,7 +117,9 @@ export class ImagePolicy {
           return { requirement: name, allowed: true, signed: true, reason: await this.sigstoreSigned(requirement, subject), code: undefined };
       }
     } catch (err) {
-      if (err instanceof Denied) return { requirement: name, allowed: false, signed: false, reason: err.message, code: err.code };
+      if (err instanceof Denied) {
+        return { requirement: name, allowed: false, signed: false, reason: err.message, code: err.code, ...(err.checks.length > 0 ? { checks: err.checks } : {}) };
+      }
       throw err;
     }
   }
@@ -249,14 +253,16 @@ function accepted(count: number, results: readonly Settled[]): string {
   const good = results.find((r): r is { ok: true; value: string } => r.ok);
   if (good) return good.value;
   const reasons: string[] = [];
+  const checks: SigstoreCheck[] = [];
   for (const r of results) {
     if (r.ok) continue;
     const e = r.error;
+    if (e instanceof SigstoreCheckError) checks.push(e.check);
     if (e instanceof Denied) reasons.push(e.message);
     else if (e instanceof ImageTsError && e.code === 'SIGNATURE_INVALID') reasons.push(e.message);
     else throw e;
   }
-  throw new Denied('SIGNATURE_INVALID', reasons.length === 1 ? reasons[0]! : `None of the signatures were accepted, reasons: ${reasons.join('; ')}`);
+  throw new Denied('SIGNATURE_INVALID', reasons.length === 1 ? reasons[0]! : `None of the signatures were accepted, reasons: ${reasons.join('; ')}`, checks);
 }
 
 function checkClaims(payload: SignaturePayload, digests: readonly Digest[], identity: SignedIdentity, subject: PolicySubject): void {

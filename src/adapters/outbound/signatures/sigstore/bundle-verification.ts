@@ -80,7 +80,10 @@ async function verifyKeyed(entity: SignedEntity, trust: KeyedTrust): Promise<voi
 async function verifyFulcio(entity: SignedEntity, certs: readonly Buffer[], trust: FulcioTrustMaterial): Promise<void> {
   const leafDer = certs[0];
   if (!leafDer) throw new SigstoreCheckError('format', 'the signature carries no certificate');
-  checkCodeSigning(new NodeCertificate(leafDer));
+  const nodeLeaf = new NodeCertificate(leafDer);
+  checkCodeSigning(nodeLeaf);
+  // sigstore-js compares the log body with the signature before verifying it; checked first, a bad signature is named as such.
+  if (!entity.signature.verifySignature(nodeLeaf.publicKey)) throw new SigstoreCheckError('signature', 'the signature does not verify under the certificate\'s key');
   const ca = pemCertificates(trust.caCertificates, 'the fulcio CA');
   const rekor = rekorKeys(trust.rekorPublicKeys);
   if (rekor.length === 0) throw new SigstoreCheckError('log-missing', 'fulcio requires Rekor public keys');
