@@ -27,14 +27,10 @@ const blob = {
   bytes: layer.bytes,
 };
 
-imageSourceContract('OCI layout directory', async () => {
+/** A layout holding the image, a second image nobody refers to, and the referrers as `entries` store them. */
+async function layoutFixture(entries: Parameters<typeof writeOciLayout>[1]) {
   const dir = await mkdtemp(join(tmpdir(), 'image-ts-layout-'));
-  // Referrers listed in index.json beside the images, as oras and cosign write a layout.
-  await writeOciLayout(dir, [
-    imageManifestEntry(image, 'v1'),
-    imageManifestEntry(lonely, 'lonely'),
-    ...[...content.referrers, content.stranger].map(artifactEntry),
-  ]);
+  await writeOciLayout(dir, [imageManifestEntry(image, 'v1'), imageManifestEntry(lonely, 'lonely'), ...entries]);
   return {
     factory: new OciLayoutSourceFactory(),
     target: ImageTarget.parse(`oci:${dir}:v1`),
@@ -44,28 +40,17 @@ imageSourceContract('OCI layout directory', async () => {
     referrers,
     teardown: () => rm(dir, { recursive: true, force: true }),
   };
-});
+}
 
-imageSourceContract('OCI layout directory, referrers tag schema', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'image-ts-layout-'));
+// Referrers listed in index.json beside the images, as oras and cosign write a layout.
+imageSourceContract('OCI layout directory', () => layoutFixture([...content.referrers, content.stranger].map(artifactEntry)));
+
+imageSourceContract('OCI layout directory, referrers tag schema', () => {
   // Only the tag schema's index names the referrers; their manifests are blobs of the layout.
   const tagIndexDigest = Digest.of(content.tagIndex.bytes).toString();
   const blobs = new Map([...content.blobs, ...content.referrers.map((a) => [a.digest.toString(), a.bytes] as const)]);
   blobs.set(tagIndexDigest, content.tagIndex.bytes);
-  await writeOciLayout(dir, [
-    imageManifestEntry(image, 'v1'),
-    imageManifestEntry(lonely, 'lonely'),
-    { ref: content.tagIndex.tag, manifest: { digest: tagIndexDigest, mediaType: content.tagIndex.mediaType, bytes: content.tagIndex.bytes }, blobs },
-  ]);
-  return {
-    factory: new OciLayoutSourceFactory(),
-    target: ImageTarget.parse(`oci:${dir}:v1`),
-    manifestBytes: image.manifest,
-    blob,
-    missingTarget: ImageTarget.parse(`oci:${dir}:absent`),
-    referrers,
-    teardown: () => rm(dir, { recursive: true, force: true }),
-  };
+  return layoutFixture([{ ref: content.tagIndex.tag, manifest: { digest: tagIndexDigest, mediaType: content.tagIndex.mediaType, bytes: content.tagIndex.bytes }, blobs }]);
 });
 
 imageSourceContract('in-memory mock', async () => {

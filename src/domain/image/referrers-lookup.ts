@@ -1,5 +1,5 @@
 import type { ImageSource, Referrer } from '../../ports/image-source/image-source.js';
-import { ImageTsError } from '../errors.js';
+import { manifestIfPresent } from './manifest-if-present.js';
 import type { Digest } from './digest.js';
 import { asReferrers, filterReferrers, parseReferrersIndex, referrersTag } from './referrers.js';
 
@@ -14,12 +14,7 @@ export async function referrersFromTag(
   signal?: AbortSignal,
 ): Promise<Referrer[]> {
   const tag = referrersTag(subject);
-  let fetched;
-  try {
-    fetched = await source.getManifest(tag, signal);
-  } catch (err) {
-    if (err instanceof ImageTsError && err.code === 'NOT_FOUND') return [];
-    throw err;
-  }
+  const fetched = await manifestIfPresent(source, tag, signal);
+  if (!fetched) return [];
   return asReferrers(filterReferrers(parseReferrersIndex(fetched.bytes, fetched.mediaType, `referrers index ${tag} of ${source.description}`), artifactType));
 }
