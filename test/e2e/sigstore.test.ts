@@ -151,7 +151,7 @@ after(async () => {
 
 const cases: readonly { repo: Repo; what: string; admits: unknown; refusers: readonly [string, unknown][] }[] = [
   { repo: 'keylessSig', what: 'keyless .sig', admits: fulcio(), refusers: [['another email', fulcio({ subjectEmail: 'mallory@example.test' })], ['another issuer', fulcio({ oidcIssuer: 'https://other.example.test' })]] },
-  { repo: 'keylessBundle', what: 'keyless bundle', admits: fulcio(), refusers: [['another email', fulcio({ subjectEmail: 'mallory@example.test' })], ['another CA', fulcio({ caData: b64(otherCa.chainPem) })]] },
+  { repo: 'keylessBundle', what: 'keyless bundle', admits: fulcio(), refusers: [['another email', fulcio({ subjectEmail: 'mallory@example.test' })], ['another CA', fulcio({ caData: b64(otherCa.chainPem) })], ['a keyed policy', keyed(signer.publicPem)]] },
   { repo: 'keyedBundle', what: 'keyed bundle', admits: keyed(signer.publicPem), refusers: [['another key', keyed(stranger.publicPem)], ['a keyless policy', fulcio()]] },
   { repo: 'pkiBundle', what: 'pki bundle', admits: pki(), refusers: [['another email', pki({ subjectEmail: 'mallory@example.test' })], ['another hostname', { ...pki(), pki: { caRootsData: b64(pkiCa.rootPem), caIntermediatesData: b64(pkiCa.intermediatePem), subjectHostname: 'other.example.test' } }]] },
   { repo: 'indexBundle', what: 'bundle on the multi-arch index', admits: fulcio(), refusers: [['another email', fulcio({ subjectEmail: 'mallory@example.test' })]] },
@@ -231,20 +231,20 @@ describe('how the signatures were found', () => {
 describe('image-ts verify', () => {
   it('prints each requirement\'s verdict for keyless, keyed and pki images', async () => {
     const policy = await writePolicy(fulcio());
-    const ok = await cli(['verify', imageOf('keylessBundle', 'referrers-api'), '--insecure-registry', proxy.host, '--policy', policy]);
+    const ok = await cli(['verify', imageOf('keylessBundle', 'referrers-api'), '--insecure-registry', proxy.host, '--policy', policy, '--registries-d', join(dir, 'registries.d')]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /sigstoreSigned: accepted: sigstore bundle verified \(fulcio\)/);
     assert.match(ok.stdout, /result {4}allowed/);
 
-    const sig = await cli(['verify', imageOf('keylessSig', 'tag-schema'), '--insecure-registry', registry.host, '--policy', policy]);
+    const sig = await cli(['verify', imageOf('keylessSig', 'tag-schema'), '--insecure-registry', registry.host, '--policy', policy, '--registries-d', join(dir, 'registries.d')]);
     assert.equal(sig.code, 0, sig.stderr);
     assert.match(sig.stdout, /sigstoreSigned: accepted: cosign signature verified \(fulcio\)/);
 
-    const pkiOk = await cli(['verify', imageOf('pkiBundle', 'tag-schema'), '--insecure-registry', registry.host, '--policy', await writePolicy(pki())]);
+    const pkiOk = await cli(['verify', imageOf('pkiBundle', 'tag-schema'), '--insecure-registry', registry.host, '--policy', await writePolicy(pki()), '--registries-d', join(dir, 'registries.d')]);
     assert.equal(pkiOk.code, 0, pkiOk.stderr);
     assert.match(pkiOk.stdout, /sigstoreSigned: accepted: sigstore bundle verified \(pki\)/);
 
-    const bad = await cli(['verify', imageOf('keyedBundle', 'referrers-api'), '--insecure-registry', proxy.host, '--policy', await writePolicy(keyed(stranger.publicPem)), '--json']);
+    const bad = await cli(['verify', imageOf('keyedBundle', 'referrers-api'), '--insecure-registry', proxy.host, '--policy', await writePolicy(keyed(stranger.publicPem)), '--registries-d', join(dir, 'registries.d'), '--json']);
     assert.equal(bad.code, 1);
     const report = JSON.parse(bad.stdout) as { verdict: { requirements: { requirement: string; allowed: boolean; code?: string; reason: string }[] }; refusal: { code: string } };
     assert.deepEqual(report.verdict.requirements.map((q) => [q.requirement, q.allowed, q.code]), [['sigstoreSigned', false, 'SIGNATURE_INVALID']]);
