@@ -17,7 +17,7 @@ export { attestationAgentContract, type AttestationAgentFixture } from './attest
 export { bundleDirectoryContract, type BundleDirectoryFixture } from './bundle-directory.contract.js';
 /** Decompressor: the factory returns a new decompressor; `boundedOutput: false` skips the bounded-memory cases. */
 export { decompressorContract, type ContractOptions as DecompressorContractOptions } from './decompressor.contract.js';
-/** ImageSource: the factory (called once per suite) returns a source factory, a target with a known manifest and blob, and a missing target. */
+/** ImageSource: the factory (called once per suite) returns a source factory, a target with a known manifest and blob, a missing target, and optionally the referrers it stored (referrerContent). */
 export { imageSourceContract, type ImageSourceFixture, type ReferrersFixture } from './image-source.contract.js';
 /** ImageSource referrers: fresh referrer artifacts of an image, for a fixture to store (and a tag-schema index for stores without a referrers API). */
 export { referrerContent, type ReferrerArtifact, type ReferrerContent } from './referrer-artifacts.js';
