@@ -163,7 +163,7 @@ export class RegistrySourceFactory implements ImageSourceFactory {
 class RegistrySource implements ImageSource {
   readonly description: string;
   private readonly repoPath: string;
-  /** false once the registry answered 404 to the referrers API: later lookups go straight to the tag schema. */
+  /** false once the registry showed it has no referrers API (a 404): later lookups go straight to the tag schema. */
   private referrersApi = true;
 
   physicalReference(): Reference {
