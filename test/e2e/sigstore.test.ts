@@ -160,11 +160,14 @@ const cases: readonly { repo: Repo; what: string; admits: unknown; refusers: rea
 for (const path of PATHS) {
   describe(`sigstore signatures found through the ${path}`, { concurrency: 4 }, () => {
     for (const c of cases) {
-      it(`${c.what}: admitted by the matching policy, refused by one for ${c.refusers.map(([w]) => w).join(' or ')}`, async () => {
+      it(`${c.what}: admitted by the matching policy, refused by one for ${c.refusers.map(([w]) => w).join(' or ')}, cold and on a cache hit`, async () => {
         const ok = await pull(c.repo, path, c.admits);
         assert.equal(ok.code, 0, ok.stderr);
-        for (const [, requirement] of c.refusers) {
-          const denied = await pull(c.repo, path, requirement);
+        // The same store again: the layers are there, the policy is judged anew.
+        const hit = await pull(c.repo, path, c.admits, ok.work);
+        assert.equal(hit.code, 0, hit.stderr);
+        for (const [i, [, requirement]] of c.refusers.entries()) {
+          const denied = await pull(c.repo, path, requirement, i === 0 ? undefined : ok.work);
           assertCliError(denied, 'SIGNATURE_INVALID');
         }
       });
