@@ -3,7 +3,7 @@ import type { Bundle } from '@sigstore/bundle';
 import type { SignedEntity, Verifier } from '@sigstore/verify';
 import { SignatureInvalidError, SigstoreCheckError } from '../../../../domain/errors.js';
 import type { FulcioTrustMaterial, KeyedTrust, PkiTrustMaterial, SigstoreTrust } from '../../../../ports/signatures/sigstore-trust.js';
-import { parseCosignPublicKey } from '../sigstore-verifier.js';
+import { parseCosignPublicKey } from '../cosign-public-key.js';
 import { checkFulcioIdentity, exactPattern } from './fulcio-identity.js';
 import { checkLogBodyBindsSigner, type ExpectedSigner } from './log-body-binding.js';
 import { pemCertificates } from './pem-certificates.js';
