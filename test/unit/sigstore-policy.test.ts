@@ -105,14 +105,15 @@ describe('sigstoreSigned with fulcio, pki and bundles', () => {
     assert.deepEqual([underFulcio.code, underFulcio.checks], ['SIGNATURE_INVALID', ['key-kind']]);
   });
 
-  it('registries.d use-sigstore-attachments: false skips the .sig tag, not the referrers', async () => {
+  it('registries.d use-sigstore-attachments: false reads neither the .sig tag nor the referrers', async () => {
     const src = new ReferrersSource();
     const image = src.putImage();
     const payload = cosignPayload(REPO, image.toString());
     src.attachSig(image, [{ payload, annotations: legacyKeylessAnnotations(payload, leaf, ca, { log }) }]);
-    assert.equal((await verdict(fulcioPolicy(), subject(src, image, { sigstoreAttachments: false }))).code, 'SIGNATURE_MISSING');
     src.attachBundle(image, dsseBundle(cosignStatement(image.toString(), REPO), { signer: { certificate: leaf }, log }));
-    assert.equal((await verdict(fulcioPolicy(), subject(src, image, { sigstoreAttachments: false }))).allowed, true);
+    assert.equal((await verdict(fulcioPolicy(), subject(src, image, { sigstoreAttachments: false }))).code, 'SIGNATURE_MISSING');
+    assert.equal((await verdict(fulcioPolicy(), subject(src, image, { sigstoreAttachments: true }))).allowed, true);
+    assert.equal((await verdict(fulcioPolicy(), subject(src, image))).allowed, true);
   });
 
   it('a bundle on the index admits a per-platform pull; one bad and one good signature admit', async () => {
