@@ -80,7 +80,7 @@ async function verifyKeyed(entity: SignedEntity, trust: KeyedTrust): Promise<voi
 async function verifyFulcio(entity: SignedEntity, certs: readonly Buffer[], trust: FulcioTrustMaterial): Promise<void> {
   const leafDer = certs[0];
   if (!leafDer) throw new SigstoreCheckError('format', 'the signature carries no certificate');
-  const nodeLeaf = new NodeCertificate(leafDer);
+  const nodeLeaf = nodeCertificate(leafDer, 'the leaf certificate');
   checkCodeSigning(nodeLeaf);
   // sigstore-js compares the log body with the signature before verifying it; checked first, a bad signature is named as such.
   if (!entity.signature.verifySignature(nodeLeaf.publicKey)) throw new SigstoreCheckError('signature', 'the signature does not verify under the certificate\'s key');
@@ -91,7 +91,12 @@ async function verifyFulcio(entity: SignedEntity, certs: readonly Buffer[], trus
   if (entity.tlogEntries.length === 0) throw new SigstoreCheckError('log-missing', 'the signature has no transparency log entry, which fulcio requires');
   const policy = { subjectAlternativeName: exactPattern(trust.subjectEmail), extensions: { issuer: trust.oidcIssuer } };
   const { X509Certificate } = await sigstoreCore();
-  const leaf = X509Certificate.parse(Buffer.from(leafDer));
+  let leaf;
+  try {
+    leaf = X509Certificate.parse(Buffer.from(leafDer));
+  } catch {
+    throw new SigstoreCheckError('format', 'the leaf certificate does not parse');
+  }
   await run((V) => new V(tm, { tlogThreshold: 1, ctlogThreshold: 0, timestampThreshold: 1 }), entity, policy, { leaf, trust });
   checkFulcioIdentity(leaf, trust.oidcIssuer, trust.subjectEmail);
   bindEntries(entity, { certificateDer: leafDer });
@@ -100,16 +105,25 @@ async function verifyFulcio(entity: SignedEntity, certs: readonly Buffer[], trus
 async function verifyPki(entity: SignedEntity, certs: readonly Buffer[], trust: PkiTrustMaterial, now: Date): Promise<void> {
   const [leafDer, ...chain] = certs;
   if (!leafDer) throw new SigstoreCheckError('format', 'the signature carries no certificate');
-  const leaf = new NodeCertificate(leafDer);
-  const roots = pemCertificates(trust.caRoots, 'pki caRoots').map((d) => new NodeCertificate(d));
+  const leaf = nodeCertificate(leafDer, 'the leaf certificate');
+  const roots = pemCertificates(trust.caRoots, 'pki caRoots').map((d) => nodeCertificate(d, 'a pki root'));
   const intermediates = [
     ...(trust.caIntermediates ? pemCertificates(trust.caIntermediates, 'pki caIntermediates') : []),
     ...chain,
-  ].map((d) => new NodeCertificate(d));
+  ].map((d) => nodeCertificate(d, 'an intermediate certificate'));
   verifyPkiChain(leaf, { roots, intermediates }, now);
   checkPkiSubject(leaf, trust.subjectEmail, trust.subjectHostname);
   // The signature itself still goes through sigstore-js's DSSE PAE / message verification.
   if (!entity.signature.verifySignature(leaf.publicKey)) throw new SigstoreCheckError('signature', 'the signature does not verify under the certificate\'s key');
+}
+
+/** Certificates in a bundle are untrusted bytes: one that does not parse refuses the signature, nothing more. */
+function nodeCertificate(der: Buffer, what: string): NodeCertificate {
+  try {
+    return new NodeCertificate(der);
+  } catch {
+    throw new SigstoreCheckError('format', `${what} does not parse as X.509`);
+  }
 }
 
 function checkCodeSigning(leaf: NodeCertificate): void {
@@ -156,7 +170,7 @@ type VerificationCode = InstanceType<Awaited<ReturnType<typeof sigstoreVerify>>[
 function fromVerificationError(code: VerificationCode, entity: SignedEntity, leaf: import('@sigstore/core').X509Certificate | undefined): SigstoreCheckError {
   switch (code) {
     case 'CERTIFICATE_ERROR': {
-      const times = entity.tlogEntries.filter((e) => e.inclusionPromise).map((e) => new Date(Number(e.integratedTime) * 1000));
+      const times = entity.tlogEntries.filter((e) => e.inclusionPromise).map((e) => new Date(Number(e.integratedTime) * 1000)).filter((t) => Number.isFinite(t.getTime()));
       if (leaf && times.some((t) => !leaf.validForDate(t))) {
         return new SigstoreCheckError('validity-at-log-time', `the certificate (${leaf.notBefore.toISOString()} to ${leaf.notAfter.toISOString()}) was not valid at the log entry's integratedTime ${times.map((t) => t.toISOString()).join(', ')}`);
       }
