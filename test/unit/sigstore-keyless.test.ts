@@ -172,6 +172,21 @@ describe('sigstore bundles (fulcio), against sigstore-js', () => {
     assert.equal(await ours(m, fulcio(), Buffer.from('other')), 'statement-subject');
   });
 
+  it('the fulcio CA may be the root alone when the signature carries the intermediate, as containers/image allows', async () => {
+    const rootOnly = fulcio({ caCertificates: Buffer.from(ca.rootPem) });
+    const withChain = dsseBundle(cosignStatement(DIGEST.toString()), { signer: { certificate: leaf, chain: [ca.intermediate, ca.root] }, log, version: '0.2' });
+    // sigstore-js given root + intermediate agrees; with the root alone it cannot build the path (it never uses the bundle's chain).
+    assert.equal(sigstoreJsAccepts(withChain.json, truth), true);
+    assert.equal(await ours(withChain, rootOnly), 'ok');
+    assert.equal(await ours(good, rootOnly), 'chain');
+    // An intermediate the signature brings that no trusted CA issued extends nothing.
+    const rogue = certificateAuthority('rogue');
+    const rogueLeaf = leafCertificate(rogue, { email: EMAIL, oidcIssuer: ISSUER });
+    const rogueChain = dsseBundle(cosignStatement(DIGEST.toString()), { signer: { certificate: rogueLeaf, chain: [rogue.intermediate, rogue.root] }, log, version: '0.2' });
+    assert.equal(await ours(rogueChain, rootOnly), 'chain');
+    assert.equal(await ours(rogueChain, fulcio()), 'chain');
+  });
+
   it('a leaf from another CA: chain', async () => {
     const other = certificateAuthority('other');
     const stranger = leafCertificate(other, { email: EMAIL, oidcIssuer: ISSUER });

@@ -9,6 +9,7 @@ import { checkLogBodyBindsSigner, type ExpectedSigner } from './log-body-binding
 import { pemCertificates } from './pem-certificates.js';
 import { checkPkiSubject, verifyPkiChain } from './pki-chain.js';
 import { sigstoreCore, sigstoreVerify } from './sigstore-modules.js';
+import { vouchedIntermediates } from './vouched-intermediates.js';
 import { checkpointNames, rekorKeys, tlogAuthorities, trustMaterial } from './trust-material.js';
 
 const CODE_SIGNING = '1.3.6.1.5.5.7.3.3';
@@ -84,7 +85,8 @@ async function verifyFulcio(entity: SignedEntity, certs: readonly Buffer[], trus
   checkCodeSigning(nodeLeaf);
   // sigstore-js compares the log body with the signature before verifying it; checked first, a bad signature is named as such.
   if (!entity.signature.verifySignature(nodeLeaf.publicKey)) throw new SigstoreCheckError('signature', 'the signature does not verify under the certificate\'s key');
-  const ca = pemCertificates(trust.caCertificates, 'the fulcio CA');
+  const policyCa = pemCertificates(trust.caCertificates, 'the fulcio CA');
+  const ca = [...policyCa, ...vouchedIntermediates(policyCa, certs.slice(1))];
   const rekor = rekorKeys(trust.rekorPublicKeys);
   if (rekor.length === 0) throw new SigstoreCheckError('log-missing', 'fulcio requires Rekor public keys');
   const tm = await trustMaterial({ caChains: [ca], tlogs: tlogAuthorities(rekor, namesOf(entity)) });
