@@ -38,7 +38,11 @@ export class ReferrersSource implements ImageSource {
   }
 
   /** Attaches a sigstore bundle to `subject` as cosign v3 does: a referrer manifest with one bundle layer. */
-  attachBundle(subject: Digest, bundle: { readonly mediaType: string; readonly bytes: Buffer }, options: { listArtifactType?: boolean } = {}): Digest {
+  attachBundle(
+    subject: Digest,
+    bundle: { readonly mediaType: string; readonly bytes: Buffer },
+    options: { readonly listArtifactType?: boolean; readonly predicateType?: string } = {},
+  ): Digest {
     const layer = this.putBlob(bundle.bytes);
     const subjectBytes = this.manifests.get(subject.toString());
     if (!subjectBytes) throw new Error(`no manifest ${subject}`);
@@ -49,7 +53,7 @@ export class ReferrersSource implements ImageSource {
       config: EMPTY_CONFIG,
       layers: [{ mediaType: bundle.mediaType, digest: layer.toString(), size: bundle.bytes.length }],
       subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: subject.toString(), size: subjectBytes.length },
-      annotations: { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1' },
+      annotations: { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': options.predicateType ?? 'https://sigstore.dev/cosign/sign/v1' },
     }));
     const d = this.putManifest(manifest);
     const list = this.referrers.get(subject.toString()) ?? [];

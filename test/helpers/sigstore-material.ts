@@ -77,7 +77,9 @@ export function cosignKey(): KeyPair & { readonly publicPem: string } {
   return { ...key, publicPem: toPem('PUBLIC KEY', key.publicKey.export({ type: 'spki', format: 'der' })) };
 }
 
-export const signBytes = (key: KeyObject, data: Buffer): Buffer => sign('sha256', data, { key, dsaEncoding: 'der' });
+/** ECDSA (DER) and RSA over SHA-256; Ed25519 pure. */
+export const signBytes = (key: KeyObject, data: Buffer): Buffer =>
+  sign(key.asymmetricKeyType === 'ed25519' ? null : 'sha256', data, { key, dsaEncoding: 'der' });
 const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 
 /** cosign's simple-signing payload (`.sig` layers). */

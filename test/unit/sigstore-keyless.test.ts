@@ -11,13 +11,14 @@ import { bundleFromJSON } from '@sigstore/bundle';
 import { X509Certificate } from '@sigstore/core';
 import { Verifier, toSignedEntity, type TrustMaterial } from '@sigstore/verify';
 import { NodeSigstoreVerifier } from '../../src/adapters/outbound/signatures/sigstore-verifier.js';
-import { SigstoreCheckError, type SigstoreCheck } from '../../src/domain/errors.js';
+import { SignatureInvalidError, SigstoreCheckError, type SigstoreCheck } from '../../src/domain/errors.js';
 import { Digest } from '../../src/domain/image/digest.js';
 import type { SigstoreTrust } from '../../src/ports/signatures/sigstore-trust.js';
 import {
   SIGNED_AT, SIMPLESIGNING_MEDIA_TYPE, certificateAuthority, cosignKey, cosignPayload, cosignStatement, dsseBundle, leafCertificate,
   legacyKeylessAnnotations, messageBundle, rekorLog, type CertificateAuthority, type MadeBundle, type RekorLog,
 } from '../helpers/sigstore-material.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 const EMAIL = 'signer@example.com';
 const ISSUER = 'https://oidc.example.com';
@@ -169,6 +170,21 @@ describe('sigstore bundles (fulcio), against sigstore-js', () => {
     // Another artifact: sigstore-js refuses the signature; image-ts first sees the digest is not this manifest's.
     assert.equal(sigstoreJsAccepts(m.json, { ...truth, artifact: Buffer.from('other') }), false);
     assert.equal(await ours(m, fulcio(), Buffer.from('other')), 'statement-subject');
+  });
+
+  it('the fulcio CA may be the root alone when the signature carries the intermediate, as containers/image allows', async () => {
+    const rootOnly = fulcio({ caCertificates: Buffer.from(ca.rootPem) });
+    const withChain = dsseBundle(cosignStatement(DIGEST.toString()), { signer: { certificate: leaf, chain: [ca.intermediate, ca.root] }, log, version: '0.2' });
+    // sigstore-js given root + intermediate agrees; with the root alone it cannot build the path (it never uses the bundle's chain).
+    assert.equal(sigstoreJsAccepts(withChain.json, truth), true);
+    assert.equal(await ours(withChain, rootOnly), 'ok');
+    assert.equal(await ours(good, rootOnly), 'chain');
+    // An intermediate the signature brings that no trusted CA issued extends nothing.
+    const rogue = certificateAuthority('rogue');
+    const rogueLeaf = leafCertificate(rogue, { email: EMAIL, oidcIssuer: ISSUER });
+    const rogueChain = dsseBundle(cosignStatement(DIGEST.toString()), { signer: { certificate: rogueLeaf, chain: [rogue.intermediate, rogue.root] }, log, version: '0.2' });
+    assert.equal(await ours(rogueChain, rootOnly), 'chain');
+    assert.equal(await ours(rogueChain, fulcio()), 'chain');
   });
 
   it('a leaf from another CA: chain', async () => {
@@ -341,3 +357,49 @@ describe('pki, its hand-written chain checked against sigstore-js', () => {
 function pemToBase64Der(pem: string): string {
   return Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64').toString('base64');
 }
+
+describe('untrusted bundle bytes', () => {
+  const good = dsseBundle(cosignStatement(DIGEST.toString()), { signer: { certificate: leaf, chain: [ca.intermediate] }, log, version: '0.2' });
+  const junk: readonly unknown[] = ['', 'AAAA', '!!', 7, -1, null, {}, [], true, 'x'.repeat(300), Buffer.from('garbage certificate').toString('base64')];
+
+  /** Every leaf of the JSON, by path. */
+  function leaves(v: unknown, path: (string | number)[] = []): (string | number)[][] {
+    if (Array.isArray(v)) return v.flatMap((x, i) => leaves(x, [...path, i]));
+    if (typeof v === 'object' && v !== null) return Object.entries(v).flatMap(([k, x]) => leaves(x, [...path, k]));
+    return [path];
+  }
+
+  it('whatever field is replaced by whatever, the answer is SIGNATURE_INVALID or a pass, never another error', async () => {
+    const random = seededRandom(15);
+    const paths = leaves(JSON.parse(good.bytes.toString('utf8')));
+    for (let i = 0; i < 150; i++) {
+      const json = JSON.parse(good.bytes.toString('utf8')) as Obj;
+      const path = paths[Math.floor(random() * paths.length)]!;
+      const parent = dig(json, ...path.slice(0, -1));
+      parent[path[path.length - 1]!] = junk[Math.floor(random() * junk.length)];
+      for (const trust of [fulcio(), { kind: 'pki', caRoots: Buffer.from(ca.rootPem), caIntermediates: undefined, subjectEmail: EMAIL, subjectHostname: undefined } as const]) {
+        try {
+          await verifier.verifyBundle({ mediaType: good.mediaType, bytes: Buffer.from(JSON.stringify(json)), subject: DIGEST }, trust);
+        } catch (err) {
+          assert.ok(err instanceof SignatureInvalidError, `${path.join('.')}: ${String(err)}`);
+        }
+      }
+    }
+  });
+
+  it('keyless .sig annotations replaced by junk are SIGNATURE_INVALID', async () => {
+    const payload = cosignPayload('registry.example.com/team/app', DIGEST.toString());
+    const good = legacyKeylessAnnotations(payload, leaf, ca, { log });
+    for (const name of Object.keys(good)) {
+      for (const value of ['', 'AAAA', '{}', '{"Payload":{}}', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n']) {
+        // An empty chain is no chain: the fulcio CA comes from the policy alone.
+        if (name === 'dev.sigstore.cosign/chain' && value === '') continue;
+        await assert.rejects(
+          verifier.verifyKeyless({ mimeType: SIMPLESIGNING_MEDIA_TYPE, payload, annotations: { ...good, [name]: value } }, fulcio() as Extract<SigstoreTrust, { kind: 'fulcio' }>),
+          (err: unknown) => err instanceof SignatureInvalidError,
+          `${name} = ${JSON.stringify(value)}`,
+        );
+      }
+    }
+  });
+});

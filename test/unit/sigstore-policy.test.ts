@@ -64,6 +64,13 @@ describe('sigstoreSigned with fulcio, pki and bundles', () => {
     assert.deepEqual([issuer.code, issuer.checks], ['SIGNATURE_INVALID', ['identity']]);
   });
 
+  it('a referrer listed without artifactType is read by its manifest', async () => {
+    const src = new ReferrersSource();
+    const image = src.putImage();
+    src.attachBundle(image, dsseBundle(cosignStatement(image.toString(), REPO), { signer: { certificate: leaf }, log }), { listArtifactType: false });
+    assert.equal((await verdict(fulcioPolicy(), subject(src, image))).allowed, true);
+  });
+
   it('a statement for another digest: statement-subject', async () => {
     const src = new ReferrersSource();
     const image = src.putImage();
@@ -73,9 +80,10 @@ describe('sigstoreSigned with fulcio, pki and bundles', () => {
     assert.deepEqual([v.allowed, v.code, v.checks], [false, 'SIGNATURE_INVALID', ['statement-subject']]);
   });
 
-  it('an unsigned image: SIGNATURE_MISSING', async () => {
+  it('an unsigned image: SIGNATURE_MISSING, attestations attached as bundles included', async () => {
     const src = new ReferrersSource();
     const image = src.putImage();
+    src.attachBundle(image, dsseBundle(cosignStatement(image.toString(), REPO), { signer: { certificate: leaf }, log }), { predicateType: 'https://slsa.dev/provenance/v1' });
     assert.equal((await verdict(fulcioPolicy(), subject(src, image))).code, 'SIGNATURE_MISSING');
     assert.equal((await verdict(keyPolicy(), subject(src, image))).code, 'SIGNATURE_MISSING');
   });
@@ -97,14 +105,15 @@ describe('sigstoreSigned with fulcio, pki and bundles', () => {
     assert.deepEqual([underFulcio.code, underFulcio.checks], ['SIGNATURE_INVALID', ['key-kind']]);
   });
 
-  it('registries.d use-sigstore-attachments: false skips the .sig tag, not the referrers', async () => {
+  it('registries.d use-sigstore-attachments: false reads neither the .sig tag nor the referrers', async () => {
     const src = new ReferrersSource();
     const image = src.putImage();
     const payload = cosignPayload(REPO, image.toString());
     src.attachSig(image, [{ payload, annotations: legacyKeylessAnnotations(payload, leaf, ca, { log }) }]);
-    assert.equal((await verdict(fulcioPolicy(), subject(src, image, { sigstoreAttachments: false }))).code, 'SIGNATURE_MISSING');
     src.attachBundle(image, dsseBundle(cosignStatement(image.toString(), REPO), { signer: { certificate: leaf }, log }));
-    assert.equal((await verdict(fulcioPolicy(), subject(src, image, { sigstoreAttachments: false }))).allowed, true);
+    assert.equal((await verdict(fulcioPolicy(), subject(src, image, { sigstoreAttachments: false }))).code, 'SIGNATURE_MISSING');
+    assert.equal((await verdict(fulcioPolicy(), subject(src, image, { sigstoreAttachments: true }))).allowed, true);
+    assert.equal((await verdict(fulcioPolicy(), subject(src, image))).allowed, true);
   });
 
   it('a bundle on the index admits a per-platform pull; one bad and one good signature admit', async () => {

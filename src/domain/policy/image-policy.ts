@@ -32,8 +32,10 @@ export interface PolicySubject {
   readonly indexDigest: Digest | undefined;
   /**
    * registries.d `use-sigstore-attachments` for the repository read: false
-   * skips the `sha256-<hex>.sig` tag. Undefined keeps image-ts's default
-   * (read it, as image-rs does). Referrer bundles are read either way.
+   * reads no sigstore attachment, neither the `sha256-<hex>.sig` tag nor
+   * referrer bundles (what the registry attached is not to be read, as in
+   * containers/image). Undefined keeps image-ts's default: read both, as
+   * image-rs reads the tag.
    */
   readonly sigstoreAttachments?: boolean | undefined;
   readonly signal?: AbortSignal | undefined;
@@ -137,8 +139,8 @@ export class ImagePolicy {
   }
 
   /**
-   * Every cosign signature of the image: `.sig` layers (unless registries.d
-   * turned attachments off) and sigstore bundles attached as referrers, for
+   * Every cosign signature of the image: `.sig` layers and sigstore bundles
+   * attached as referrers (unless registries.d turned attachments off), for
    * the manifest and the index. Each is checked in the usual order:
    * cryptography (and log, chain, identity of the certificate), then the
    * signed digest, then the signed identity.
@@ -151,7 +153,7 @@ export class ImagePolicy {
       for (const d of digests) signatures.push(...await fetchCosignSignatures(subject.source, d, subject.signal));
     }
     const bundles: SigstoreBundleBlob[] = [];
-    for (const d of digests) {
+    for (const d of subject.sigstoreAttachments === false ? [] : digests) {
       const found = await fetchSigstoreBundles(subject.source, d, subject.signal);
       // A message-signature bundle signs the manifest bytes themselves.
       const artifact = found.length > 0 ? await manifestBytes(subject, d) : undefined;

@@ -5,6 +5,7 @@ import { Descriptor } from '../image/descriptor.js';
 import { Digest } from '../image/digest.js';
 import { isObject, optionalString, parseJsonObject } from '../image/json-fields.js';
 import { readVerifiedBlob } from '../image/verified-blob.js';
+import { COSIGN_SIGN_PREDICATE } from './in-toto-statement.js';
 
 /** The sigstore bundle media types: v0.1 and v0.2 with a version parameter, v0.3 in both spellings. */
 export const SIGSTORE_BUNDLE_MEDIA_TYPES: readonly string[] = [
@@ -18,6 +19,7 @@ export const SIGSTORE_BUNDLE_MEDIA_TYPES: readonly string[] = [
 export const MAX_SIGSTORE_BUNDLES = 64;
 export const MAX_BUNDLE_BYTES = 1 << 20;
 const MAX_REFERRER_MANIFEST_BYTES = 1 << 20;
+const PREDICATE_ANNOTATION = 'dev.sigstore.bundle.predicateType';
 
 const fail = (m: string): Error => new InvalidManifestError(m);
 const isBundleType = (t: string | undefined): boolean => t !== undefined && SIGSTORE_BUNDLE_MEDIA_TYPES.includes(t);
@@ -26,8 +28,9 @@ const isBundleType = (t: string | undefined): boolean => t !== undefined && SIGS
  * The sigstore bundles attached to `subject` as OCI 1.1 referrers. The
  * source lists them (referrers API or tag schema); each referrer manifest is
  * read by digest and checked, must name `subject` as its subject, and gives
- * its one bundle layer, bounded and digest-checked. Referrers of other types
- * (SBOMs, attestations of other kinds) are skipped. A source that cannot
+ * its one bundle layer, bounded and digest-checked. Referrers of other types,
+ * and bundles the referrer says carry another predicate than cosign's image
+ * signature (provenance, SBOMs), are skipped: they are not signatures. A source that cannot
  * have referrers gives [].
  */
 export async function fetchSigstoreBundles(source: ImageSource, subject: Digest, signal?: AbortSignal): Promise<SigstoreBundleBlob[]> {
@@ -55,6 +58,10 @@ async function readBundle(source: ImageSource, desc: Descriptor, subject: Digest
   const subj = doc['subject'];
   const named = isObject(subj) ? Descriptor.parse(subj, `${what}: subject`) : undefined;
   if (!named || !named.digest.equals(subject)) return undefined;
+  // cosign names the predicate of a DSSE bundle on the referrer: attestations (provenance, SBOMs) are not signatures.
+  const annotations = doc['annotations'];
+  const predicate = isObject(annotations) ? annotations[PREDICATE_ANNOTATION] : undefined;
+  if (typeof predicate === 'string' && predicate !== COSIGN_SIGN_PREDICATE) return undefined;
   const config = doc['config'];
   const artifactType = optionalString(doc, 'artifactType', what, fail) ?? (isObject(config) ? optionalString(config, 'mediaType', `${what}: config`, fail) : undefined);
   const layers = doc['layers'];

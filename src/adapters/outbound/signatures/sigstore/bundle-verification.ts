@@ -3,12 +3,13 @@ import type { Bundle } from '@sigstore/bundle';
 import type { SignedEntity, Verifier } from '@sigstore/verify';
 import { SignatureInvalidError, SigstoreCheckError } from '../../../../domain/errors.js';
 import type { FulcioTrustMaterial, KeyedTrust, PkiTrustMaterial, SigstoreTrust } from '../../../../ports/signatures/sigstore-trust.js';
-import { parseCosignPublicKey } from '../sigstore-verifier.js';
+import { parseCosignPublicKey } from '../cosign-public-key.js';
 import { checkFulcioIdentity, exactPattern } from './fulcio-identity.js';
 import { checkLogBodyBindsSigner, type ExpectedSigner } from './log-body-binding.js';
 import { pemCertificates } from './pem-certificates.js';
 import { checkPkiSubject, verifyPkiChain } from './pki-chain.js';
 import { sigstoreCore, sigstoreVerify } from './sigstore-modules.js';
+import { vouchedIntermediates } from './vouched-intermediates.js';
 import { checkpointNames, rekorKeys, tlogAuthorities, trustMaterial } from './trust-material.js';
 
 const CODE_SIGNING = '1.3.6.1.5.5.7.3.3';
@@ -31,12 +32,14 @@ export async function verifyParsedBundle(bundle: Bundle, trust: SigstoreTrust, a
   }
   if (bundle.content.$case === 'messageSignature') checkArtifact(bundle.content.messageSignature.messageDigest?.digest, artifact);
   const { toSignedEntity } = await sigstoreVerify();
-  let entity: SignedEntity;
+  let parsed: SignedEntity;
   try {
-    entity = toSignedEntity(bundle, artifact);
+    parsed = toSignedEntity(bundle, artifact);
   } catch {
     throw new SigstoreCheckError('format', 'the bundle\'s certificate or timestamps do not parse');
   }
+  // A policy names no timestamp authority, so RFC 3161 timestamps prove nothing here: only the log's time counts.
+  const entity: SignedEntity = { ...parsed, timestamps: parsed.timestamps.filter((t) => t.$case === 'transparency-log') };
   switch (trust.kind) {
     case 'keys':
       return verifyKeyed(entity, trust);
@@ -80,18 +83,24 @@ async function verifyKeyed(entity: SignedEntity, trust: KeyedTrust): Promise<voi
 async function verifyFulcio(entity: SignedEntity, certs: readonly Buffer[], trust: FulcioTrustMaterial): Promise<void> {
   const leafDer = certs[0];
   if (!leafDer) throw new SigstoreCheckError('format', 'the signature carries no certificate');
-  const nodeLeaf = new NodeCertificate(leafDer);
+  const nodeLeaf = nodeCertificate(leafDer, 'the leaf certificate');
   checkCodeSigning(nodeLeaf);
   // sigstore-js compares the log body with the signature before verifying it; checked first, a bad signature is named as such.
   if (!entity.signature.verifySignature(nodeLeaf.publicKey)) throw new SigstoreCheckError('signature', 'the signature does not verify under the certificate\'s key');
-  const ca = pemCertificates(trust.caCertificates, 'the fulcio CA');
+  const policyCa = pemCertificates(trust.caCertificates, 'the fulcio CA');
+  const ca = [...policyCa, ...vouchedIntermediates(policyCa, certs.slice(1))];
   const rekor = rekorKeys(trust.rekorPublicKeys);
   if (rekor.length === 0) throw new SigstoreCheckError('log-missing', 'fulcio requires Rekor public keys');
   const tm = await trustMaterial({ caChains: [ca], tlogs: tlogAuthorities(rekor, namesOf(entity)) });
   if (entity.tlogEntries.length === 0) throw new SigstoreCheckError('log-missing', 'the signature has no transparency log entry, which fulcio requires');
   const policy = { subjectAlternativeName: exactPattern(trust.subjectEmail), extensions: { issuer: trust.oidcIssuer } };
   const { X509Certificate } = await sigstoreCore();
-  const leaf = X509Certificate.parse(Buffer.from(leafDer));
+  let leaf;
+  try {
+    leaf = X509Certificate.parse(Buffer.from(leafDer));
+  } catch {
+    throw new SigstoreCheckError('format', 'the leaf certificate does not parse');
+  }
   await run((V) => new V(tm, { tlogThreshold: 1, ctlogThreshold: 0, timestampThreshold: 1 }), entity, policy, { leaf, trust });
   checkFulcioIdentity(leaf, trust.oidcIssuer, trust.subjectEmail);
   bindEntries(entity, { certificateDer: leafDer });
@@ -100,16 +109,25 @@ async function verifyFulcio(entity: SignedEntity, certs: readonly Buffer[], trus
 async function verifyPki(entity: SignedEntity, certs: readonly Buffer[], trust: PkiTrustMaterial, now: Date): Promise<void> {
   const [leafDer, ...chain] = certs;
   if (!leafDer) throw new SigstoreCheckError('format', 'the signature carries no certificate');
-  const leaf = new NodeCertificate(leafDer);
-  const roots = pemCertificates(trust.caRoots, 'pki caRoots').map((d) => new NodeCertificate(d));
+  const leaf = nodeCertificate(leafDer, 'the leaf certificate');
+  const roots = pemCertificates(trust.caRoots, 'pki caRoots').map((d) => nodeCertificate(d, 'a pki root'));
   const intermediates = [
     ...(trust.caIntermediates ? pemCertificates(trust.caIntermediates, 'pki caIntermediates') : []),
     ...chain,
-  ].map((d) => new NodeCertificate(d));
+  ].map((d) => nodeCertificate(d, 'an intermediate certificate'));
   verifyPkiChain(leaf, { roots, intermediates }, now);
   checkPkiSubject(leaf, trust.subjectEmail, trust.subjectHostname);
   // The signature itself still goes through sigstore-js's DSSE PAE / message verification.
   if (!entity.signature.verifySignature(leaf.publicKey)) throw new SigstoreCheckError('signature', 'the signature does not verify under the certificate\'s key');
+}
+
+/** Certificates in a bundle are untrusted bytes: one that does not parse refuses the signature, nothing more. */
+function nodeCertificate(der: Buffer, what: string): NodeCertificate {
+  try {
+    return new NodeCertificate(der);
+  } catch {
+    throw new SigstoreCheckError('format', `${what} does not parse as X.509`);
+  }
 }
 
 function checkCodeSigning(leaf: NodeCertificate): void {
@@ -156,7 +174,7 @@ type VerificationCode = InstanceType<Awaited<ReturnType<typeof sigstoreVerify>>[
 function fromVerificationError(code: VerificationCode, entity: SignedEntity, leaf: import('@sigstore/core').X509Certificate | undefined): SigstoreCheckError {
   switch (code) {
     case 'CERTIFICATE_ERROR': {
-      const times = entity.tlogEntries.filter((e) => e.inclusionPromise).map((e) => new Date(Number(e.integratedTime) * 1000));
+      const times = entity.tlogEntries.filter((e) => e.inclusionPromise).map((e) => new Date(Number(e.integratedTime) * 1000)).filter((t) => Number.isFinite(t.getTime()));
       if (leaf && times.some((t) => !leaf.validForDate(t))) {
         return new SigstoreCheckError('validity-at-log-time', `the certificate (${leaf.notBefore.toISOString()} to ${leaf.notAfter.toISOString()}) was not valid at the log entry's integratedTime ${times.map((t) => t.toISOString()).join(', ')}`);
       }

@@ -9,7 +9,7 @@ import {
   COSIGN_SIGNATURE_MEDIA_TYPE,
 } from '../../../../domain/policy/cosign-signatures.js';
 import type { SigstoreSignature } from '../../../../ports/signatures/signature-verifier.js';
-import { decodeStdBase64 } from '../sigstore-verifier.js';
+import { decodeStdBase64 } from '../cosign-public-key.js';
 import { pemCertificates } from './pem-certificates.js';
 import { sigstoreBundle } from './sigstore-modules.js';
 

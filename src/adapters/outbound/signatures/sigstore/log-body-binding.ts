@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { SigstoreCheckError } from '../../../../domain/errors.js';
-import { decodeStdBase64 } from '../sigstore-verifier.js';
+import { decodeStdBase64 } from '../cosign-public-key.js';
 
 /** The signer a log entry must name: a leaf certificate (keyless, pki) or a public key (keyed). */
 export type ExpectedSigner = { readonly certificateDer: Buffer } | { readonly spkiDer: Buffer };

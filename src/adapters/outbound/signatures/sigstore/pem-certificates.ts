@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { SigstoreCheckError } from '../../../../domain/errors.js';
-import { decodeStdBase64 } from '../sigstore-verifier.js';
+import { decodeStdBase64 } from '../cosign-public-key.js';
 
 /**
  * Every `CERTIFICATE` block of a PEM text, as DER, in order. Other blocks

@@ -1,7 +1,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import type { TrustMaterial } from '@sigstore/verify';
 import { SigstoreCheckError } from '../../../../domain/errors.js';
-import { parseCosignPublicKey } from '../sigstore-verifier.js';
+import { parseCosignPublicKey } from '../cosign-public-key.js';
 import { sigstoreCore } from './sigstore-modules.js';
 
 type TLogAuthority = TrustMaterial['tlogs'][number];
