@@ -222,12 +222,12 @@ describe('how the signatures were found', () => {
     }
   });
 
-  it('registries.d use-sigstore-attachments: false leaves the .sig tag unread', async () => {
+  it('registries.d use-sigstore-attachments: false reads neither the .sig tag nor referrer bundles', async () => {
     const off = join(dir, 'registries.d-off');
     await mkdir(off, { recursive: true });
     await writeFile(join(off, 'default.yaml'), 'default-docker:\n  use-sigstore-attachments: false\n');
-    const r = await pull('keylessSig', 'tag-schema', fulcio(), undefined, ['--registries-d', off]);
-    assertCliError(r, 'SIGNATURE_MISSING');
+    assertCliError(await pull('keylessSig', 'tag-schema', fulcio(), undefined, ['--registries-d', off]), 'SIGNATURE_MISSING');
+    assertCliError(await pull('keylessBundle', 'referrers-api', fulcio(), undefined, ['--registries-d', off]), 'SIGNATURE_MISSING');
   });
 });
 
