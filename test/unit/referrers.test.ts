@@ -58,8 +58,8 @@ describe('the registry source finds referrers', () => {
   before(async () => {
     server = createServer((req, res) => {
       seen.push(req.url ?? '');
-      if (req.url === '/v2/') return reply(200, '{}')(req, res);
       const route = routes.get(req.url ?? '');
+      if (!route && req.url === '/v2/') return reply(200, '{}')(req, res);
       if (route) return route(req, res);
       reply(404, '{"errors":[{"code":"NOT_FOUND"}]}')(req, res);
     });
@@ -140,6 +140,25 @@ describe('the registry source finds referrers', () => {
     await assert.rejects(list(), { code: 'NETWORK' });
     reset([[api, reply(200, '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}', { 'content-type': OCI_INDEX })]]);
     await assert.rejects(list(), { code: 'INVALID_MANIFEST' });
+  });
+
+  it('sends the registry\'s credentials with the referrers request, as with manifests', async () => {
+    const basic = `Basic ${Buffer.from('user:pass').toString('base64')}`;
+    const auths: (string | undefined)[] = [];
+    reset([[api, (req, res) => {
+      auths.push(req.headers.authorization);
+      if (req.headers.authorization !== basic) return reply(401, '{}')(req, res);
+      reply(200, index([entry('a', BUNDLE)]), { 'content-type': OCI_INDEX })(req, res);
+    }]]);
+    routes.set('/v2/', (req, res) => reply(401, '{}', { 'www-authenticate': 'Basic realm="test"' })(req, res));
+    const factory = new RegistrySourceFactory({ insecureRegistries: [], plainHttpRegistries: [host], caFiles: [], retries: 0, credentials: { kind: 'basic', username: 'user', password: 'pass' } });
+    const source = await factory.open(ImageTarget.parse(`${host}/app:v1`));
+    try {
+      assert.equal((await source.listReferrers!(subject)).length, 1);
+    } finally {
+      await source.close();
+    }
+    assert.deepEqual(auths, [basic]);
   });
 
   it('reads at most 4 MiB of a list', async () => {
