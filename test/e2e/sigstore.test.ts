@@ -253,4 +253,21 @@ describe('image-ts verify', () => {
     assert.deepEqual(report.verdict.requirements.map((q) => [q.requirement, q.allowed, q.code]), [['sigstoreSigned', false, 'SIGNATURE_INVALID']]);
     assert.equal(report.refusal.code, 'SIGNATURE_INVALID');
   });
+
+  it('names the check that failed, for each kind of signature', async () => {
+    const expectations: readonly [Repo, Path, unknown, readonly string[]][] = [
+      ['keylessSig', 'tag-schema', fulcio({ oidcIssuer: 'https://other.example.test' }), ['identity']],
+      ['keylessBundle', 'referrers-api', fulcio({ subjectEmail: 'mallory@example.test' }), ['identity']],
+      ['keylessBundle', 'tag-schema', fulcio({ caData: b64(otherCa.chainPem) }), ['chain']],
+      ['keylessBundle', 'referrers-api', keyed(signer.publicPem), ['key-kind']],
+      ['keyedBundle', 'tag-schema', keyed(stranger.publicPem), ['signature']],
+      ['pkiBundle', 'referrers-api', pki({ subjectEmail: 'mallory@example.test' }), ['identity']],
+    ];
+    for (const [repo, path, requirement, checks] of expectations) {
+      const r = await cli(['verify', imageOf(repo, path), '--insecure-registry', hostOf(path), '--policy', await writePolicy(requirement), '--registries-d', join(dir, 'registries.d'), '--json']);
+      assert.equal(r.code, 1, r.stderr);
+      const report = JSON.parse(r.stdout) as { verdict: { requirements: { checks?: string[] }[] } };
+      assert.deepEqual(report.verdict.requirements[0]?.checks, checks, `${repo} over the ${path}: ${r.stdout}`);
+    }
+  });
 });
