@@ -4,7 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import type { Descriptor } from '../src/domain/image/descriptor.js';
 import { Digest } from '../src/domain/image/digest.js';
 import type { ImageTarget } from '../src/domain/image/image-target.js';
-import type { ImageSource, ImageSourceFactory } from '../src/ports/image-source/image-source.js';
+import type { ImageSource, ImageSourceFactory, Referrer } from '../src/ports/image-source/image-source.js';
+import { SBOM_ARTIFACT_TYPE, type ReferrerContent } from './referrer-artifacts.js';
 
 export interface ImageSourceFixture {
   readonly factory: ImageSourceFactory;
@@ -15,7 +16,17 @@ export interface ImageSourceFixture {
   readonly blob: { readonly descriptor: Descriptor; readonly bytes: Buffer };
   /** A target naming an image that does not exist. */
   readonly missingTarget: ImageTarget;
+  /** When given, the referrers cases run: `content` (from referrerContent) is stored beside the image. */
+  readonly referrers?: ReferrersFixture | undefined;
   teardown(): Promise<void>;
+}
+
+export interface ReferrersFixture {
+  /** The image manifest's digest: the subject of `content.referrers`. */
+  readonly subject: Digest;
+  /** A manifest of the same target that nothing refers to. */
+  readonly lonely: Digest;
+  readonly content: ReferrerContent;
 }
 
 /** The manifest ref a target names: its tag or digest. */
@@ -27,6 +38,12 @@ async function drain(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** The port's method is optional; a fixture that stores referrers needs a source that has it. */
+function listReferrers(source: ImageSource, subject: Digest, artifactType: string | undefined): Promise<Referrer[]> {
+  if (!source.listReferrers) throw new Error(`${source.description} has no listReferrers`);
+  return source.listReferrers(subject, artifactType);
 }
 
 async function withSource<T>(factory: ImageSourceFactory, target: ImageTarget, use: (s: ImageSource) => Promise<T>): Promise<T> {
@@ -84,6 +101,53 @@ export function imageSourceContract(name: string, setup: () => Promise<ImageSour
         withSource(fx.factory, fx.target, async (s) => drain(await s.getBlob(descriptor))),
         { code: 'NOT_FOUND' },
       );
+    });
+
+    describe('referrers (OCI 1.1)', () => {
+      const sorted = (xs: readonly string[]): string[] => [...xs].sort();
+      const referrers = (): ReferrersFixture => {
+        if (!fx.referrers) throw new Error('the fixture stores no referrers');
+        return fx.referrers;
+      };
+      const list = (artifactType?: string, subject = referrers().subject) =>
+        withSource(fx.factory, fx.target, (s) => listReferrers(s, subject, artifactType));
+
+      it('lists every manifest whose subject is the image, typed by artifactType or else its config', async (t) => {
+        if (!fx.referrers) return t.skip('the fixture stores no referrers');
+        const got = await list();
+        const want = referrers().content.referrers;
+        assert.deepEqual(sorted(got.map((r) => r.descriptor.digest.toString())), sorted(want.map((r) => r.digest.toString())));
+        for (const r of want) {
+          const d = got.find((g) => g.descriptor.digest.equals(r.digest));
+          assert.equal(d?.artifactType, r.artifactType, `artifactType of ${r.digest}`);
+          assert.equal(d?.descriptor.size, r.bytes.length, `size of ${r.digest}`);
+        }
+      });
+
+      it('filters by artifactType', async (t) => {
+        if (!fx.referrers) return t.skip('the fixture stores no referrers');
+        const got = await list(SBOM_ARTIFACT_TYPE);
+        const want = referrers().content.referrers.filter((r) => r.artifactType === SBOM_ARTIFACT_TYPE);
+        assert.deepEqual(sorted(got.map((r) => r.descriptor.digest.toString())), sorted(want.map((r) => r.digest.toString())),
+          'the artifactType filter let other artifacts through');
+        assert.deepEqual(await list('application/vnd.example.nothing-of-this-type'), [], 'the artifactType filter let other artifacts through');
+      });
+
+      it('a manifest nothing refers to has no referrers: [], not NOT_FOUND', async (t) => {
+        if (!fx.referrers) return t.skip('the fixture stores no referrers');
+        assert.deepEqual(await list(undefined, referrers().lonely), []);
+      });
+
+      it('each listed referrer is served by digest with its exact bytes', async (t) => {
+        if (!fx.referrers) return t.skip('the fixture stores no referrers');
+        await withSource(fx.factory, fx.target, async (s) => {
+          for (const { descriptor: d } of await listReferrers(s, referrers().subject, undefined)) {
+            const want = referrers().content.referrers.find((r) => r.digest.equals(d.digest));
+            const got = await s.getManifest(d.digest.toString());
+            assert.ok(want && got.bytes.equals(want.bytes), `referrer ${d.digest} bytes differ`);
+          }
+        });
+      });
     });
 
     it('description never contains a password', async () => {

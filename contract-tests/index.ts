@@ -17,8 +17,10 @@ export { attestationAgentContract, type AttestationAgentFixture } from './attest
 export { bundleDirectoryContract, type BundleDirectoryFixture } from './bundle-directory.contract.js';
 /** Decompressor: the factory returns a new decompressor; `boundedOutput: false` skips the bounded-memory cases. */
 export { decompressorContract, type ContractOptions as DecompressorContractOptions } from './decompressor.contract.js';
-/** ImageSource: the factory (called once per suite) returns a source factory, a target with a known manifest and blob, and a missing target. */
-export { imageSourceContract, type ImageSourceFixture } from './image-source.contract.js';
+/** ImageSource: the factory (called once per suite) returns a source factory, a target with a known manifest and blob, a missing target, and optionally the referrers it stored (referrerContent). */
+export { imageSourceContract, type ImageSourceFixture, type ReferrersFixture } from './image-source.contract.js';
+/** ImageSource referrers: fresh referrer artifacts of an image, for a fixture to store (and a tag-schema index for stores without a referrers API). */
+export { referrerContent, type ReferrerArtifact, type ReferrerContent } from './referrer-artifacts.js';
 /** KeyBroker: the factory gets the resources to hold and returns a broker serving them and one whose endpoint does not answer. */
 export { keyBrokerContract, type KeyBrokerFixture } from './key-broker.contract.js';
 /** KeyProvider: the factory gets the one KEK it may reach and returns a provider and one whose endpoint does not answer. */
@@ -35,8 +37,8 @@ export { resourceLoaderContract, MAX_RESOURCE_BYTES, type ResourceLoaderFixture 
 export { signatureSourceContract, MAX_SIMPLE_SIGNATURES, MAX_SIMPLE_SIGNATURE_BYTES, type SignatureSourceFixture } from './signature-source.contract.js';
 /** SimpleSigningVerifier: the factory (called once per suite) returns the verifier, a signer's keyring and fingerprint, another keyring, and how to sign. */
 export { simpleSigningPayload, simpleSigningVerifierContract, type SimpleSigningVerifierFixture } from './simple-signing-verifier.contract.js';
-/** SigstoreVerifier: the factory (called once per suite) returns the verifier, signer and Rekor public keys (and others), and how to sign as cosign. */
-export { cosignPayload, sigstoreVerifierContract, type SigstoreVerifierFixture } from './sigstore-verifier.contract.js';
+/** SigstoreVerifier: the factory (called once per suite) returns the verifier, signer and Rekor public keys (and others), how to sign as cosign, and optionally keyless material (CA, log, keyless `.sig` layers, bundles). */
+export { cosignPayload, sigstoreVerifierContract, type KeylessSigstoreFixture, type SigstoreVerifierFixture } from './sigstore-verifier.contract.js';
 /** Snapshotter, the records part: the factory returns a snapshotter, a layer store and a scratch directory. */
 export { snapshotterRecordContract, type SnapshotterRecordFixture } from './snapshotter-record.contract.js';
 /** Snapshotter, union semantics on disk: the factory returns a snapshotter, a layer store, a scratch directory, and optionally how to read a stored layer's file. */

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { ImageTsError } from '../src/domain/errors.js';
+import { ImageTsError, SigstoreCheckError, type SigstoreCheck } from '../src/domain/errors.js';
+import { Digest } from '../src/domain/image/digest.js';
+import type { SigstoreBundleBlob } from '../src/ports/signatures/sigstore-bundle.js';
+import type { FulcioTrustMaterial, PkiTrustMaterial } from '../src/ports/signatures/sigstore-trust.js';
 import { COSIGN_BUNDLE_ANNOTATION, COSIGN_SIGNATURE_ANNOTATION } from '../src/domain/policy/cosign-signatures.js';
 import type { SigstoreSignature, SigstoreVerifier } from '../src/ports/signatures/signature-verifier.js';
 
@@ -21,7 +24,27 @@ export interface SigstoreVerifierFixture {
    * bundle of a hashedrekord entry for it.
    */
   sign(payload: Buffer, options?: { readonly rekor?: boolean }): Promise<SigstoreSignature>;
+  /** Keyless material; a fixture without it skips the keyless cases. */
+  readonly keyless?: KeylessSigstoreFixture | undefined;
   teardown(): Promise<void>;
+}
+
+/** A Fulcio-like CA and Rekor log of the fixture's own, and signatures under them. */
+export interface KeylessSigstoreFixture {
+  /** Trusts the keyless signer: its CA, OIDC issuer, email and the Rekor key. */
+  readonly fulcio: FulcioTrustMaterial;
+  /** Trusts the pki signer (certificate valid now, for `fulcio.subjectEmail`). */
+  readonly pki: PkiTrustMaterial;
+  /** A keyless `.sig` layer over `payload`, logged at a time inside the leaf's window, or outside it with `late`. */
+  signKeyless(payload: Buffer, options?: { readonly late?: boolean }): Promise<SigstoreSignature>;
+  /** A `.sig` layer over `payload` by the pki leaf (no log). */
+  signPki(payload: Buffer): Promise<SigstoreSignature>;
+  /**
+   * A v0.3 DSSE bundle of cosign's statement for `digest`: keyless, or by the
+   * fixture's key (`publicKey`, logged in `rekorPublicKey`'s log) with `keyed`;
+   * `tamper` flips a signature byte or a hash of the inclusion proof.
+   */
+  bundle(digest: Digest, options?: { readonly keyed?: boolean; readonly tamper?: 'signature' | 'inclusion-proof' }): Promise<SigstoreBundleBlob>;
 }
 
 /** cosign's payload for an image. */
@@ -36,6 +59,14 @@ const invalid = (err: unknown): boolean => {
   assert.ok(err instanceof ImageTsError, `not an ImageTsError: ${String(err)}`);
   assert.equal(err.code, 'SIGNATURE_INVALID', err.message);
   assert.doesNotMatch(err.message, /\n/);
+  return true;
+};
+
+/** SIGNATURE_INVALID, naming this check. */
+const failed = (check: SigstoreCheck) => (err: unknown): boolean => {
+  invalid(err);
+  assert.ok(err instanceof SigstoreCheckError, `not a SigstoreCheckError: ${String(err)}`);
+  assert.equal(err.check, check, err.message);
   return true;
 };
 
@@ -107,6 +138,52 @@ export function sigstoreVerifierContract(name: string, make: () => Promise<Sigst
       const unlogged = await f.sign(payload());
       assert.equal(unlogged.annotations[COSIGN_BUNDLE_ANNOTATION], undefined);
       await assert.rejects(f.verifier.verify(unlogged, [f.publicKey], [f.rekorPublicKey]), invalid);
+    });
+
+    it('keyless: accepts a .sig layer chaining to the fulcio CA, logged while valid; refuses another email or issuer', async (t) => {
+      const k = f.keyless;
+      if (!k) return t.skip('the fixture has no keyless material');
+      const sig = await k.signKeyless(payload());
+      await f.verifier.verifyKeyless(sig, k.fulcio);
+      await assert.rejects(f.verifier.verifyKeyless(sig, { ...k.fulcio, subjectEmail: 'someone-else@example.com' }), failed('identity'));
+      await assert.rejects(f.verifier.verifyKeyless(sig, { ...k.fulcio, oidcIssuer: 'https://other-issuer.example.com' }), failed('identity'));
+    });
+
+    it('keyless: refuses a .sig layer logged outside the certificate window, or whose SET no trusted log made', async (t) => {
+      const k = f.keyless;
+      if (!k) return t.skip('the fixture has no keyless material');
+      await assert.rejects(f.verifier.verifyKeyless(await k.signKeyless(payload(), { late: true }), k.fulcio), failed('validity-at-log-time'));
+      await assert.rejects(f.verifier.verifyKeyless(await k.signKeyless(payload()), { ...k.fulcio, rekorPublicKeys: [f.otherRekorPublicKey] }), failed('set'));
+    });
+
+    it('bundles: returns the verified statement; refuses a flipped signature byte or a tampered inclusion proof', async (t) => {
+      const k = f.keyless;
+      if (!k) return t.skip('the fixture has no keyless material');
+      const digest = Digest.of(randomBytes(16));
+      const content = await f.verifier.verifyBundle(await k.bundle(digest), k.fulcio);
+      assert.equal(content.kind, 'dsse');
+      if (content.kind === 'dsse') assert.match(content.payload.toString('utf8'), new RegExp(digest.encoded));
+      await assert.rejects(f.verifier.verifyBundle(await k.bundle(digest, { tamper: 'signature' }), k.fulcio), failed('signature'));
+      await assert.rejects(f.verifier.verifyBundle(await k.bundle(digest, { tamper: 'inclusion-proof' }), k.fulcio), failed('inclusion-proof'));
+    });
+
+    it('bundles: a keyed bundle verifies under its key and not under fulcio; a keyless one not under keys', async (t) => {
+      const k = f.keyless;
+      if (!k) return t.skip('the fixture has no keyless material');
+      const digest = Digest.of(randomBytes(16));
+      const keyed = await k.bundle(digest, { keyed: true });
+      await f.verifier.verifyBundle(keyed, { kind: 'keys', publicKeys: [f.publicKey], rekorPublicKeys: [f.rekorPublicKey] });
+      await assert.rejects(f.verifier.verifyBundle(keyed, { kind: 'keys', publicKeys: [f.otherPublicKey], rekorPublicKeys: [f.rekorPublicKey] }), failed('signature'));
+      await assert.rejects(f.verifier.verifyBundle(keyed, k.fulcio), failed('key-kind'));
+      await assert.rejects(f.verifier.verifyBundle(await k.bundle(digest), { kind: 'keys', publicKeys: [f.publicKey], rekorPublicKeys: undefined }), failed('key-kind'));
+    });
+
+    it('pki: accepts a certificate chaining to the roots for the email, refuses another email', async (t) => {
+      const k = f.keyless;
+      if (!k) return t.skip('the fixture has no keyless material');
+      const sig = await k.signPki(payload());
+      await f.verifier.verifyKeyless(sig, k.pki);
+      await assert.rejects(f.verifier.verifyKeyless(sig, { ...k.pki, subjectEmail: 'someone-else@example.com' }), failed('identity'));
     });
   });
 }

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { crc32, deflateRawSync, gzipSync } from 'node:zlib';
 import { FlattenedEncrypt, GeneralEncrypt, importSPKI } from 'jose';
 import { encodeStatus, ProtoWriter } from '../src/adapters/outbound/rpc/protobuf.js';
+import { referrerSeeds } from './lib/referrer-seeds.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CORPUS = join(HERE, 'corpus');
@@ -130,6 +131,7 @@ seeds('manifest', {
   'encrypted-index.json': readFileSync(join(encrypted, 'index.json')),
   'docker.json': dockerManifest,
   'docker-list.json': dockerList,
+  ...referrerSeeds(dockerManifest),
 });
 seeds('image-config', {
   ...Object.fromEntries(configs.map((b, i) => [`oci-${i}.json`, b])),

@@ -63,12 +63,12 @@ const common: BuildOptions = {
 };
 
 /**
- * Packages only some commands need (pgp keys, gRPC, registries.d, registries.conf):
+ * Packages only some commands need (pgp keys, gRPC, registries.d, registries.conf, sigstore):
  * left out of the bundle and required from node_modules on first use, so a
  * warm pull neither reads nor parses them. Loading them costs the same either
  * way (their evaluation dominates: 70-80 ms for grpc-js or openpgp, measured).
  */
-const LAZY = ['openpgp', '@grpc/grpc-js', 'yaml', 'smol-toml'];
+const LAZY = ['openpgp', '@grpc/grpc-js', 'yaml', 'smol-toml', '@sigstore/verify', '@sigstore/bundle', '@sigstore/core'];
 
 /** Builds into `<dir>/dist` and copies the launcher to `<dir>/bin`; warms the code cache unless told not to. */
 export async function buildCli(dir: string, options: { warm?: boolean } = {}): Promise<void> {

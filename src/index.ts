@@ -38,6 +38,8 @@ export * from './ports/observability/progress.js';
 export * from './ports/resources/resource-loader.js';
 export * from './ports/signatures/signature-source.js';
 export * from './ports/signatures/signature-verifier.js';
+export * from './ports/signatures/sigstore-bundle.js';
+export * from './ports/signatures/sigstore-trust.js';
 export * from './ports/snapshot/bundle-directory.js';
 export * from './ports/snapshot/snapshotter.js';
 export * from './ports/store/metadata-store.js';

@@ -3,6 +3,8 @@
  * the Rekor bundle, so configuring a transparency log changes nothing.
  */
 import { NodeSigstoreVerifier } from '../../src/adapters/outbound/signatures/sigstore-verifier.js';
+import type { SigstoreBundleBlob, VerifiedBundleContent } from '../../src/ports/signatures/sigstore-bundle.js';
+import type { FulcioTrustMaterial, PkiTrustMaterial, SigstoreTrust } from '../../src/ports/signatures/sigstore-trust.js';
 import type { SigstoreSignature, SigstoreVerifier } from '../../src/ports/signatures/signature-verifier.js';
 import { cosignSigningFixture } from '../../test/harness/signing-fixtures.js';
 import { sigstoreVerifierContract } from '../sigstore-verifier.contract.js';
@@ -12,6 +14,14 @@ class NoTransparencyLog implements SigstoreVerifier {
 
   verify(signature: SigstoreSignature, publicKeys: readonly Buffer[]): Promise<void> {
     return this.inner.verify(signature, publicKeys);
+  }
+
+  verifyKeyless(signature: SigstoreSignature, trust: FulcioTrustMaterial | PkiTrustMaterial): Promise<void> {
+    return this.inner.verifyKeyless(signature, trust);
+  }
+
+  verifyBundle(bundle: SigstoreBundleBlob, trust: SigstoreTrust): Promise<VerifiedBundleContent> {
+    return this.inner.verifyBundle(bundle, trust);
   }
 }
 

@@ -201,6 +201,38 @@ export class SignatureInvalidError extends ImageTsError {
   }
 }
 
+/** The check of a sigstore signature that refused it, so callers and tests never read messages. */
+export type SigstoreCheck =
+  /** The bundle or `.sig` annotations do not parse, or carry the wrong kind of material. */
+  | 'format'
+  /** A keyless signature under a policy that wants a key, or the reverse. */
+  | 'key-kind'
+  /** The signature does not verify under the key or certificate. */
+  | 'signature'
+  /** The leaf does not chain to the policy's CA (or is not for code signing). */
+  | 'chain'
+  /** The leaf was not valid at the log entry's integratedTime. */
+  | 'validity-at-log-time'
+  /** SAN email/hostname or the Fulcio OIDC issuer is not the policy's. */
+  | 'identity'
+  /** The SET does not verify under a trusted Rekor key. */
+  | 'set'
+  /** The inclusion proof or its signed checkpoint does not verify. */
+  | 'inclusion-proof'
+  /** The log entry's body does not bind this signature, payload and certificate or key. */
+  | 'log-body'
+  /** No log evidence, or none that gives a trusted time, where the policy requires it. */
+  | 'log-missing'
+  /** The in-toto statement's subject is another digest (or the message digest another artifact). */
+  | 'statement-subject';
+
+/** SIGNATURE_INVALID naming which sigstore check failed. */
+export class SigstoreCheckError extends SignatureInvalidError {
+  constructor(readonly check: SigstoreCheck, message: string) {
+    super(message);
+  }
+}
+
 /** An unpack limit (max_unpacked_bytes_per_layer, ...) was reached; `limit` is the setting's name. */
 export class LimitExceededError extends ImageTsError {
   constructor(readonly limit: string, message: string) {

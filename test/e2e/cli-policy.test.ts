@@ -171,7 +171,8 @@ describe('image-ts pull under a containers-policy.json', { concurrency: 3 }, () 
     const wrong = await pull(cosigned, ['--policy', await writePolicy({ default: [{ type: 'sigstoreSigned', keyData: Buffer.from(otherCosignKey.publicPem).toString('base64') }] })]);
     assertCliError(wrong, 'SIGNATURE_INVALID');
     const keyless = await pull(cosigned, ['--policy', await writePolicy({ default: [{ type: 'sigstoreSigned', fulcio: { caData: Buffer.from('x').toString('base64'), oidcIssuer: 'https://issuer', subjectEmail: 'a@b' }, rekorPublicKeyData: Buffer.from(cosignKey.publicPem).toString('base64') }] })]);
-    assertCliError(keyless, 'UNSUPPORTED');
+    // A keyed .sig layer (no certificate) under a fulcio policy: the wrong kind of signature, not a silent pass.
+    assertCliError(keyless, 'SIGNATURE_INVALID');
   });
 
   it('sigstoreSigned with a Rekor key: a bundle whose SET verifies is required', async () => {

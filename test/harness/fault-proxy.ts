@@ -103,6 +103,12 @@ export interface FaultProxyOptions {
   readonly seed?: number;
   /** Delay before a reset, so that the bytes sent before it reach the client first. Default 30 ms. */
   readonly resetDelayMs?: number;
+  /**
+   * Answers some requests itself instead of upstream (e.g. an API the
+   * registry lacks); resolves to the status sent, or undefined to forward.
+   * Request-phase faults still win over it.
+   */
+  readonly intercept?: ((req: IncomingMessage, res: ServerResponse) => Promise<number | undefined>) | undefined;
 }
 
 
@@ -271,6 +277,12 @@ export class FaultProxy {
       record.status = status.status;
       res.writeHead(status.status, headers);
       res.end(body);
+      return;
+    }
+
+    const answered = await this.options.intercept?.(req, res);
+    if (answered !== undefined) {
+      record.status = answered;
       return;
     }
 

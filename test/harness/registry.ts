@@ -63,6 +63,8 @@ export interface StartedRegistry {
   readonly identityToken?: string | undefined;
   /** How many requests reached the token issuer so far (token variant; 0 otherwise). */
   tokenRequests(): number;
+  /** The filesystem driver's root: what the registry stores, for harnesses that read it (the referrers proxy). */
+  readonly storageDir: string;
   /** The registry's own log so far, for diagnosing a failed test. */
   logs(): string;
   stop(): Promise<void>;
@@ -404,6 +406,7 @@ async function start(
     password,
     caFile,
     identityToken,
+    storageDir: join(dir, 'data'),
     tokenRequests: () => issuer?.count() ?? 0,
     logs: () => log,
     pushBlob,

@@ -13,6 +13,7 @@ import type { SigstoreVerifier, SimpleSigningVerifier } from '../../src/ports/si
 import type { SigstoreVerifierFixture } from '../../contract-tests/sigstore-verifier.contract.js';
 import type { SimpleSigningVerifierFixture } from '../../contract-tests/simple-signing-verifier.contract.js';
 import { BUNDLE_ANNOTATION, SIGNATURE_ANNOTATION, generateKey, rekorBundle, signPayload, type CosignKeyKind } from './cosign.js';
+import { keylessFixture } from './keyless-fixture.js';
 
 const execFileP = promisify(execFile);
 
@@ -76,6 +77,7 @@ export async function cosignSigningFixture(verifier: SigstoreVerifier, kind: Cos
       if (options.rekor) annotations[BUNDLE_ANNOTATION] = rekorBundle({ rekorKey: rekor, payload, signature, publicKeyPem: key.publicPem });
       return { mimeType: COSIGN_SIGNATURE_MEDIA_TYPE, payload, annotations };
     },
+    keyless: keylessFixture({ key, rekor }),
     teardown: async () => undefined,
   };
 }

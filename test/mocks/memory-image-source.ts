@@ -1,8 +1,10 @@
 import { Readable } from 'node:stream';
 import { ImageTsError, NotFoundError } from '../../src/domain/errors.js';
 import type { Descriptor } from '../../src/domain/image/descriptor.js';
+import { Digest } from '../../src/domain/image/digest.js';
+import { asReferrers, filterReferrers, parseReferrerManifest, referrerDescriptor } from '../../src/domain/image/referrers.js';
 import type { ImageTarget } from '../../src/domain/image/image-target.js';
-import type { FetchedManifest, ImageSource, ImageSourceFactory, OpenOptions } from '../../src/ports/image-source/image-source.js';
+import type { FetchedManifest, ImageSource, ImageSourceFactory, OpenOptions, Referrer } from '../../src/ports/image-source/image-source.js';
 
 interface Repo {
   manifests: Map<string, { bytes: Buffer; mediaType: string }>;
@@ -60,6 +62,21 @@ export class MemoryImageSourceFactory implements ImageSourceFactory {
         const parts: Buffer[] = [];
         for (let i = 0; i < b.length; i += 16 * 1024) parts.push(b.subarray(i, i + 16 * 1024));
         return Readable.from(parts.length ? parts : [Buffer.alloc(0)]);
+      },
+      /** As a registry's referrers API builds its answer: every stored manifest whose subject is `subject`. */
+      async listReferrers(subject: Digest, artifactType?: string): Promise<Referrer[]> {
+        const found: Descriptor[] = [];
+        for (const [key, m] of repo?.manifests ?? []) {
+          if (!Digest.isValid(key)) continue;
+          let parsed;
+          try {
+            parsed = parseReferrerManifest(m.bytes, key);
+          } catch {
+            continue; // not a manifest (a config or layer blob stored as one)
+          }
+          if (parsed.subject?.digest.equals(subject)) found.push(referrerDescriptor(Digest.parse(key), m.bytes.length, parsed));
+        }
+        return asReferrers(filterReferrers(found, artifactType));
       },
       async close(): Promise<void> {},
     };

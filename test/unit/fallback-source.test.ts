@@ -23,6 +23,12 @@ function candidate(name: string, behaviour: 'ok' | 'not-found' | 'down', log: st
     close: async () => {
       log.push(`${name} closed`);
     },
+    ...(name === 'mirror.b' ? {
+      listReferrers: async (subject: Digest, artifactType?: string) => {
+        log.push(`${name} referrers ${subject} ${artifactType ?? '*'}`);
+        return [];
+      },
+    } : {}),
   };
   return { physical: Reference.parse(`${name}/repo:v1`), description: name, open: async () => source };
 }
@@ -43,6 +49,18 @@ describe('FallbackImageSource', () => {
     const s = new FallbackImageSource([candidate('mirror.a', 'down', log), candidate('primary', 'not-found', log)]);
     await assert.rejects(s.getManifest('v1'), (e: unknown) =>
       e instanceof ImageTsError && e.code === 'NOT_FOUND' && /mirror\.a: connection refused; primary: manifest unknown/.test(e.message));
+  });
+
+  it('asks the chosen source for referrers; one that cannot have them has none', async () => {
+    const log: string[] = [];
+    const subject = Digest.of(Buffer.from('s'), 'sha256');
+    const s = new FallbackImageSource([candidate('mirror.b', 'ok', log), candidate('primary', 'ok', log)]);
+    await s.getManifest('v1');
+    assert.deepEqual(await s.listReferrers(subject, 'application/x'), []);
+    assert.deepEqual(log, ['mirror.b manifest v1', `mirror.b referrers ${subject} application/x`]);
+    const p = new FallbackImageSource([candidate('primary', 'ok', [])]);
+    await p.getManifest('v1');
+    assert.deepEqual(await p.listReferrers(subject), []);
   });
 
   it('refuses a blob before any manifest', async () => {

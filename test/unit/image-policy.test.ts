@@ -62,6 +62,12 @@ function fixture(opts: { simple?: Buffer[]; cosign?: Map<string, SigstoreSignatu
       verify: async (sig, keys) => {
         if (sig.annotations['ok'] !== 'yes' || !keys.some((k) => k.toString() === 'cosign-key')) throw new SignatureInvalidError('cosign signature does not verify');
       },
+      verifyKeyless: async () => {
+        throw new SignatureInvalidError('keyless not modelled by this double');
+      },
+      verifyBundle: async () => {
+        throw new SignatureInvalidError('bundles not modelled by this double');
+      },
     },
   });
   return { policy, source: opts.cosign ? cosignSource : source, loaded };
@@ -117,13 +123,14 @@ describe('ImagePolicy', () => {
     assert.equal((await f.policy.evaluate(other, subject(f.source, { indexDigest: D2 }))).allowed, false);
   });
 
-  it('reject, signedBaseLayer and non-GPG key types deny; keyless is UNSUPPORTED', async () => {
-    const f = fixture();
+  it('reject, signedBaseLayer and non-GPG key types deny; keyless with no signature is SIGNATURE_MISSING', async () => {
+    const f = fixture({ cosign: new Map() });
     const deny = async (json: object): Promise<string | undefined> => (await f.policy.evaluate(Policy.parse(JSON.stringify({ default: [json] })), subject(f.source))).requirements[0]?.code;
     assert.equal(await deny({ type: 'reject' }), 'POLICY_DENIED');
     assert.equal(await deny({ type: 'signedBaseLayer', baseLayerIdentity: { type: 'matchRepository' } }), 'POLICY_DENIED');
     assert.equal(await deny({ type: 'signedBy', keyType: 'X509Certificates', keyPath: '/x' }), 'POLICY_DENIED');
-    assert.equal(await deny({ type: 'sigstoreSigned', fulcio: { caData: 'eA==', oidcIssuer: 'i', subjectEmail: 'e' }, rekorPublicKeyData: 'eA==' }), 'UNSUPPORTED');
+    assert.equal(await deny({ type: 'sigstoreSigned', fulcio: { caData: 'eA==', oidcIssuer: 'i', subjectEmail: 'e' }, rekorPublicKeyData: 'eA==' }), 'SIGNATURE_MISSING');
+    assert.equal(await deny({ type: 'sigstoreSigned', pki: { caRootsData: 'eA==', subjectEmail: 'e' } }), 'SIGNATURE_MISSING');
   });
 
   it('a requirement that cannot load its key fails the pull with that error, not a denial', async () => {

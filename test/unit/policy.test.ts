@@ -264,6 +264,19 @@ describe('Policy.parse accepts', () => {
     assert.deepEqual(b64, raw);
   });
 
+  it('fulcio and pki CA data as base64 of the PEM, and raw PEM (the CoCo way), to the same bytes', () => {
+    const b64 = Buffer.from(PEM).toString('base64');
+    const rekor = `"rekorPublicKeyData":"${b64}"`;
+    assert.deepEqual(
+      Policy.parse(sigstore(`"fulcio":{"caData":"${b64}","oidcIssuer":"https://i","subjectEmail":"a@b"},${rekor}`)).default[0],
+      Policy.parse(sigstore(`"fulcio":{"caData":${JSON.stringify(PEM)},"oidcIssuer":"https://i","subjectEmail":"a@b"},${rekor}`)).default[0],
+    );
+    assert.deepEqual(
+      Policy.parse(sigstore(`"pki":{"caRootsData":"${b64}","caIntermediatesData":"${b64}","subjectEmail":"a@b"}`)).default[0],
+      Policy.parse(sigstore(`"pki":{"caRootsData":${JSON.stringify(PEM)},"caIntermediatesData":${JSON.stringify(PEM)},"subjectEmail":"a@b"}`)).default[0],
+    );
+  });
+
   it('base64 with line breaks, as Go does', () => {
     const r = Policy.parse(signedBy('"keyType":"GPGKeys","keyData":"QU\\nJD\\r\\nREVG"')).default[0];
     assert.ok(r.type === 'signedBy');

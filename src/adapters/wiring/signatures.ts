@@ -63,6 +63,11 @@ export class ConfiguredLookaside implements SimpleSignatureSource {
     return (await this.source).getSignatures(physical, manifestDigest, signal);
   }
 
+  async sigstoreAttachments(physical: Reference): Promise<boolean | undefined> {
+    this.source ??= this.make();
+    return (await this.source).sigstoreAttachments(physical);
+  }
+
   private async make(): Promise<LookasideSignatureSource> {
     const configured = this.settings.registriesD;
     let config: RegistriesDConfig;

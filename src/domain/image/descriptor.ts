@@ -11,6 +11,8 @@ export interface Descriptor {
   readonly urls?: readonly string[] | undefined;
   readonly annotations?: Readonly<Record<string, string>> | undefined;
   readonly platform?: Platform | undefined;
+  /** OCI 1.1: the artifact's type, on referrers lists and artifact manifests. */
+  readonly artifactType?: string | undefined;
 }
 
 const fail = (m: string): Error => new InvalidManifestError(m);
@@ -36,6 +38,7 @@ export const Descriptor = {
       if (!isObject(platformValue)) throw fail(`${what}.platform is not an object`);
       platform = parsePlatform(platformValue, `${what}.platform`);
     }
+    const artifactType = optionalString(value, 'artifactType', what, fail);
     return {
       mediaType,
       digest,
@@ -43,6 +46,8 @@ export const Descriptor = {
       urls: optionalStringArray(value, 'urls', what, fail),
       annotations: optionalStringMap(value, 'annotations', what, fail),
       platform,
+      // Only when present: descriptors of ordinary images stay as they were (deep-equal in tests and records).
+      ...(artifactType !== undefined ? { artifactType } : {}),
     };
   },
 };

@@ -1,6 +1,7 @@
 import type { ImageSource } from '../../ports/image-source/image-source.js';
 import type { SigstoreSignature } from '../../ports/signatures/signature-verifier.js';
-import { ImageTsError, InvalidManifestError, UnsupportedError } from '../errors.js';
+import { InvalidManifestError, UnsupportedError } from '../errors.js';
+import { manifestIfPresent } from '../image/manifest-if-present.js';
 import { Descriptor } from '../image/descriptor.js';
 import { Digest } from '../image/digest.js';
 import { readVerifiedBlob } from '../image/verified-blob.js';
@@ -44,13 +45,8 @@ export async function fetchCosignSignatures(
     throw new UnsupportedError(`cosign signatures can only be looked up for sha256 manifest digests, not ${manifestDigest.algorithm}`);
   }
   const tag = cosignSignatureTag(manifestDigest);
-  let fetched;
-  try {
-    fetched = await source.getManifest(tag, signal);
-  } catch (err) {
-    if (err instanceof ImageTsError && err.code === 'NOT_FOUND') return [];
-    throw err;
-  }
+  const fetched = await manifestIfPresent(source, tag, signal);
+  if (!fetched) return [];
   const what = `cosign signature manifest ${tag} of ${source.description}`;
   const layers = signatureLayers(fetched.bytes, fetched.mediaType, what);
   const signatures: SigstoreSignature[] = [];

@@ -1,12 +1,17 @@
-import { ImageTsError, type ErrorCode } from '../errors.js';
-import type { Digest } from '../image/digest.js';
+import { DigestMismatchError, ImageTsError, SigstoreCheckError, type ErrorCode, type SigstoreCheck } from '../errors.js';
+import { Digest } from '../image/digest.js';
 import type { Reference } from '../image/reference.js';
 import type { ImageSource } from '../../ports/image-source/image-source.js';
 import type { ResourceLoader } from '../../ports/resources/resource-loader.js';
 import type { SimpleSignatureSource } from '../../ports/signatures/signature-source.js';
+import type { SigstoreBundleBlob, VerifiedBundleContent } from '../../ports/signatures/sigstore-bundle.js';
+import type { SigstoreTrust } from '../../ports/signatures/sigstore-trust.js';
 import type { SigstoreSignature, SigstoreVerifier, SimpleSigningVerifier } from '../../ports/signatures/signature-verifier.js';
+
 import { fetchCosignSignatures } from './cosign-signatures.js';
-import type { KeySource, Policy, Requirement, Requirements, SignedByRequirement, SignedIdentity, SigstoreSignedRequirement } from './policy.js';
+import { statementClaim } from './in-toto-statement.js';
+import type { KeyPathSource, KeyDataSource, KeySource, Policy, Requirement, Requirements, SignedByRequirement, SignedIdentity, SigstoreSignedRequirement } from './policy.js';
+import { fetchSigstoreBundles } from './sigstore-bundles.js';
 import { requirementsFor } from './policy-scope.js';
 import { identityMatches } from './signed-identity.js';
 import { parseCosignPayload, parseSimpleSigningPayload, type SignaturePayload } from './signature-payload.js';
@@ -25,6 +30,14 @@ export interface PolicySubject {
   readonly manifestDigest: Digest;
   /** The index digest, which cosign signatures may sign instead (as image-rs accepts). */
   readonly indexDigest: Digest | undefined;
+  /**
+   * registries.d `use-sigstore-attachments` for the repository read: false
+   * reads no sigstore attachment, neither the `sha256-<hex>.sig` tag nor
+   * referrer bundles (what the registry attached is not to be read, as in
+   * containers/image). Undefined keeps image-ts's default: read both, as
+   * image-rs reads the tag.
+   */
+  readonly sigstoreAttachments?: boolean | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -36,6 +49,8 @@ export interface RequirementVerdict {
   readonly signed: boolean;
   readonly reason: string;
   readonly code: ErrorCode | undefined;
+  /** For a sigstore refusal: the check that failed, one per signature that failed one (in order). */
+  readonly checks?: readonly SigstoreCheck[] | undefined;
 }
 
 export interface PolicyVerdict {
@@ -54,7 +69,7 @@ export interface ImagePolicyDeps {
 }
 
 class Denied extends Error {
-  constructor(readonly code: ErrorCode, message: string) {
+  constructor(readonly code: ErrorCode, message: string, readonly checks: readonly SigstoreCheck[] = []) {
     super(message);
   }
 }
@@ -104,7 +119,9 @@ export class ImagePolicy {
           return { requirement: name, allowed: true, signed: true, reason: await this.sigstoreSigned(requirement, subject), code: undefined };
       }
     } catch (err) {
-      if (err instanceof Denied) return { requirement: name, allowed: false, signed: false, reason: err.message, code: err.code };
+      if (err instanceof Denied) {
+        return { requirement: name, allowed: false, signed: false, reason: err.message, code: err.code, ...(err.checks.length > 0 ? { checks: err.checks } : {}) };
+      }
       throw err;
     }
   }
@@ -121,25 +138,75 @@ export class ImagePolicy {
     }).map(settle)));
   }
 
+  /**
+   * Every cosign signature of the image: `.sig` layers and sigstore bundles
+   * attached as referrers (unless registries.d turned attachments off), for
+   * the manifest and the index. Each is checked in the usual order:
+   * cryptography (and log, chain, identity of the certificate), then the
+   * signed digest, then the signed identity.
+   */
   private async sigstoreSigned(req: SigstoreSignedRequirement, subject: PolicySubject): Promise<string> {
-    if (req.keys.kind === 'fulcio' || req.keys.kind === 'pki') {
-      // Never a silent pass: keyless trust roots are refused until they are implemented.
-      throw new Denied('UNSUPPORTED', `sigstoreSigned with ${req.keys.kind} is not supported by this build`);
-    }
-    const keys = await this.keys(req.keys, subject.signal);
-    const rekorKeys = req.rekorKeys ? await this.keys(req.rekorKeys, subject.signal) : undefined;
+    const trust = await this.trust(req, subject.signal);
     const digests = [subject.manifestDigest, ...(subject.indexDigest ? [subject.indexDigest] : [])];
     const signatures: SigstoreSignature[] = [];
-    for (const d of digests) signatures.push(...await fetchCosignSignatures(subject.source, d, subject.signal));
+    if (subject.sigstoreAttachments !== false) {
+      for (const d of digests) signatures.push(...await fetchCosignSignatures(subject.source, d, subject.signal));
+    }
+    const bundles: SigstoreBundleBlob[] = [];
+    for (const d of subject.sigstoreAttachments === false ? [] : digests) {
+      const found = await fetchSigstoreBundles(subject.source, d, subject.signal);
+      // A message-signature bundle signs the manifest bytes themselves.
+      const artifact = found.length > 0 ? await manifestBytes(subject, d) : undefined;
+      bundles.push(...found.map((b) => ({ ...b, artifact })));
+    }
     // containers/image would apply matchRepoDigestOrExact, which no cosign claim (a bare repository) can pass;
     // image-rs checks nothing. matchRepository is the strictest rule such a claim can meet.
     const identity: SignedIdentity = req.signedIdentityExplicit ? req.signedIdentity : { type: 'matchRepository' };
-    return accepted(signatures.length, await Promise.all(signatures.map(async (sig) => {
-      await this.deps.sigstoreVerifier.verify(sig, keys, rekorKeys);
-      const payload = parseCosignPayload(sig.payload);
-      checkClaims(payload, digests, identity, subject);
-      return 'cosign signature verified';
-    }).map(settle)));
+    const checks = [
+      ...signatures.map(async (sig) => {
+        if (trust.kind === 'keys') await this.deps.sigstoreVerifier.verify(sig, trust.publicKeys, trust.rekorPublicKeys);
+        else await this.deps.sigstoreVerifier.verifyKeyless(sig, trust);
+        const payload = parseCosignPayload(sig.payload);
+        checkClaims(payload, digests, identity, subject);
+        return `cosign signature verified (${trust.kind})`;
+      }),
+      ...bundles.map(async (bundle) => {
+        const content = await this.deps.sigstoreVerifier.verifyBundle(bundle, trust);
+        checkBundleClaims(content, bundle.subject, req, subject);
+        return `sigstore bundle verified (${trust.kind})`;
+      }),
+    ];
+    return accepted(checks.length, await Promise.all(checks.map(settle)));
+  }
+
+  /** The requirement's trust root with every key and certificate loaded. */
+  private async trust(req: SigstoreSignedRequirement, signal: AbortSignal | undefined): Promise<SigstoreTrust> {
+    const rekorPublicKeys = req.rekorKeys ? await this.keys(req.rekorKeys, signal) : undefined;
+    const k = req.keys;
+    switch (k.kind) {
+      case 'fulcio':
+        return {
+          kind: 'fulcio',
+          caCertificates: await this.one(k.ca, signal),
+          oidcIssuer: k.oidcIssuer,
+          subjectEmail: k.subjectEmail,
+          rekorPublicKeys: rekorPublicKeys ?? [],
+        };
+      case 'pki':
+        return {
+          kind: 'pki',
+          caRoots: await this.one(k.caRoots, signal),
+          caIntermediates: k.caIntermediates ? await this.one(k.caIntermediates, signal) : undefined,
+          subjectEmail: k.subjectEmail,
+          subjectHostname: k.subjectHostname,
+        };
+      default:
+        return { kind: 'keys', publicKeys: await this.keys(k, signal), rekorPublicKeys };
+    }
+  }
+
+  private async one(source: KeyPathSource | KeyDataSource, signal: AbortSignal | undefined): Promise<Buffer> {
+    return source.kind === 'data' ? source.data : this.deps.resources.load(source.path, signal);
   }
 
   private async simpleSignatures(subject: PolicySubject): Promise<Buffer[]> {
@@ -188,14 +255,16 @@ function accepted(count: number, results: readonly Settled[]): string {
   const good = results.find((r): r is { ok: true; value: string } => r.ok);
   if (good) return good.value;
   const reasons: string[] = [];
+  const checks: SigstoreCheck[] = [];
   for (const r of results) {
     if (r.ok) continue;
     const e = r.error;
+    if (e instanceof SigstoreCheckError) checks.push(e.check);
     if (e instanceof Denied) reasons.push(e.message);
     else if (e instanceof ImageTsError && e.code === 'SIGNATURE_INVALID') reasons.push(e.message);
     else throw e;
   }
-  throw new Denied('SIGNATURE_INVALID', reasons.length === 1 ? reasons[0]! : `None of the signatures were accepted, reasons: ${reasons.join('; ')}`);
+  throw new Denied('SIGNATURE_INVALID', reasons.length === 1 ? reasons[0]! : `None of the signatures were accepted, reasons: ${reasons.join('; ')}`, checks);
 }
 
 function checkClaims(payload: SignaturePayload, digests: readonly Digest[], identity: SignedIdentity, subject: PolicySubject): void {
@@ -205,6 +274,42 @@ function checkClaims(payload: SignaturePayload, digests: readonly Digest[], iden
   if (!subject.reference) throw new Denied('SIGNATURE_INVALID', 'an OCI layout has no docker reference to check the signed identity against');
   if (!identityMatches(identity, subject.reference, payload.dockerReference)) {
     throw new Denied('SIGNATURE_INVALID', `Signature for identity "${payload.dockerReference}" is not accepted (${identity.type})`);
+  }
+}
+
+/** The manifest (or index) bytes of `digest`, checked against it. */
+async function manifestBytes(subject: PolicySubject, digest: Digest): Promise<Buffer> {
+  const fetched = await subject.source.getManifest(digest.toString(), subject.signal);
+  const actual = Digest.of(fetched.bytes, digest.algorithm);
+  if (!actual.equals(digest)) throw new DigestMismatchError(`manifest ${digest}`, digest.toString(), actual.toString());
+  return fetched.bytes;
+}
+
+/**
+ * What a verified bundle claims. A DSSE statement must name this digest as
+ * its subject; a message signature signs the manifest bytes, which the
+ * verifier compared with the message digest. Neither carries a signed
+ * docker reference, only (for a statement) the subject's name. So with no
+ * signedIdentity in the policy, the digest is the identity (and a name, when
+ * present, must be this repository); an explicit signedIdentity needs a name
+ * to judge, and is matched against `name@digest`.
+ */
+function checkBundleClaims(content: VerifiedBundleContent, digest: Digest, req: SigstoreSignedRequirement, subject: PolicySubject): void {
+  let name: string | undefined;
+  if (content.kind === 'dsse') {
+    name = statementClaim(content.payloadType, content.payload, digest).name;
+  } else if (content.algorithm !== digest.algorithm || content.digest.toString('hex') !== digest.encoded) {
+    throw new SigstoreCheckError('statement-subject', `the message signature is over ${content.algorithm}:${content.digest.toString('hex')}, not ${digest}`);
+  }
+  if (!subject.reference) throw new Denied('SIGNATURE_INVALID', 'an OCI layout has no docker reference to check the signed identity against');
+  if (name === undefined) {
+    if (!req.signedIdentityExplicit) return;
+    throw new Denied('SIGNATURE_INVALID', `the sigstore bundle names no image, so signedIdentity ${req.signedIdentity.type} cannot be checked`);
+  }
+  const claim = `${name}@${digest}`;
+  const identity: SignedIdentity = req.signedIdentityExplicit ? req.signedIdentity : { type: 'matchRepository' };
+  if (!identityMatches(identity, subject.reference, claim)) {
+    throw new Denied('SIGNATURE_INVALID', `Signature for identity "${claim}" is not accepted (${identity.type})`);
   }
 }
 

@@ -10,7 +10,8 @@ import { decodeGoBase64, jsonKind, parseStrictJson, walkExactFields, walkObject,
  * (image-rs) policies do differently are a missing `transports` key, which
  * containers/image accepts anyway, and `sigstoreSigned.keyData` written as
  * raw PEM, which is accepted here as well as base64 because no base64 text
- * can start with `-----BEGIN`. Key paths stay strings: they are resource
+ * can start with `-----BEGIN` (the same holds for the fulcio and pki CA
+ * data fields). Key paths stay strings: they are resource
  * URIs (a path, `file://…`, `kbs:///…`) loaded outside the domain.
  */
 
@@ -346,7 +347,7 @@ function parseFulcio(value: JsonValue): FulcioTrust {
       case 'caPath':
         return (v) => (caPath = goString(v));
       case 'caData':
-        return (v) => (caData = goBytes(v));
+        return (v) => (caData = goBytes(v, { rawPem: true }));
       case 'oidcIssuer':
         return (v) => (oidcIssuer = goString(v));
       case 'subjectEmail':
@@ -374,11 +375,11 @@ function parsePki(value: JsonValue): PkiTrust {
       case 'caRootsPath':
         return (v) => (caRootsPath = goString(v));
       case 'caRootsData':
-        return (v) => (caRootsData = goBytes(v));
+        return (v) => (caRootsData = goBytes(v, { rawPem: true }));
       case 'caIntermediatesPath':
         return (v) => (caIntermediatesPath = goString(v));
       case 'caIntermediatesData':
-        return (v) => (caIntermediatesData = goBytes(v));
+        return (v) => (caIntermediatesData = goBytes(v, { rawPem: true }));
       case 'subjectEmail':
         return (v) => (subjectEmail = goString(v));
       case 'subjectHostname':

@@ -3,7 +3,7 @@ import { ImageTsError } from '../errors.js';
 import type { Descriptor } from '../image/descriptor.js';
 import type { Digest } from '../image/digest.js';
 import type { Reference } from '../image/reference.js';
-import type { BlobRequest, FetchedManifest, ImageSource } from '../../ports/image-source/image-source.js';
+import type { BlobRequest, FetchedManifest, ImageSource, Referrer } from '../../ports/image-source/image-source.js';
 import { firstSuccess } from './first-success.js';
 
 /** One place an image may be read from: a mirror, or the primary location. */
@@ -60,6 +60,10 @@ export class FallbackImageSource implements ImageSource {
 
   async getSimpleSignatures(manifestDigest: Digest, signal?: AbortSignal): Promise<Buffer[] | undefined> {
     return this.current().getSimpleSignatures?.(manifestDigest, signal);
+  }
+
+  async listReferrers(subject: Digest, artifactType?: string, signal?: AbortSignal): Promise<Referrer[]> {
+    return (await this.current().listReferrers?.(subject, artifactType, signal)) ?? [];
   }
 
   async close(): Promise<void> {

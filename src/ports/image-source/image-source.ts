@@ -16,6 +16,14 @@ export interface FetchedManifest {
   readonly mediaType: string | undefined;
 }
 
+/** One entry of a referrers index: a manifest whose `subject` is the digest asked about. */
+export interface Referrer {
+  /** The referrer manifest's descriptor (mediaType, digest, size, annotations). */
+  readonly descriptor: Descriptor;
+  /** The descriptor's artifactType (for a sigstore bundle, the bundle media type). */
+  readonly artifactType: string | undefined;
+}
+
 export interface BlobRequest {
   readonly signal?: AbortSignal | undefined;
 }
@@ -37,6 +45,17 @@ export interface ImageSource {
    * has no such thing, and lookaside applies.
    */
   getSimpleSignatures?(manifestDigest: Digest, signal?: AbortSignal): Promise<Buffer[] | undefined>;
+  /**
+   * The OCI 1.1 referrers of `subject`: the manifests whose `subject` is it
+   * (signatures, SBOMs, attestations). A registry answers through its
+   * referrers API, or through the referrers tag schema (an index at tag
+   * `sha256-<hex>`) where it has none (a 404). Filtered by artifactType when
+   * given (the source filters if the registry did not). [] when there are
+   * none; an unreachable registry is an error, never []. The list is a hint:
+   * callers fetch each manifest by digest and check it. An undefined method
+   * means this source cannot have referrers.
+   */
+  listReferrers?(subject: Digest, artifactType?: string, signal?: AbortSignal): Promise<Referrer[]>;
   /** The repository actually read (a mirror's, when one served the image); undefined before the first manifest or for layouts. */
   physicalReference?(): Reference | undefined;
   close(): Promise<void>;

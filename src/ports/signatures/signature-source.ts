@@ -8,4 +8,10 @@ import type { Reference } from '../../domain/image/reference.js';
  */
 export interface SimpleSignatureSource {
   getSignatures(physical: Reference, manifestDigest: Digest, signal?: AbortSignal): Promise<Buffer[]>;
+  /**
+   * registries.d's `use-sigstore-attachments` for the repository read:
+   * whether sigstore attachments (the `.sig` tag, bundle referrers) are read
+   * at all. Undefined when no section says; absent method likewise.
+   */
+  sigstoreAttachments?(physical: Reference, signal?: AbortSignal): Promise<boolean | undefined>;
 }

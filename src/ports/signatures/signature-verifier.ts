@@ -1,3 +1,6 @@
+import type { SigstoreBundleBlob, VerifiedBundleContent } from './sigstore-bundle.js';
+import type { FulcioTrustMaterial, PkiTrustMaterial, SigstoreTrust } from './sigstore-trust.js';
+
 /** A simple-signing signature whose OpenPGP layer verified. The payload is still unparsed and untrusted. */
 export interface VerifiedSimpleSignature {
   readonly payload: Buffer;
@@ -32,4 +35,19 @@ export interface SigstoreSignature {
  */
 export interface SigstoreVerifier {
   verify(signature: SigstoreSignature, publicKeys: readonly Buffer[], rekorPublicKeys?: readonly Buffer[]): Promise<void>;
+  /**
+   * A keyless `.sig` layer (certificate, chain and bundle annotations):
+   * chain, identity, certificate validity at the log's integratedTime, SET
+   * and body (fulcio); chain and subject (pki). Throws SIGNATURE_INVALID
+   * naming the failed check.
+   */
+  verifyKeyless(signature: SigstoreSignature, trust: FulcioTrustMaterial | PkiTrustMaterial): Promise<void>;
+  /**
+   * A sigstore bundle (v0.1–v0.3; DSSE or message signature) under any
+   * trust: signature, certificate or key, log evidence (SET and/or
+   * inclusion proof with a signed checkpoint). Returns what was signed; the
+   * caller checks its claims (statement subject, identity). Throws
+   * SIGNATURE_INVALID naming the failed check.
+   */
+  verifyBundle(bundle: SigstoreBundleBlob, trust: SigstoreTrust): Promise<VerifiedBundleContent>;
 }

@@ -252,7 +252,7 @@ async function run(argv: string[]): Promise<void> {
         `manifest  ${r.manifestDigest}${r.indexDigest ? ` (index ${r.indexDigest})` : ''}`,
         `encrypted ${r.encrypted ? 'yes' : 'no'}`,
         v ? `policy    scope ${JSON.stringify(v.scope)}` : 'policy    none configured',
-        ...(v?.requirements ?? []).map((q) => `  ${q.requirement}: ${q.allowed ? 'accepted' : `denied (${q.code ?? 'POLICY_DENIED'})`}: ${q.reason}`),
+        ...(v?.requirements ?? []).map((q) => `  ${q.requirement}: ${q.allowed ? 'accepted' : `denied (${q.code ?? 'POLICY_DENIED'}${q.checks?.length ? `: ${q.checks.join(', ')}` : ''})`}: ${q.reason}`),
         `result    ${r.refusal ? 'refused' : 'allowed'}`,
       ].join('\n'));
       // The report is on stdout; the refusal is the one stderr line and the exit status, as for pull.

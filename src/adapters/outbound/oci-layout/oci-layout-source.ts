@@ -2,12 +2,15 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { ImageTsError, InvalidManifestError, NotFoundError, asImageTsError } from '../../../domain/errors.js';
+import { DigestMismatchError, ImageTsError, InvalidManifestError, NotFoundError, asImageTsError } from '../../../domain/errors.js';
 import { Descriptor } from '../../../domain/image/descriptor.js';
 import { Digest } from '../../../domain/image/digest.js';
 import type { ImageTarget } from '../../../domain/image/image-target.js';
 import { parseJsonObject } from '../../../domain/image/json-fields.js';
-import type { BlobRequest, FetchedManifest, ImageSource, ImageSourceFactory } from '../../../ports/image-source/image-source.js';
+import { MediaType } from '../../../domain/image/media-types.js';
+import { asReferrers, filterReferrers, MAX_REFERRERS, mergeReferrers, parseReferrerManifest, referrerDescriptor, referrersTag } from '../../../domain/image/referrers.js';
+import { referrersFromTag } from '../../../domain/image/referrers-lookup.js';
+import type { BlobRequest, FetchedManifest, ImageSource, ImageSourceFactory, Referrer } from '../../../ports/image-source/image-source.js';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 const MAX_INDEX_BYTES = 4 * 1024 * 1024;
@@ -80,6 +83,33 @@ class OciLayoutSource implements ImageSource {
       if (missing(err)) throw new NotFoundError(`${this.description} has no blob ${digest}`);
       throw asImageTsError(err);
     }
+  }
+
+  /**
+   * A layout has no referrers API. Referrers are manifests listed in
+   * index.json whose `subject` is the digest (as oras and cosign write a
+   * layout), plus the tag schema's index when index.json names one
+   * `sha256-<hex>`. Each manifest read is checked against its digest.
+   */
+  async listReferrers(subject: Digest, artifactType?: string): Promise<Referrer[]> {
+    const entries = await this.index();
+    if (entries.length > MAX_REFERRERS) throw new InvalidManifestError(`index.json lists more than ${MAX_REFERRERS} manifests`);
+    const tag = referrersTag(subject);
+    const found: Descriptor[] = [];
+    for (const entry of entries) {
+      if (entry.annotations?.[REF_NAME_ANNOTATION] === tag) {
+        found.push(...(await referrersFromTag(this, subject, undefined)).map((r) => r.descriptor));
+        continue;
+      }
+      if (entry.mediaType !== MediaType.OciManifest) continue;
+      const what = `manifest ${entry.digest} of ${this.description}`;
+      const bytes = await this.readSmallBlob(entry.digest);
+      const actual = Digest.of(bytes, entry.digest.algorithm);
+      if (!actual.equals(entry.digest)) throw new DigestMismatchError(what, entry.digest.toString(), actual.toString());
+      const manifest = parseReferrerManifest(bytes, what);
+      if (manifest.subject?.digest.equals(subject)) found.push(referrerDescriptor(entry.digest, bytes.length, manifest));
+    }
+    return asReferrers(filterReferrers(mergeReferrers([found]), artifactType));
   }
 
   async getBlob(descriptor: Descriptor, request?: BlobRequest): Promise<Readable> {

@@ -18,6 +18,7 @@ import type {
   ImageSource,
   ImageSourceFactory,
   OpenOptions,
+  Referrer,
 } from '../../../ports/image-source/image-source.js';
 import { FallbackImageSource } from '../../../domain/pull/fallback-source.js';
 import { pullSources, type RegistriesConf } from '../../../domain/registry/registries-conf.js';
@@ -25,6 +26,8 @@ import { loadCaBundle } from './ca-bundle.js';
 import { readCapped, RegistryClient, type Response } from './registry-client.js';
 import { resumingStream, type BlobBody } from './resuming-stream.js';
 import { MAX_SIGNATURE_LIST_BYTES, parseSignatureList, signatureExtensionPath } from './signature-extension.js';
+import { fetchReferrersFromApi } from './referrers-api.js';
+import { referrersFromTag } from '../../../domain/image/referrers-lookup.js';
 import { abortError, isTransientError, transportError } from '../http/transport-errors.js';
 import { silentLogger } from '../silent-logger.js';
 
@@ -160,6 +163,8 @@ export class RegistrySourceFactory implements ImageSourceFactory {
 class RegistrySource implements ImageSource {
   readonly description: string;
   private readonly repoPath: string;
+  /** false once the registry showed it has no referrers API (a 404): later lookups go straight to the tag schema. */
+  private referrersApi = true;
 
   physicalReference(): Reference {
     return this.reference;
@@ -232,6 +237,17 @@ class RegistrySource implements ImageSource {
       throw transportError(err, this.reference.registryHost);
     }
     return parseSignatureList(body, what);
+  }
+
+  /** The referrers API when the registry has it, else the referrers tag schema. */
+  async listReferrers(subject: Digest, artifactType?: string, signal?: AbortSignal): Promise<Referrer[]> {
+    if (this.referrersApi) {
+      const listed = await fetchReferrersFromApi(this.client, this.reference.path, subject, artifactType, signal);
+      if (listed) return listed;
+      this.referrersApi = false;
+      this.logger.log('debug', 'registry.referrers.tag-schema', { host: this.reference.registryHost });
+    }
+    return referrersFromTag(this, subject, artifactType, signal);
   }
 
   /** Destroys rather than drains the connections: a blob stream nobody reads must not keep close() waiting. */

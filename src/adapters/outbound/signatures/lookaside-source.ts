@@ -10,7 +10,7 @@ import type { SimpleSignatureSource } from '../../../ports/signatures/signature-
 import { abortError, transportError } from '../http/transport-errors.js';
 import { readAtMost } from '../read-at-most.js';
 import { withPublicRoots } from '../registry/ca-bundle.js';
-import { EMPTY_REGISTRIES_D, lookasideBaseFor, type RegistriesDConfig } from './registries-d.js';
+import { EMPTY_REGISTRIES_D, lookasideBaseFor, sigstoreAttachmentsSetting, type RegistriesDConfig } from './registries-d.js';
 import { silentLogger } from '../silent-logger.js';
 
 /** c/image's limits: signatures per image, and bytes per signature. */
@@ -48,6 +48,10 @@ export class LookasideSignatureSource implements SimpleSignatureSource {
   constructor(private readonly options: LookasideSourceOptions = {}) {
     this.config = options.registriesD ?? EMPTY_REGISTRIES_D;
     this.logger = options.logger ?? silentLogger;
+  }
+
+  async sigstoreAttachments(physical: Reference): Promise<boolean | undefined> {
+    return sigstoreAttachmentsSetting(this.config, physical);
   }
 
   async getSignatures(physical: Reference, manifestDigest: Digest, signal?: AbortSignal): Promise<Buffer[]> {

@@ -235,10 +235,15 @@ export function lookasideBaseFor(config: RegistriesDConfig, ref: Reference, look
   }
 }
 
-/** Whether cosign `.sig` attachments are used for `ref`: the first applicable section that says so; default false. */
-export function useSigstoreAttachments(config: RegistriesDConfig, ref: Reference): boolean {
+/** `use-sigstore-attachments` for `ref`: the first applicable section that says it; undefined when none does. */
+export function sigstoreAttachmentsSetting(config: RegistriesDConfig, ref: Reference): boolean | undefined {
   for (const section of sectionsFor(config, ref)) {
     if (section.useSigstoreAttachments !== undefined) return section.useSigstoreAttachments;
   }
-  return false;
+  return undefined;
+}
+
+/** Whether cosign `.sig` attachments are used for `ref` as containers/image decides it: unsaid is false. */
+export function useSigstoreAttachments(config: RegistriesDConfig, ref: Reference): boolean {
+  return sigstoreAttachmentsSetting(config, ref) ?? false;
 }

@@ -1,31 +1,33 @@
-import { constants, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { SignatureInvalidError } from '../../../domain/errors.js';
+import { constants, createHash, verify } from 'node:crypto';
+import { SignatureInvalidError, SigstoreCheckError } from '../../../domain/errors.js';
 import { canonicalJson } from '../../../domain/encryption/jcs.js';
 import {
   COSIGN_BUNDLE_ANNOTATION,
+  COSIGN_CERTIFICATE_ANNOTATION,
   COSIGN_SIGNATURE_ANNOTATION,
   COSIGN_SIGNATURE_MEDIA_TYPE,
 } from '../../../domain/policy/cosign-signatures.js';
+import type { SigstoreBundleBlob, VerifiedBundleContent } from '../../../ports/signatures/sigstore-bundle.js';
+import type { FulcioTrustMaterial, PkiTrustMaterial, SigstoreTrust } from '../../../ports/signatures/sigstore-trust.js';
 import type { SigstoreSignature, SigstoreVerifier } from '../../../ports/signatures/signature-verifier.js';
+import { decodeStdBase64, firstPemBlock, parseCosignPublicKey, type CosignPublicKey, type PemBlock } from './cosign-public-key.js';
+import { verifyBundleBlob, verifyLegacyKeyless } from './sigstore/bundle-blob.js';
 
-/** A trusted key as cosign uses it: the key itself and its PKIX DER, which Rekor entries name. */
-export interface CosignPublicKey {
-  readonly key: KeyObject;
-  readonly spkiDer: Buffer;
-  readonly kind: 'ecdsa' | 'rsa' | 'ed25519';
-}
+export { decodeStdBase64, parseCosignPublicKey, type CosignPublicKey } from './cosign-public-key.js';
 
-const EC_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
 const invalid = (m: string): SignatureInvalidError => new SignatureInvalidError(m);
 
 /**
  * Cosign's keyed verification with node:crypto. The signature annotation is
  * checked against every trusted key (ECDSA/RSA PKCS#1 v1.5 over SHA-256,
  * pure Ed25519); with Rekor keys, the bundle's SET and hashedrekord body must
- * also vouch for exactly this payload, signature and key. Keyless (Fulcio)
- * signatures are not handled here.
+ * also vouch for exactly this payload, signature and key. Keyless `.sig`
+ * layers and sigstore bundles are verified by sigstore-js (./sigstore/).
  */
 export class NodeSigstoreVerifier implements SigstoreVerifier {
+  /** `now`: the clock a pki chain is checked at (it has no log time); fulcio and keyed checks use log times only. */
+  constructor(private readonly now: () => Date = () => new Date()) {}
+
   async verify(signature: SigstoreSignature, publicKeys: readonly Buffer[], rekorPublicKeys?: readonly Buffer[]): Promise<void> {
     if (publicKeys.length === 0) throw invalid('no public keys to verify the cosign signature with');
     const keys = publicKeys.map((pem, i) => parseCosignPublicKey(pem, `public key ${i + 1}`));
@@ -44,45 +46,25 @@ export class NodeSigstoreVerifier implements SigstoreVerifier {
 
     const signer = keys.find((k) => verifyWithKey(k, signature.payload, sig));
     if (!signer) {
-      throw invalid(`cryptographic signature verification failed: the signature matches none of the ${keys.length} trusted public key(s)`);
+      if (signature.annotations[COSIGN_CERTIFICATE_ANNOTATION] !== undefined) {
+        throw new SigstoreCheckError('key-kind', `the signature is keyless (it carries a certificate) and matches none of the ${keys.length} trusted public key(s) the policy wants`);
+      }
+      throw new SigstoreCheckError('signature', `cryptographic signature verification failed: the signature matches none of the ${keys.length} trusted public key(s)`);
     }
     if (rekorKeys.length === 0) return;
     const bundle = signature.annotations[COSIGN_BUNDLE_ANNOTATION];
     if (bundle === undefined) throw invalid(`missing ${COSIGN_BUNDLE_ANNOTATION} annotation, required when Rekor public keys are configured`);
     verifyRekorBundle(bundle, rekorKeys, signer, sig, signature.payload);
   }
-}
 
-/**
- * The first PEM block of `pem`, which must be a PKIX `PUBLIC KEY` (ECDSA
- * P-256/P-384/P-521, RSA, Ed25519) or a PKCS#1 `RSA PUBLIC KEY`.
- */
-export function parseCosignPublicKey(pem: Buffer | string, what = 'public key'): CosignPublicKey {
-  const block = firstPemBlock(typeof pem === 'string' ? pem : pem.toString('latin1'));
-  if (!block) throw invalid(`${what} is not PEM`);
-  if (block.type !== 'PUBLIC KEY' && block.type !== 'RSA PUBLIC KEY') {
-    throw invalid(`${what}: PEM block is ${block.type}, not PUBLIC KEY or RSA PUBLIC KEY`);
+  /** Keyless `.sig` layers and bundles go through sigstore-js (./sigstore/); see there for what is hand-written. */
+  verifyKeyless(signature: SigstoreSignature, trust: FulcioTrustMaterial | PkiTrustMaterial): Promise<void> {
+    return verifyLegacyKeyless(signature, trust, this.now());
   }
-  let key: KeyObject;
-  try {
-    key = createPublicKey({ key: block.der, format: 'der', type: block.type === 'PUBLIC KEY' ? 'spki' : 'pkcs1' });
-  } catch {
-    throw invalid(`${what}: ${block.type} does not parse`);
+
+  verifyBundle(bundle: SigstoreBundleBlob, trust: SigstoreTrust): Promise<VerifiedBundleContent> {
+    return verifyBundleBlob(bundle, trust, this.now());
   }
-  const type = key.asymmetricKeyType;
-  let kind: CosignPublicKey['kind'];
-  if (type === 'ec') {
-    const curve = key.asymmetricKeyDetails?.namedCurve;
-    if (!curve || !EC_CURVES.has(curve)) throw invalid(`${what}: unsupported ECDSA curve ${curve ?? 'unknown'}`);
-    kind = 'ecdsa';
-  } else if (type === 'rsa') {
-    kind = 'rsa';
-  } else if (type === 'ed25519') {
-    kind = 'ed25519';
-  } else {
-    throw invalid(`${what}: unsupported key type ${type ?? 'unknown'}`);
-  }
-  return { key, kind, spkiDer: key.export({ type: 'spki', format: 'der' }) };
 }
 
 function verifyWithKey(k: CosignPublicKey, data: Buffer, sig: Buffer): boolean {
@@ -98,36 +80,6 @@ function verifyWithKey(k: CosignPublicKey, data: Buffer, sig: Buffer): boolean {
   } catch {
     return false;
   }
-}
-
-interface PemBlock {
-  readonly type: string;
-  readonly der: Buffer;
-  /** Offset just past the END line. */
-  readonly end: number;
-}
-
-/** Like Go's pem.Decode: the first well-formed block; headers are skipped, the body must be base64. */
-function firstPemBlock(text: string): PemBlock | undefined {
-  const re = /(?:^|\n)-----BEGIN ([^\r\n]*?)-----[ \t]*\r?\n([\s\S]*?)\n-----END \1-----[ \t]*(?:\r?\n|$)/g;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    const [, type, rawBody] = m;
-    if (type === undefined || rawBody === undefined) continue;
-    let body = rawBody;
-    const headerEnd = /\r?\n\r?\n/.exec(body);
-    if (headerEnd && body.slice(0, headerEnd.index).includes(':')) body = body.slice(headerEnd.index + headerEnd[0].length);
-    const der = decodeStdBase64(body.replace(/[ \t\r\n]/g, ''));
-    if (der !== undefined && der.length > 0) return { type, der, end: m.index + m[0].length };
-    re.lastIndex = m.index + 1;
-  }
-  return undefined;
-}
-
-/** Standard padded base64 as Go's decoder takes it: `\r` and `\n` are ignored, anything else non-base64 fails. */
-export function decodeStdBase64(text: string): Buffer | undefined {
-  const s = text.replace(/[\r\n]/g, '');
-  if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(s)) return undefined;
-  return Buffer.from(s, 'base64');
 }
 
 type JsonRecord = Record<string, unknown>;

@@ -52,15 +52,18 @@ export function useCases(): ContainerModule {
     bind(Tokens.PolicyGate).toDynamicValue((ctx) => {
       const settings = ctx.get<Settings>(Tokens.Settings);
       const resources = ctx.get<ResourceLoader>(ResourceLoaderToken);
+      const simpleSignatures = ctx.get<SimpleSignatureSource>(SimpleSignatureSourceToken);
       return new PolicyGate(
         policyLoader(settings, resources),
         new ImagePolicy({
           resources,
-          simpleSignatures: ctx.get<SimpleSignatureSource>(SimpleSignatureSourceToken),
+          simpleSignatures,
           simpleVerifier: ctx.get<SimpleSigningVerifier>(SimpleSigningVerifierToken),
           sigstoreVerifier: ctx.get<SigstoreVerifier>(SigstoreVerifierToken),
         }),
         settings.admission,
+        // registries.d's use-sigstore-attachments, from whatever adapter holds registries.d.
+        async (physical, signal) => simpleSignatures.sigstoreAttachments?.(physical, signal),
       );
     }).inSingletonScope();
     bind(Tokens.PullImage).toDynamicValue((ctx) => {
