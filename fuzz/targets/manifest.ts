@@ -46,7 +46,9 @@ function referrers(data: Buffer, contentType: string | undefined): void {
   if (list) {
     const type = list[0]?.artifactType;
     const kept = filterReferrers(list, type);
-    if (kept.some((d) => !list.includes(d) || d.artifactType !== type)) throw new Finding('filterReferrers kept a descriptor of another type');
+    // No type asked for keeps every referrer; a type keeps exactly those of that type.
+    const meant = type === undefined ? list : list.filter((d) => d.artifactType === type);
+    if (kept.length !== meant.length || kept.some((d, i) => d !== meant[i])) throw new Finding('filterReferrers kept other descriptors than those of the type asked for');
     const merged = attempt(() => mergeReferrers([list, kept]));
     if (merged && new Set(merged.map((d) => d.digest.toString())).size !== merged.length) throw new Finding('mergeReferrers kept a digest twice');
   }
