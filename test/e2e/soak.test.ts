@@ -214,7 +214,9 @@ describe('soak', () => {
     for (const r of ok) {
       assert.deepEqual(await treeOf(join(r.bundle, 'rootfs')), references[r.img], `pull ${r.i} (image ${r.img}) gives the clean rootfs`);
     }
-    assert.ok(proxy.totalFaults() >= PULLS, `faults fired: ${proxy.totalFaults()}`);
+    // Processes share layers (one download per layer across the store), so there are far fewer blob
+    // requests than pulls × layers, and the random faults number about one per pull: ask for half that.
+    assert.ok(proxy.totalFaults() >= PULLS / 2, `faults fired: ${proxy.totalFaults()}`);
     assert.ok(counts.reset > 0 && counts.status > 0, 'resets and error statuses fired');
     assert.ok(ok.length >= PULLS / 2, `at least half the pulls succeed: ${summary}`);
     assert.ok(killed.length >= 1, `a pull was killed mid-layer: ${summary}`);
