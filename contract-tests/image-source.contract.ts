@@ -111,9 +111,14 @@ export function imageSourceContract(name: string, setup: () => Promise<ImageSour
       };
       const list = (artifactType?: string, subject = referrers().subject) =>
         withSource(fx.factory, fx.target, (s) => listReferrers(s, subject, artifactType));
+      /** A fixture that stores no referrers: its source must say the image has none ([], or no listReferrers), not fail. */
+      const none = async (): Promise<void> => {
+        const got = await withSource(fx.factory, fx.target, async (s) => (s.listReferrers ? s.listReferrers(Digest.of(fx.manifestBytes)) : []));
+        assert.deepEqual(got, []);
+      };
 
-      it('lists every manifest whose subject is the image, typed by artifactType or else its config', async (t) => {
-        if (!fx.referrers) return t.skip('the fixture stores no referrers');
+      it('lists every manifest whose subject is the image, typed by artifactType or else its config', async () => {
+        if (!fx.referrers) return none();
         const got = await list();
         const want = referrers().content.referrers;
         assert.deepEqual(sorted(got.map((r) => r.descriptor.digest.toString())), sorted(want.map((r) => r.digest.toString())));
@@ -124,8 +129,8 @@ export function imageSourceContract(name: string, setup: () => Promise<ImageSour
         }
       });
 
-      it('filters by artifactType', async (t) => {
-        if (!fx.referrers) return t.skip('the fixture stores no referrers');
+      it('filters by artifactType', async () => {
+        if (!fx.referrers) return none();
         const got = await list(SBOM_ARTIFACT_TYPE);
         const want = referrers().content.referrers.filter((r) => r.artifactType === SBOM_ARTIFACT_TYPE);
         assert.deepEqual(sorted(got.map((r) => r.descriptor.digest.toString())), sorted(want.map((r) => r.digest.toString())),
@@ -133,13 +138,13 @@ export function imageSourceContract(name: string, setup: () => Promise<ImageSour
         assert.deepEqual(await list('application/vnd.example.nothing-of-this-type'), [], 'the artifactType filter let other artifacts through');
       });
 
-      it('a manifest nothing refers to has no referrers: [], not NOT_FOUND', async (t) => {
-        if (!fx.referrers) return t.skip('the fixture stores no referrers');
+      it('a manifest nothing refers to has no referrers: [], not NOT_FOUND', async () => {
+        if (!fx.referrers) return none();
         assert.deepEqual(await list(undefined, referrers().lonely), []);
       });
 
-      it('each listed referrer is served by digest with its exact bytes', async (t) => {
-        if (!fx.referrers) return t.skip('the fixture stores no referrers');
+      it('each listed referrer is served by digest with its exact bytes', async () => {
+        if (!fx.referrers) return none();
         await withSource(fx.factory, fx.target, async (s) => {
           for (const { descriptor: d } of await listReferrers(s, referrers().subject, undefined)) {
             const want = referrers().content.referrers.find((r) => r.digest.equals(d.digest));
