@@ -79,3 +79,52 @@ describe('FsLayerStore on disk', () => {
     }
   });
 });
+
+describe('FsLayerStore, erofs format', () => {
+  it('commits one EROFS image with its sha256 and a dm-verity tree that veritysetup accepts, and no tree', async () => {
+    assert.equal(process.getuid?.(), 0, 'erofs layers need root');
+    const { createHash } = await import('node:crypto');
+    const { readFile } = await import('node:fs/promises');
+    const { veritysetupVerify } = await import('../src/adapters/outbound/erofs/verity.js');
+    const root = await mkdtemp(join(tmpdir(), 'image-ts-ls-'));
+    try {
+      const store = new FsLayerStore(root, { whiteoutFormat: 'overlay' });
+      const bytes = tar([{ name: 'etc/', type: 'dir' }, { name: 'etc/os-release', content: 'ID=test\n'.repeat(500) }, { name: '.wh.gone', content: '' }]);
+      const diffId = Digest.of(bytes);
+      const writer = await store.stage(diffId, { format: 'erofs' });
+      await pipeline(Readable.from([bytes]), writer.sink);
+      const layer = await writer.commit();
+      const dir = join(root, 'layers', 'sha256', diffId.encoded);
+      assert.equal(layer.format, 'erofs');
+      assert.equal(layer.path, join(dir, 'layer.erofs'));
+      assert.deepEqual((await readdir(dir)).sort(), ['layer.erofs', 'layer.json', 'layer.verity']);
+      assert.deepEqual(await readdir(join(root, 'staging')), []);
+      const image = await readFile(layer.path);
+      assert.equal(layer.image?.sha256, createHash('sha256').update(image).digest('hex'));
+      assert.equal(layer.image?.bytes, image.length);
+      assert.equal(layer.image?.compression, 'lz4');
+      const verity = layer.image?.verity;
+      assert.ok(verity);
+      assert.equal(verity.dataBlocks * 4096, image.length);
+      assert.equal(await veritysetupVerify(layer.path, verity.hashPath, verity.rootHash), true);
+      // What get() reads back from layer.json is what commit returned.
+      assert.deepEqual(await store.get(diffId), layer);
+      const footprint = await store.footprint(diffId);
+      assert.equal(footprint?.format, 'erofs');
+      assert.ok(footprint.bytes >= image.length && footprint.bytes < image.length + 64 * 1024, `${footprint.bytes} bytes for a ${image.length}-byte image`);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses the erofs format without root-made whiteouts, before any byte', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'image-ts-ls-'));
+    try {
+      const store = new FsLayerStore(root, { whiteoutFormat: 'marker' });
+      await assert.rejects(store.stage(Digest.of('x'), { format: 'erofs' }), { code: 'UNSUPPORTED' });
+      assert.deepEqual(await store.list(), []);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

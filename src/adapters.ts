@@ -12,7 +12,8 @@ export { SubprocessDecompressor, findSubprocessCodecs } from './adapters/outboun
 // Store, snapshots, bundles
 export { FsLayerStore, type FsLayerStoreOptions } from './adapters/outbound/layer-store/fs-layer-store.js';
 export { FsMetadataStore } from './adapters/outbound/store/fs-metadata-store.js';
-export { OverlaySnapshotter } from './adapters/outbound/snapshot/overlay-snapshotter.js';
+export { OverlaySnapshotter, type OverlaySnapshotterOptions } from './adapters/outbound/snapshot/overlay-snapshotter.js';
+export { ErofsSnapshotter } from './adapters/outbound/snapshot/erofs-snapshotter.js';
 export { CopySnapshotter } from './adapters/outbound/snapshot/copy-snapshotter.js';
 export { LocalBundleDirectory } from './adapters/outbound/snapshot/local-bundle-directory.js';
 // Keys: brokers, attestation, providers, unwrappers

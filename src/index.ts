@@ -24,6 +24,7 @@ export type { PrivateLayerOptions } from './domain/encryption/layer-options.js';
 export type { Compression } from './domain/image/media-types.js';
 export type { EntryLimits, UnpackLimits } from './domain/layer/unpack-limits.js';
 export type { ImageTarget } from './domain/image/image-target.js';
+export type { ListedImage, StoreDiskUsage, StoredBytes, LayerUsage } from './domain/store/manage-images.js';
 
 // The ports: implement one, pass it in `adapters`, check it with the matching suite in image-ts/contract-tests.
 export * from './ports/image-source/image-source.js';

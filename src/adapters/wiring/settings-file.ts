@@ -12,7 +12,9 @@ export interface Settings {
   profile: string;
   workDir: string;
   maxConcurrentLayers: number;
-  snapshotter: 'overlay' | 'copy' | undefined;
+  snapshotter: 'overlay' | 'copy' | 'erofs' | undefined;
+  /** How the erofs snapshotter builds and checks layer images. */
+  erofs?: ErofsSettings | undefined;
   platform: string | undefined;
   insecureRegistries: string[];
   plainHttpRegistries: string[];
@@ -60,6 +62,26 @@ export interface Settings {
     readonly resourcesAllowed?: readonly string[] | undefined;
     readonly maxConcurrentCalls?: number | undefined;
   } | undefined;
+}
+
+export interface ErofsSettings {
+  readonly compression?: 'lz4' | 'lz4hc' | undefined;
+  /** Checked before each mount: nothing, the image's sha256, or its dm-verity tree. */
+  readonly check?: 'none' | 'sha256' | 'verity' | undefined;
+  /** Whether images get a dm-verity tree (default true). */
+  readonly verity?: boolean | undefined;
+}
+
+/** The `erofs` section: `{ compression, check, verity }`. */
+export function erofsSettings(v: unknown): ErofsSettings {
+  if (!isObject(v)) throw new ConfigFileError('erofs must be an object');
+  exactKeys(v, 'erofs', ['compression', 'check', 'verity']);
+  const { compression, check, verity } = v;
+  if (compression !== undefined && compression !== 'lz4' && compression !== 'lz4hc') throw new ConfigFileError('erofs.compression must be "lz4" or "lz4hc"');
+  if (check !== undefined && check !== 'none' && check !== 'sha256' && check !== 'verity') throw new ConfigFileError('erofs.check must be "none", "sha256" or "verity"');
+  if (verity !== undefined && typeof verity !== 'boolean') throw new ConfigFileError('erofs.verity must be true or false');
+  if (check === 'verity' && verity === false) throw new ConfigFileError('erofs.check "verity" needs erofs.verity');
+  return { compression, check, verity };
 }
 
 export type AdmissionSettings = Admission;
@@ -256,10 +278,11 @@ export function parseConfig(doc: Readonly<Record<string, unknown>>, source: stri
       }
       case 'snapshotter': {
         const v = str(key);
-        if (v !== 'overlay' && v !== 'copy') throw new ConfigFileError(`snapshotter must be "overlay" or "copy"`);
+        if (v !== 'overlay' && v !== 'copy' && v !== 'erofs') throw new ConfigFileError(`snapshotter must be "overlay", "copy" or "erofs"`);
         out.snapshotter = v;
         break;
       }
+      case 'erofs': out.erofs = erofsSettings(value); break;
       case 'extra_root_certificates': out.caPems = strList(key); break;
       case 'extra_root_certificate_files': out.caFiles = strList(key); break;
       case 'insecure_registries': out.insecureRegistries = strList(key); break;

@@ -1,14 +1,16 @@
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { proxyFromEnv } from '../outbound/http/dispatcher.js';
-import { DEFAULT_ADMISSION, defaultAuthFiles, defaultCertsDirs, defaultWorkDir, type Settings } from './settings-file.js';
+import { DEFAULT_ADMISSION, defaultAuthFiles, defaultCertsDirs, defaultWorkDir, type ErofsSettings, type Settings } from './settings-file.js';
 import type { ConfiguredLimits } from './limits.js';
 
 /** What the command line (or an embedding program, per service) adds over the config: these win or add. */
 export interface SettingsOverrides {
   readonly workDir?: string | undefined;
   readonly maxConcurrentLayers?: number | undefined;
-  readonly snapshotter?: 'overlay' | 'copy' | undefined;
+  readonly snapshotter?: 'overlay' | 'copy' | 'erofs' | undefined;
+  /** Over the config's erofs section, key by key. */
+  readonly erofs?: ErofsSettings | undefined;
   readonly platform?: string | undefined;
   /** Added to the config's. */
   readonly insecureRegistries?: readonly string[] | undefined;
@@ -23,6 +25,10 @@ export interface SettingsOverrides {
   readonly limits?: ConfiguredLimits | undefined;
 }
 
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /**
  * Every setting decided: the config's values, the overrides on top, and the
  * defaults image-rs, containers/image and docker use for the rest. One path
@@ -35,6 +41,7 @@ export function resolveSettings(file: Partial<Settings>, o: SettingsOverrides = 
     workDir: resolve(o.workDir ?? file.workDir ?? defaultWorkDir(env, uid, homedir())),
     maxConcurrentLayers: o.maxConcurrentLayers ?? file.maxConcurrentLayers ?? 3,
     snapshotter: o.snapshotter ?? file.snapshotter,
+    erofs: { ...file.erofs, ...definedOnly(o.erofs ?? {}) },
     platform: o.platform ?? file.platform,
     insecureRegistries: [...(file.insecureRegistries ?? []), ...(o.insecureRegistries ?? [])],
     plainHttpRegistries: [...(file.plainHttpRegistries ?? []), ...(o.plainHttpRegistries ?? [])],

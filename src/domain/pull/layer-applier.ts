@@ -11,7 +11,7 @@ import type { LayerStateMachine } from '../layer/layer-state.js';
 import type { EntryLimits, UnpackBudget } from '../layer/unpack-limits.js';
 import type { ImageSource } from '../../ports/image-source/image-source.js';
 import type { Decompressor } from '../../ports/layer/decompressor.js';
-import type { CommittedLayer, LayerStore } from '../../ports/layer/layer-store.js';
+import type { CommittedLayer, LayerFormat, LayerStore } from '../../ports/layer/layer-store.js';
 import type { Logger } from '../../ports/observability/logger.js';
 import type { ProgressListener } from '../../ports/observability/progress.js';
 
@@ -35,6 +35,8 @@ export interface LayerJob {
   readonly machine: LayerStateMachine;
   readonly onProgress: ProgressListener | undefined;
   readonly budget: UnpackBudget;
+  /** What the layer is committed as; undefined: the store's default. */
+  readonly format?: LayerFormat | undefined;
 }
 
 export interface LayerApplierDeps {
@@ -79,7 +81,7 @@ export class LayerApplier {
 
   private async once(job: LayerJob): Promise<{ committed: CommittedLayer } | { transit: ImageTsError }> {
     const { source, desc, diffId, secret, compression, signal, machine, onProgress } = job;
-    const writer = await this.deps.layers.stage(diffId, { limits: this.limits });
+    const writer = await this.deps.layers.stage(diffId, { limits: this.limits, ...(job.format ? { format: job.format } : {}) });
     const meter = job.budget.meter(`layer ${desc.digest}`);
     let compressed: DigestingStream | undefined;
     try {

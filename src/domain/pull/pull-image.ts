@@ -17,7 +17,7 @@ import { buildRuntimeSpec } from '../runtime/runtime-spec.js';
 import { resolveUser } from '../runtime/user.js';
 import type { Credentials, ImageSource, ImageSourceFactory } from '../../ports/image-source/image-source.js';
 import type { Decompressor } from '../../ports/layer/decompressor.js';
-import type { CommittedLayer, LayerStore } from '../../ports/layer/layer-store.js';
+import type { CommittedLayer, LayerFormat, LayerStore } from '../../ports/layer/layer-store.js';
 import type { Logger } from '../../ports/observability/logger.js';
 import type { ProgressListener } from '../../ports/observability/progress.js';
 import type { BundleDirectory } from '../../ports/snapshot/bundle-directory.js';
@@ -123,6 +123,9 @@ export interface VerifyResult {
 
 export type StorePullRequest = Omit<PullRequest, 'bundle' | 'snapshotter'>;
 
+/** A request with the format its new layers are committed in, decided by the snapshotter. */
+type FormattedRequest = PullRequest & { readonly layerFormat: LayerFormat | undefined };
+
 export interface StorePullResult {
   readonly reference: string;
   readonly manifestDigest: string;
@@ -182,7 +185,7 @@ export class PullImage {
     const snapshotId = createHash('sha256').update(`${bundlePath}\0${this.deps.clock().toISOString()}\0${lease.id}`).digest('hex').slice(0, 32);
     const plan: PlannedBundle = { path: bundlePath, createdDir, snapshot: { snapshotter: snapshotter.name, rootfs, id: snapshotId } };
     try {
-      const { name, resolved, layers } = await this.fetchImage(targets, request, lease, plan);
+      const { name, resolved, layers } = await this.fetchImage(targets, { ...request, layerFormat: snapshotter.layerFormat }, lease, plan);
 
       snapshot = await snapshotter.prepare(snapshotId, layers.map((l) => l.committed), rootfs);
       request.onProgress?.({ type: 'snapshot', snapshotter: snapshotter.name, rootfs });
@@ -239,7 +242,7 @@ export class PullImage {
     const targets = await this.targetsFor(request.image);
     const lease: Lease = { id: this.deps.ids(), held: false, produced: new Set() };
     try {
-      const { name, resolved, layers } = await this.fetchImage(targets, { ...request, bundle: '' }, lease);
+      const { name, resolved, layers } = await this.fetchImage(targets, { ...request, bundle: '', layerFormat: this.defaultLayerFormat() }, lease);
       await this.measure(request.image, resolved, request.signal);
       await this.releaseLease(lease);
       return {
@@ -319,7 +322,7 @@ export class PullImage {
   /** Resolve, judge, lease and fetch every layer, then record the image. Shared by both kinds of pull. */
   private async fetchImage(
     targets: readonly ImageTarget[],
-    request: PullRequest,
+    request: FormattedRequest,
     lease: Lease,
     bundle?: PlannedBundle,
   ): Promise<{ name: string; resolved: ResolvedImage; layers: { committed: CommittedLayer; pulled: PulledLayer }[] }> {
@@ -394,6 +397,12 @@ export class PullImage {
     };
   }
 
+  /** The format a pull with no bundle stores layers in: the configured snapshotter's. */
+  private defaultLayerFormat(): LayerFormat | undefined {
+    const wanted = this.options.defaultSnapshotter;
+    return wanted === undefined ? undefined : this.deps.snapshotters.find((x) => x.name === wanted)?.layerFormat;
+  }
+
   private async pickSnapshotter(name: SnapshotterName | undefined): Promise<Snapshotter> {
     const wanted = name ?? this.options.defaultSnapshotter;
     if (wanted === undefined) {
@@ -413,7 +422,7 @@ export class PullImage {
   private async fetchLayers(
     source: ImageSource,
     image: ResolvedImage,
-    request: PullRequest,
+    request: FormattedRequest,
     lease: Lease,
   ): Promise<{ committed: CommittedLayer; pulled: PulledLayer }[]> {
     const budget = new UnpackBudget(this.options.limits ?? {});
@@ -476,7 +485,7 @@ export class PullImage {
     secret: LayerSecret | undefined,
     limiter: Limiter,
     signal: AbortSignal,
-    request: PullRequest,
+    request: FormattedRequest,
     budget: UnpackBudget,
   ): Promise<{ committed: CommittedLayer; fetched: boolean }> {
     const progress = request.onProgress;
@@ -496,7 +505,7 @@ export class PullImage {
         return { committed: existing, fetched: false };
       }
       const key = diffId.toString();
-      const job: LayerJob = { source, desc, diffId, secret, compression, signal, machine, onProgress: request.onProgress, budget };
+      const job: LayerJob = { source, desc, diffId, secret, compression, signal, machine, onProgress: request.onProgress, budget, format: request.layerFormat };
       const flight = this.inFlight.do(key, () => this.produceOnceAcrossProcesses(job, limiter));
       if (flight.shared) machine.to('shared');
       const produced = await flight.promise;

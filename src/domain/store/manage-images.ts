@@ -1,7 +1,7 @@
 import { ImageTsError, NotFoundError } from '../errors.js';
 import { Digest } from '../image/digest.js';
 import { ImageTarget } from '../image/image-target.js';
-import type { LayerStore } from '../../ports/layer/layer-store.js';
+import type { LayerFormat, LayerStore } from '../../ports/layer/layer-store.js';
 import type { Logger } from '../../ports/observability/logger.js';
 import type { BundleDirectory } from '../../ports/snapshot/bundle-directory.js';
 import type { Snapshotter } from '../../ports/snapshot/snapshotter.js';
@@ -14,6 +14,26 @@ export interface LayerUsage {
   readonly size: number;
   /** Images and bundles that use the layer; zero means gc may remove it. */
   readonly refs: number;
+  /** How the store keeps it and the bytes it holds there; absent when the store cannot tell. */
+  readonly stored?: StoredBytes | undefined;
+}
+
+/** Bytes a layer holds in the store, in the format it is kept in. */
+export interface StoredBytes {
+  readonly format: LayerFormat;
+  readonly bytes: number;
+}
+
+/** An image as `list` shows it: each layer with what it holds in the store. */
+export type ListedImage = ImageRecord & { readonly stored: readonly (StoredBytes | null)[]; readonly storedBytes: number };
+
+/** The store's bytes by layer format, as `df` shows them. */
+export interface StoreDiskUsage {
+  readonly formats: Readonly<Record<LayerFormat, { readonly layers: number; readonly bytes: number }>>;
+  readonly layers: number;
+  readonly bytes: number;
+  /** Bytes of layers no image, bundle or running pull uses: what gc would free. */
+  readonly reclaimableBytes: number;
 }
 
 /** Finds an image by any of its names, its manifest digest or its config digest. */
@@ -65,9 +85,14 @@ export interface ManageDeps {
 export class ManageImages {
   constructor(private readonly deps: ManageDeps) {}
 
-  async list(): Promise<ImageRecord[]> {
+  async list(): Promise<ListedImage[]> {
     const state = await this.deps.metadata.read();
-    return Object.values(state.images).sort((a, b) => (a.names[0] ?? '').localeCompare(b.names[0] ?? ''));
+    const images = Object.values(state.images).sort((a, b) => (a.names[0] ?? '').localeCompare(b.names[0] ?? ''));
+    const stored = await this.storedBytes(images.flatMap((i) => i.layers.map((l) => l.diffId)));
+    return images.map((image) => {
+      const layers = image.layers.map((l) => stored.get(l.diffId) ?? null);
+      return { ...image, stored: layers, storedBytes: layers.reduce((n, l) => n + (l?.bytes ?? 0), 0) };
+    });
   }
 
   async inspect(query: string): Promise<{ image: ImageRecord; layers: LayerUsage[]; bundles: string[] }> {
@@ -75,11 +100,47 @@ export class ManageImages {
     const image = findImage(state, query);
     if (!image) throw new NotFoundError(`no image ${query} in the store`);
     const usage = new Map(layerUsage(state, this.deps.clock()).map((u) => [u.diffId, u]));
+    const stored = await this.storedBytes(image.layers.map((l) => l.diffId));
     return {
       image,
-      layers: image.layers.map((l) => usage.get(l.diffId) ?? { diffId: l.diffId, size: 0, refs: 0 }),
+      layers: image.layers.map((l) => {
+        const u = usage.get(l.diffId) ?? { diffId: l.diffId, size: 0, refs: 0 };
+        const s = stored.get(l.diffId);
+        return s ? { ...u, stored: s } : u;
+      }),
       bundles: Object.values(state.bundles).filter((b) => b.manifestDigest === image.manifestDigest).map((b) => b.path),
     };
+  }
+
+  /** Every committed layer's bytes, summed by format. */
+  async df(): Promise<StoreDiskUsage> {
+    const state = await this.deps.metadata.read();
+    const onDisk = (await this.deps.layers.list()).map((d) => d.toString());
+    const stored = await this.storedBytes(onDisk);
+    const used = new Set(layerUsage(state, this.deps.clock()).filter((u) => u.refs > 0).map((u) => u.diffId));
+    const formats = { directory: { layers: 0, bytes: 0 }, erofs: { layers: 0, bytes: 0 } };
+    let reclaimableBytes = 0;
+    for (const id of onDisk) {
+      const s = stored.get(id);
+      if (!s) continue;
+      formats[s.format].layers++;
+      formats[s.format].bytes += s.bytes;
+      if (!used.has(id)) reclaimableBytes += s.bytes;
+    }
+    return { formats, layers: onDisk.length, bytes: formats.directory.bytes + formats.erofs.bytes, reclaimableBytes };
+  }
+
+  /** What each layer holds in the store, one at a time (a directory layer is walked); none when the store cannot tell. */
+  private async storedBytes(diffIds: readonly string[]): Promise<Map<string, StoredBytes>> {
+    const out = new Map<string, StoredBytes>();
+    const footprint = this.deps.layers.footprint?.bind(this.deps.layers);
+    if (!footprint) return out;
+    for (const id of new Set(diffIds)) {
+      if (!Digest.isValid(id)) continue;
+      const f = await footprint(Digest.parse(id));
+      if (f) out.set(id, { format: f.format, bytes: f.bytes });
+    }
+    return out;
   }
 
   /** Drops the name (or, given a digest, every name). Layers stay until gc. */
@@ -109,9 +170,10 @@ export class ManageImages {
       await reclaimAbandonedPulls(state, now, this.deps);
       const used = new Set(layerUsage(state, now).filter((u) => u.refs > 0).map((u) => u.diffId));
       const victims = new Set([...onDisk, ...Object.keys(state.layers)].filter((id) => !used.has(id)));
+      const stored = await this.storedBytes([...victims]);
       let freed = 0;
       for (const id of victims) {
-        freed += state.layers[id]?.size ?? 0;
+        freed += stored.get(id)?.bytes ?? state.layers[id]?.size ?? 0;
         await this.deps.layers.remove(Digest.parse(id));
         delete state.layers[id];
       }

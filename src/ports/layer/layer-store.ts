@@ -9,10 +9,49 @@ import type { EntryLimits } from '../../domain/layer/unpack-limits.js';
  */
 export type WhiteoutFormat = 'overlay' | 'marker';
 
+/**
+ * How a committed layer is stored: `directory`, a tree of files (path is
+ * the tree); `erofs`, one read-only EROFS image file (path is the image),
+ * which a snapshotter mounts. EROFS keeps overlay whiteouts.
+ */
+export type LayerFormat = 'directory' | 'erofs';
+
+/** An `erofs` layer's image, as recorded when it was committed. */
+export interface LayerImage {
+  /** Bytes of the image file. */
+  readonly bytes: number;
+  /** sha256 of the image file, hex: checkable before a mount. */
+  readonly sha256: string;
+  readonly compression: 'lz4' | 'lz4hc';
+  /** The image's dm-verity hash tree (a file beside it) and what verifying it takes. */
+  readonly verity?: VerityRecord | undefined;
+}
+
+/** A dm-verity hash tree (format 1, superblock at offset 0 of its file) over a layer image. */
+export interface VerityRecord {
+  readonly hashPath: string;
+  /** Bytes of the hash file. */
+  readonly bytes: number;
+  readonly rootHash: string;
+  readonly salt: string;
+  readonly hashAlgorithm: string;
+  readonly dataBlockSize: number;
+  readonly hashBlockSize: number;
+  readonly dataBlocks: number;
+  /** Where the tree starts in the hash file, after the superblock's block. */
+  readonly hashOffset: number;
+  readonly uuid: string;
+}
+
 export interface CommittedLayer {
   readonly diffId: Digest;
+  /** The tree, or for the `erofs` format the image file. */
   readonly path: string;
   readonly whiteoutFormat: WhiteoutFormat;
+  /** Absent: `directory` (layers stored before formats existed). */
+  readonly format?: LayerFormat | undefined;
+  /** Present exactly when format is `erofs`. */
+  readonly image?: LayerImage | undefined;
   /** Bytes of unpacked file content. */
   readonly size: number;
   readonly entries: number;
@@ -61,6 +100,15 @@ export interface IngestLock {
 
 export interface StageOptions {
   readonly limits?: EntryLimits | undefined;
+  /** The format to commit in; default `directory`. A store that cannot make it fails with UNSUPPORTED. */
+  readonly format?: LayerFormat | undefined;
+}
+
+/** Bytes a committed layer holds where the store keeps it. */
+export interface LayerFootprint {
+  readonly format: LayerFormat;
+  /** Allocated bytes (blocks), every file of the layer included. */
+  readonly bytes: number;
 }
 
 /** Unpacked layers, content-addressed by diff_id and shared by every image. */
@@ -79,6 +127,8 @@ export interface LayerStore {
   waitIngest(diffId: Digest, signal?: AbortSignal): Promise<void>;
   remove(diffId: Digest): Promise<void>;
   list(): Promise<Digest[]>;
+  /** What a layer holds on disk; undefined when it is not committed. Optional: `df` and `inspect` show "unknown" without it. */
+  footprint?(diffId: Digest): Promise<LayerFootprint | undefined>;
   /** Removes staging left by a crash. Returns how many were removed. */
   cleanStaging(): Promise<number>;
 }

@@ -1,6 +1,6 @@
-import type { CommittedLayer } from '../layer/layer-store.js';
+import type { CommittedLayer, LayerFormat } from '../layer/layer-store.js';
 
-export type SnapshotterName = 'overlay' | 'copy';
+export type SnapshotterName = 'overlay' | 'copy' | 'erofs';
 
 /** What a snapshotter made for one bundle, enough to undo it. */
 export interface SnapshotRecord {
@@ -15,6 +15,8 @@ export interface SnapshotRecord {
 /** Turns committed layers (bottom first) into a rootfs directory. */
 export interface Snapshotter {
   readonly name: SnapshotterName;
+  /** The format new layers are committed in for this snapshotter's bundles; absent: `directory`. */
+  readonly layerFormat?: LayerFormat | undefined;
   /** Whether this snapshotter can work here (privileges, kernel support). */
   available(): Promise<boolean>;
   prepare(id: string, layers: readonly CommittedLayer[], rootfs: string): Promise<SnapshotRecord>;

@@ -15,8 +15,8 @@ const USAGE = `usage:
   image-ts pull IMAGE BUNDLE_DIR [--work-dir DIR] [--config FILE] [--creds USER:PASS] [--auth-file FILE]
                 [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST[:PORT]]... [--plain-http HOST[:PORT]]... [--ca-file PEM]...
                 [--registries-conf FILE|URI] [--decryption-key KEY]... [--policy FILE|URI] [--registries-d DIR]...
-                [--snapshotter overlay|copy] [--max-concurrent-layers N] [--json] [--quiet]
-                [--max-unpacked-bytes-per-layer SIZE] [--max-unpacked-bytes-per-image SIZE]
+                [--snapshotter overlay|copy|erofs] [--erofs-compression lz4|lz4hc] [--erofs-check none|sha256|verity]
+                [--max-concurrent-layers N] [--json] [--quiet] [--max-unpacked-bytes-per-layer SIZE] [--max-unpacked-bytes-per-image SIZE]
                 [--max-entries-per-layer N] [--max-path-bytes N]
   image-ts verify IMAGE [--policy FILE|URI] [--registries-d DIR]... [registry options as for pull] [--json]
   image-ts serve [--cdh-ttrpc unix:///PATH]... [--cdh-grpc unix:///PATH|HOST:PORT]... [--cri unix:///PATH]...
@@ -27,6 +27,7 @@ const USAGE = `usage:
   image-ts inspect IMAGE [--work-dir DIR] [--json]
   image-ts rm IMAGE [--work-dir DIR]
   image-ts gc [--work-dir DIR]
+  image-ts df [--work-dir DIR] [--json]
   image-ts bundle rm BUNDLE_DIR [--work-dir DIR]
 
 IMAGE is a docker reference (docker:// optional) or oci:DIR[:REF].
@@ -58,6 +59,8 @@ const OPTIONS = {
   'tls-client-ca': { type: 'string' },
   'bundle-root': { type: 'string', multiple: true },
   snapshotter: { type: 'string' },
+  'erofs-compression': { type: 'string' },
+  'erofs-check': { type: 'string' },
   'max-concurrent-layers': { type: 'string' },
   'max-unpacked-bytes-per-layer': { type: 'string' },
   'max-unpacked-bytes-per-image': { type: 'string' },
@@ -72,19 +75,21 @@ type Flags = {
   [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : (typeof OPTIONS)[K] extends { type: 'boolean' } ? boolean : string;
 };
 
+const EROFS_FLAGS = ['erofs-compression', 'erofs-check'] as const;
 const LIMIT_FLAGS = ['max-unpacked-bytes-per-layer', 'max-unpacked-bytes-per-image', 'max-entries-per-layer', 'max-path-bytes'] as const;
 
 /** Which flags each command takes; anything else is a usage error, not silently ignored. */
 const COMMAND_FLAGS: Readonly<Record<string, readonly (keyof Flags)[]>> = {
-  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', 'max-concurrent-layers', ...LIMIT_FLAGS, 'json', 'quiet'],
+  pull: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d', 'snapshotter', ...EROFS_FLAGS, 'max-concurrent-layers', ...LIMIT_FLAGS, 'json', 'quiet'],
   verify: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'policy', 'registries-d', 'json', 'quiet'],
   serve: ['work-dir', 'config', 'creds', 'auth-file', 'platform', 'insecure-registry', 'plain-http', 'registries-conf', 'ca-file', 'decryption-key', 'policy', 'registries-d',
-    'snapshotter', 'max-concurrent-layers', ...LIMIT_FLAGS, 'cdh-ttrpc', 'cdh-grpc', 'cri', 'log-level',
+    'snapshotter', ...EROFS_FLAGS, 'max-concurrent-layers', ...LIMIT_FLAGS, 'cdh-ttrpc', 'cdh-grpc', 'cri', 'log-level',
     'socket-group', 'tls-cert', 'tls-key', 'tls-client-ca', 'bundle-root'],
   list: ['work-dir', 'config', 'json', 'quiet'],
   inspect: ['work-dir', 'config', 'json', 'quiet'],
   rm: ['work-dir', 'config', 'json', 'quiet'],
   gc: ['work-dir', 'config', 'json', 'quiet'],
+  df: ['work-dir', 'config', 'json', 'quiet'],
   bundle: ['work-dir', 'config', 'json', 'quiet'],
 };
 
@@ -116,7 +121,11 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     if (!Number.isInteger(maxConcurrentLayers) || maxConcurrentLayers < 1 || maxConcurrentLayers > 64) throw new UsageError('--max-concurrent-layers takes an integer from 1 to 64');
   }
   const snapshotter = flags.snapshotter;
-  if (snapshotter !== undefined && snapshotter !== 'overlay' && snapshotter !== 'copy') throw new UsageError('--snapshotter takes overlay or copy');
+  if (snapshotter !== undefined && snapshotter !== 'overlay' && snapshotter !== 'copy' && snapshotter !== 'erofs') throw new UsageError('--snapshotter takes overlay, copy or erofs');
+  const compression = flags['erofs-compression'];
+  if (compression !== undefined && compression !== 'lz4' && compression !== 'lz4hc') throw new UsageError('--erofs-compression takes lz4 or lz4hc');
+  const check = flags['erofs-check'];
+  if (check !== undefined && check !== 'none' && check !== 'sha256' && check !== 'verity') throw new UsageError('--erofs-check takes none, sha256 or verity');
   const platform = flags.platform ?? file.platform;
   if (platform !== undefined) Platform.parse(platform);
   const limits: ConfiguredLimits = {};
@@ -129,6 +138,7 @@ async function settingsFrom(flags: Flags, logger: Logger): Promise<Settings> {
     workDir: flags['work-dir'],
     maxConcurrentLayers,
     snapshotter,
+    erofs: { compression, check },
     platform: flags.platform,
     insecureRegistries: flags['insecure-registry'],
     plainHttpRegistries: flags['plain-http'],
@@ -262,7 +272,7 @@ async function run(argv: string[]): Promise<void> {
     case 'list': {
       const images = await service.list();
       print(json, images, images.length === 0 ? 'no images' : images.map((i) =>
-        `${i.names.join(', ')}\t${i.manifestDigest.slice(0, 19)}\t${i.platform}\t${humanSize(i.size)}`).join('\n'));
+        `${i.names.join(', ')}\t${i.manifestDigest.slice(0, 19)}\t${i.platform}\t${humanSize(i.size)}\t${humanSize(i.storedBytes)} stored`).join('\n'));
       return;
     }
     case 'inspect': {
@@ -275,7 +285,10 @@ async function run(argv: string[]): Promise<void> {
         `platform  ${info.image.platform}`,
         `pulled    ${info.image.pulledAt}`,
         `layers:`,
-        ...info.image.layers.map((l, i) => `  ${l.digest}  ${l.mediaType}  ${humanSize(l.size)}  refs=${info.layers[i]?.refs ?? 0}${l.encryption ? `  encrypted: ${l.encryption.join(', ')}` : ''}`),
+        ...info.image.layers.map((l, i) => {
+          const stored = info.layers[i]?.stored;
+          return `  ${l.digest}  ${l.mediaType}  ${humanSize(l.size)}  stored=${stored ? `${humanSize(stored.bytes)} (${stored.format})` : 'unknown'}  refs=${info.layers[i]?.refs ?? 0}${l.encryption ? `  encrypted: ${l.encryption.join(', ')}` : ''}`;
+        }),
         `bundles:   ${info.bundles.length ? info.bundles.join(', ') : 'none'}`,
       ].join('\n'));
       return;
@@ -288,6 +301,15 @@ async function run(argv: string[]): Promise<void> {
     case 'gc': {
       const r = await service.gc();
       print(json, r, `removed ${r.removedLayers.length} layers (${humanSize(r.freedBytes)}), ${r.staleStaging} stale staging dirs`);
+      return;
+    }
+    case 'df': {
+      const u = await service.df();
+      print(json, u, [
+        'FORMAT     LAYERS  BYTES',
+        ...(['directory', 'erofs'] as const).map((f) => `${f.padEnd(10)} ${String(u.formats[f].layers).padStart(6)}  ${humanSize(u.formats[f].bytes)}`),
+        `${'total'.padEnd(10)} ${String(u.layers).padStart(6)}  ${humanSize(u.bytes)} (${humanSize(u.reclaimableBytes)} reclaimable by gc)`,
+      ].join('\n'));
       return;
     }
     case 'bundle': {

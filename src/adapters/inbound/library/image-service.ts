@@ -4,7 +4,7 @@ import { parseDecryptionKey } from '../../../domain/encryption/decrypt-config.js
 import { ImageTsError, NetworkError, asImageTsError } from '../../../domain/errors.js';
 import { Platform } from '../../../domain/image/platform.js';
 import type { PullImage, PullResult, VerifyResult } from '../../../domain/pull/pull-image.js';
-import type { ManageImages } from '../../../domain/store/manage-images.js';
+import type { ListedImage, ManageImages, StoreDiskUsage } from '../../../domain/store/manage-images.js';
 import type { Credentials } from '../../../ports/image-source/image-source.js';
 import type { LayerStore } from '../../../ports/layer/layer-store.js';
 import type { Logger } from '../../../ports/observability/logger.js';
@@ -28,7 +28,7 @@ export interface PullOptions {
   readonly decryptionKeys?: readonly string[] | undefined;
   /** `os/arch[/variant]`, to pick from an index. */
   readonly platform?: string | undefined;
-  readonly snapshotter?: 'overlay' | 'copy' | undefined;
+  readonly snapshotter?: 'overlay' | 'copy' | 'erofs' | undefined;
   /** Each layer's start and states, bytes, the snapshot and the end. */
   readonly onProgress?: ProgressListener | undefined;
 }
@@ -57,8 +57,11 @@ export interface ImageService {
   pull(image: string, bundleDir: string, options?: PullOptions): Promise<PulledBundle>;
   pullToStore(image: string, options?: PullOptions): Promise<PulledImage>;
   verify(image: string, options?: Pick<PullOptions, 'signal' | 'credentials' | 'platform'>): Promise<VerifyResult>;
-  list(): Promise<ImageRecord[]>;
+  /** Every image, with the bytes each layer holds in the store. */
+  list(): Promise<ListedImage[]>;
   inspect(image: string): ReturnType<ManageImages['inspect']>;
+  /** The store's bytes by layer format. */
+  df(): Promise<StoreDiskUsage>;
   remove(image: string): Promise<ImageRecord>;
   gc(): ReturnType<ManageImages['gc']>;
   removeBundle(dir: string): Promise<void>;
@@ -178,8 +181,12 @@ class ContainerImageService implements ImageService {
     return guard(() => this.pullImage.verify({ image: normalize(image), platform: this.platformOf(options.platform), credentials: options.credentials, signal: options.signal }));
   }
 
-  list(): Promise<ImageRecord[]> {
+  list(): Promise<ListedImage[]> {
     return guard(() => this.manage.list());
+  }
+
+  df(): Promise<StoreDiskUsage> {
+    return guard(() => this.manage.df());
   }
 
   inspect(image: string): ReturnType<ManageImages['inspect']> {

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { chmod, lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ImageTsError, asImageTsError } from '../../../domain/errors.js';
+import { ImageTsError, UnsupportedError, asImageTsError } from '../../../domain/errors.js';
 import { Digest } from '../../../domain/image/digest.js';
-import type { CommittedLayer, IngestLock, LayerStore, LayerWriter, LowerLink, StageOptions, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
+import type { CommittedLayer, IngestLock, LayerFormat, LayerImage, LayerStore, LayerFootprint, LayerWriter, LowerLink, StageOptions, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import type { Logger } from '../../../ports/observability/logger.js';
 import { FlockOps, errnoCode, tryNativeSyscalls, type NativeSyscalls } from '../native/syscalls.js';
 import type { Degradation } from './tar-unpacker.js';
@@ -12,6 +12,9 @@ import { WorkerTarUnpacker } from './worker-unpacker.js';
 import { processAlive } from '../process-alive.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger } from '../silent-logger.js';
+import { buildErofsLayer, type ErofsLayerOptions, type StoredImage } from '../erofs/erofs-layer.js';
+import { canBuildErofs } from '../erofs/mkfs-erofs.js';
+import { treeBytes } from './tree-bytes.js';
 
 /** How often a process waiting for another's ingest looks again; the holder's layer is usually seconds away. */
 const INGEST_POLL_MS = 100;
@@ -25,7 +28,14 @@ export interface FsLayerStoreOptions {
    * thread keeps the download and digests moving, or the main thread.
    */
   readonly unpackIn?: 'worker' | 'main' | undefined;
+  /** The format of a stage that names none (default `directory`). */
+  readonly defaultFormat?: LayerFormat | undefined;
+  /** How `erofs` layers are built: lz4 and a dm-verity tree unless told otherwise. */
+  readonly erofs?: Partial<ErofsLayerOptions> | undefined;
 }
+
+const IMAGE_FILE = 'layer.erofs';
+const VERITY_FILE = 'layer.verity';
 
 /** Contents of layer.json, the commit marker. */
 interface LayerRecord {
@@ -37,6 +47,9 @@ interface LayerRecord {
   implicitDirs?: string[];
   whiteoutOnlyDirs?: string[];
   lowerLinks?: LowerLink[];
+  /** Absent: directory. */
+  format?: LayerFormat;
+  image?: StoredImage;
 }
 
 /**
@@ -62,9 +75,17 @@ export async function removeTree(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true });
 }
 
-function committedLayer(diffId: Digest, path: string, r: LayerRecord): CommittedLayer {
+/** The record's image with its files' paths in `dir`. */
+function layerImage(dir: string, stored: StoredImage): LayerImage {
+  const { verity, ...rest } = stored;
+  return { ...rest, ...(verity ? { verity: { ...verity, hashPath: join(dir, VERITY_FILE) } } : {}) };
+}
+
+function committedLayer(diffId: Digest, dir: string, r: LayerRecord): CommittedLayer {
+  const erofs = r.format === 'erofs' && r.image;
   return {
-    diffId, path, whiteoutFormat: r.whiteoutFormat, size: r.size, entries: r.entries,
+    diffId, path: join(dir, erofs ? IMAGE_FILE : 'diff'), whiteoutFormat: r.whiteoutFormat, size: r.size, entries: r.entries,
+    ...(erofs ? { format: 'erofs' as const, image: layerImage(dir, r.image!) } : {}),
     ...(r.unpackedBytes !== undefined ? { unpackedBytes: r.unpackedBytes } : {}),
     ...(r.implicitDirs ? { implicitDirs: r.implicitDirs } : {}),
     ...(r.whiteoutOnlyDirs ? { whiteoutOnlyDirs: r.whiteoutOnlyDirs } : {}),
@@ -99,6 +120,13 @@ function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
+function storedImage(v: unknown): v is StoredImage {
+  const i = v as Partial<StoredImage> | null | undefined;
+  return !!i && typeof i.bytes === 'number' && typeof i.sha256 === 'string' && /^[0-9a-f]{64}$/.test(i.sha256) &&
+    (i.compression === 'lz4' || i.compression === 'lz4hc') &&
+    (i.verity === undefined || (typeof i.verity.rootHash === 'string' && typeof i.verity.dataBlocks === 'number'));
+}
+
 function parseRecord(text: string, diffId: Digest): LayerRecord | undefined {
   try {
     const r = JSON.parse(text) as Partial<LayerRecord> | null;
@@ -110,7 +138,9 @@ function parseRecord(text: string, diffId: Digest): LayerRecord | undefined {
       const paths = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined);
       const links = (v: unknown): LowerLink[] | undefined =>
         Array.isArray(v) && v.every((x) => Array.isArray(x) && x.length === 2 && x.every((p) => typeof p === 'string')) ? (v as LowerLink[]) : undefined;
+      if (r.format !== undefined && r.format !== 'directory' && !(r.format === 'erofs' && storedImage(r.image))) return undefined;
       return {
+        ...(r.format === 'erofs' ? { format: r.format, image: r.image! } : {}),
         diffId: r.diffId, size: r.size, entries: r.entries, whiteoutFormat: r.whiteoutFormat,
         unpackedBytes: typeof r.unpackedBytes === 'number' ? r.unpackedBytes : undefined,
         implicitDirs: paths(r.implicitDirs), whiteoutOnlyDirs: paths(r.whiteoutOnlyDirs), lowerLinks: links(r.lowerLinks),
@@ -149,6 +179,8 @@ export class FsLayerStore implements LayerStore {
   private format: WhiteoutFormat | undefined;
   private readonly warned = new Set<Degradation>();
   private readonly unpackIn: 'worker' | 'main';
+  private readonly erofs: ErofsLayerOptions;
+  private readonly defaultFormat: LayerFormat;
 
   constructor(
     private readonly root: string,
@@ -160,6 +192,8 @@ export class FsLayerStore implements LayerStore {
     this.logger = options.logger ?? silentLogger;
     this.format = options.whiteoutFormat;
     this.unpackIn = options.unpackIn ?? 'worker';
+    this.defaultFormat = options.defaultFormat ?? 'directory';
+    this.erofs = { compression: options.erofs?.compression ?? 'lz4', verity: options.erofs?.verity ?? true };
   }
 
   /** Probed once, on first use: can this process make overlay whiteouts in the store? */
@@ -203,11 +237,17 @@ export class FsLayerStore implements LayerStore {
       throw asImageTsError(err);
     }
     const r = parseRecord(text, diffId);
-    return r && committedLayer(diffId, join(dir, 'diff'), r);
+    return r && committedLayer(diffId, dir, r);
   }
 
   async stage(diffId: Digest, options: StageOptions = {}): Promise<LayerWriter> {
     const format = this.whiteoutFormat;
+    const layerFormat = options.format ?? this.defaultFormat;
+    // Refused before any byte is fetched: an erofs layer keeps overlay whiteouts, which take root to make.
+    if (layerFormat === 'erofs') {
+      if (format !== 'overlay') throw new UnsupportedError('the erofs layer format needs root (overlay whiteouts in the image)');
+      if (!canBuildErofs()) throw new UnsupportedError('the erofs layer format needs mkfs.erofs (erofs-utils), which is not installed');
+    }
     const privileged = isRoot();
     const staging = join(this.stagingDir, stagingName());
     const diff = join(staging, 'diff');
@@ -235,6 +275,12 @@ export class FsLayerStore implements LayerStore {
       if (lowerLinks?.length) record.lowerLinks = [...lowerLinks];
       const final = this.layerDir(diffId);
       try {
+        if (layerFormat === 'erofs') {
+          record.format = 'erofs';
+          record.image = await buildErofsLayer(diff, join(staging, IMAGE_FILE), join(staging, VERITY_FILE), this.erofs);
+          // The tree was only the builder's input: from here on the image is the layer.
+          await removeTree(diff);
+        }
         await writeFile(join(staging, 'layer.json'), JSON.stringify(record));
         await mkdir(join(this.layersDir, diffId.algorithm), { recursive: true });
         for (let attempt = 0; ; attempt++) {
@@ -257,7 +303,7 @@ export class FsLayerStore implements LayerStore {
         await removeTree(staging).catch(() => undefined);
         throw asImageTsError(err);
       }
-      return committedLayer(diffId, join(final, 'diff'), record);
+      return committedLayer(diffId, final, record);
     };
 
     const abort = async (): Promise<void> => {
@@ -374,6 +420,16 @@ export class FsLayerStore implements LayerStore {
 
   async remove(diffId: Digest): Promise<void> {
     await this.discard(this.layerDir(diffId));
+  }
+
+  async footprint(diffId: Digest): Promise<LayerFootprint | undefined> {
+    const layer = await this.get(diffId);
+    if (!layer) return undefined;
+    try {
+      return { format: layer.format ?? 'directory', bytes: await treeBytes(this.layerDir(diffId)) };
+    } catch (err) {
+      throw asImageTsError(err);
+    }
   }
 
   async list(): Promise<Digest[]> {

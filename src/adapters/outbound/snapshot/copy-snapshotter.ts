@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { asImageTsError, UnsafeLayerError } from '../../../domain/errors.js';
+import { asImageTsError, UnsafeLayerError, UnsupportedError } from '../../../domain/errors.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from '../../../domain/layer/entry-path.js';
 import type { CommittedLayer, LowerLink, WhiteoutFormat } from '../../../ports/layer/layer-store.js';
 import type { SnapshotRecord, Snapshotter } from '../../../ports/snapshot/snapshotter.js';
@@ -47,6 +47,9 @@ export class CopySnapshotter implements Snapshotter {
   }
 
   async prepare(id: string, layers: readonly CommittedLayer[], rootfs: string): Promise<SnapshotRecord> {
+    const image = layers.find((l) => l.format === 'erofs');
+    // Copying out of an image would mean mounting it, which is what the erofs and overlay snapshotters are for.
+    if (image) throw new UnsupportedError(`layer ${image.diffId} is stored as an EROFS image; use the erofs or overlay snapshotter`);
     const target = resolve(rootfs);
     try {
       await mkdir(target, { recursive: true });

@@ -1,10 +1,17 @@
 import { readFile, mkdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ImageTsError, UnsupportedError, asImageTsError } from '../../../domain/errors.js';
-import type { CommittedLayer } from '../../../ports/layer/layer-store.js';
-import type { SnapshotRecord, Snapshotter } from '../../../ports/snapshot/snapshotter.js';
+import type { CommittedLayer, LayerFormat } from '../../../ports/layer/layer-store.js';
+import type { SnapshotRecord, Snapshotter, SnapshotterName } from '../../../ports/snapshot/snapshotter.js';
 import { UmountFlags, errnoCode, nativeSyscalls, tryNativeSyscalls } from '../native/syscalls.js';
 import { OverlayFixups } from './overlay-fixups.js';
+import { ErofsMounts, type ErofsCheck } from '../erofs/erofs-mounts.js';
+import { mountsBelow } from './mounts-below.js';
+
+export interface OverlaySnapshotterOptions {
+  /** What is checked of an erofs layer image before it is mounted (default: none). */
+  readonly erofsCheck?: ErofsCheck | undefined;
+}
 
 /**
  * mount(2) takes its options in one page, NUL included. Longer lowerdir lists
@@ -23,18 +30,43 @@ function mountFailed(what: string, err: unknown): ImageTsError {
   return new ImageTsError('MOUNT_FAILED', `${what}: ${code ?? (err instanceof Error ? err.message : String(err))}`, { cause: err });
 }
 
+/** Unmounts a mount point: lazily when something still uses it (a shell, a container), and the kernel frees it when idle. */
+export function unmount(target: string): void {
+  const native = nativeSyscalls();
+  try {
+    native.umount2(target, 0);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EBUSY') {
+      try {
+        native.umount2(target, UmountFlags.MNT_DETACH);
+      } catch (err2) {
+        throw mountFailed(`unmount ${target}`, err2);
+      }
+    } else if (code !== 'EINVAL' && code !== 'ENOENT') {
+      // EINVAL: not a mount point (already unmounted); ENOENT: already gone.
+      throw mountFailed(`unmount ${target}`, err);
+    }
+  }
+}
+
 /**
  * A rootfs as a kernel overlay mount: the committed layers are shared
  * read-only lower dirs, each bundle gets its own upper and work dirs under
  * <work_dir>/overlay/<id>/. Needs root and layers unpacked with overlay
- * whiteouts (0:0 char devices, trusted.overlay.opaque).
+ * whiteouts (0:0 char devices, trusted.overlay.opaque). A layer stored as an
+ * EROFS image is mounted read-only under <id>/layers/ first (ErofsMounts),
+ * and its mount is the lower dir.
  */
 export class OverlaySnapshotter implements Snapshotter {
-  readonly name = 'overlay' as const;
-  private readonly base: string;
+  readonly name: SnapshotterName = 'overlay';
+  readonly layerFormat: LayerFormat = 'directory';
+  protected readonly base: string;
+  private readonly erofs: ErofsMounts;
 
-  constructor(root: string) {
+  constructor(root: string, options: OverlaySnapshotterOptions = {}) {
     this.base = join(resolve(root), 'overlay');
+    this.erofs = new ErofsMounts(options.erofsCheck ?? 'none');
   }
 
   async available(): Promise<boolean> {
@@ -64,11 +96,14 @@ export class OverlaySnapshotter implements Snapshotter {
     const topmost = layers
       .map((l) => ({ ...l, path: resolve(l.path) }))
       .filter((l, i, all) => !all.slice(i + 1).some((u) => u.path === l.path));
-    const undo = (): Promise<void> => rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    const undo = async (): Promise<void> => {
+      await this.release(dir).catch(() => undefined);
+    };
     let data: string;
     try {
+      const trees = await this.erofs.mountAll(topmost, join(dir, 'layers'), id);
       // Top layer first: overlayfs searches lowerdir left to right.
-      const lowers = new OverlayFixups(native).build(topmost, dir).reverse();
+      const lowers = new OverlayFixups(native).build(trees, dir).reverse();
       if (lowers.length === 0) lowers.push(join(dir, 'empty')); // overlayfs needs at least one lower dir
       for (const p of [...lowers, upperDir, workDir]) {
         if (UNSAFE_IN_OPTIONS.test(p)) throw new UnsupportedError(`overlay paths cannot contain ',', ':' or '\\': ${p}`);
@@ -86,7 +121,7 @@ export class OverlaySnapshotter implements Snapshotter {
       await undo();
       throw asImageTsError(err);
     }
-    const record: SnapshotRecord = { snapshotter: 'overlay', rootfs: target, upperDir, workDir, id };
+    const record: SnapshotRecord = { snapshotter: this.name, rootfs: target, upperDir, workDir, id };
     try {
       native.mount('overlay', target, 'overlay', 0, data);
     } catch (err) {
@@ -97,26 +132,21 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   async remove(record: SnapshotRecord): Promise<void> {
-    const native = nativeSyscalls();
-    try {
-      native.umount2(record.rootfs, 0);
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'EBUSY') {
-        // Something still uses it (a shell, a container): detach now, the kernel frees it when idle.
-        try {
-          native.umount2(record.rootfs, UmountFlags.MNT_DETACH);
-        } catch (err2) {
-          throw mountFailed(`unmount ${record.rootfs}`, err2);
-        }
-      } else if (code !== 'EINVAL' && code !== 'ENOENT') {
-        // EINVAL: not a mount point (already unmounted); ENOENT: already gone.
-        throw mountFailed(`unmount ${record.rootfs}`, err);
-      }
-    }
+    unmount(record.rootfs);
     // Only ever delete our own per-bundle dir, whatever the record says.
     const dir = record.upperDir ? dirname(record.upperDir) : join(this.base, record.id);
     if (dirname(dir) !== this.base) throw new ImageTsError('INVALID_ARGUMENT', `snapshot dir ${dir} is not under ${this.base}`);
+    await this.release(dir);
+  }
+
+  /**
+   * The per-bundle dir and what is mounted in it (layer images, and their
+   * loop or verity devices): after a kill -9 the mounts are all there is to
+   * go by, so they are read from the kernel, not from a record.
+   */
+  private async release(dir: string): Promise<void> {
+    for (const point of mountsBelow(dir)) unmount(point);
+    await this.erofs.closeDevices(dirname(dir) === this.base ? dir.slice(this.base.length + 1) : undefined);
     try {
       await rm(dir, { recursive: true, force: true });
     } catch (err) {

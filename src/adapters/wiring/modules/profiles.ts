@@ -94,8 +94,8 @@ export function profileModules(context: RuntimeContext): ContainerModule[] {
     registrySource(settings, context.credentials),
     ociLayoutSource(),
     settings.decompressor === 'native' ? nativeDecompressor() : autoDecompressor(),
-    fsStore(settings.workDir),
-    fsBundles(settings.workDir),
+    fsStore(settings.workDir, settings.erofs),
+    fsBundles(settings.workDir, settings.erofs),
     brokerModule(settings.keyBroker),
     ...(aa ? [aa.transport === 'ttrpc' ? aaTtrpc(aa.address) : aaGrpc(aa.address)] : []),
   ];
