@@ -3,7 +3,8 @@ import { dirname, join, resolve } from 'node:path';
 import { ImageTsError, UnsupportedError, asImageTsError } from '../../../domain/errors.js';
 import type { CommittedLayer } from '../../../ports/layer/layer-store.js';
 import type { SnapshotRecord, Snapshotter } from '../../../ports/snapshot/snapshotter.js';
-import { UmountFlags, errnoCode, nativeSyscalls, tryNativeSyscalls } from '../native/syscalls.js';
+import { mountFailed, unmount } from '../native/mounts.js';
+import { nativeSyscalls, tryNativeSyscalls } from '../native/syscalls.js';
 import { OverlayFixups } from './overlay-fixups.js';
 
 /**
@@ -16,12 +17,6 @@ import { OverlayFixups } from './overlay-fixups.js';
 const MAX_MOUNT_DATA = 4095;
 /** Characters overlayfs' option parser would split on or unescape. */
 const UNSAFE_IN_OPTIONS = /[,:\\]/;
-
-function mountFailed(what: string, err: unknown): ImageTsError {
-  const code = errnoCode(err);
-  if (code === 'ENOSPC') return asImageTsError(err);
-  return new ImageTsError('MOUNT_FAILED', `${what}: ${code ?? (err instanceof Error ? err.message : String(err))}`, { cause: err });
-}
 
 /**
  * A rootfs as a kernel overlay mount: the committed layers are shared
@@ -97,23 +92,7 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   async remove(record: SnapshotRecord): Promise<void> {
-    const native = nativeSyscalls();
-    try {
-      native.umount2(record.rootfs, 0);
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'EBUSY') {
-        // Something still uses it (a shell, a container): detach now, the kernel frees it when idle.
-        try {
-          native.umount2(record.rootfs, UmountFlags.MNT_DETACH);
-        } catch (err2) {
-          throw mountFailed(`unmount ${record.rootfs}`, err2);
-        }
-      } else if (code !== 'EINVAL' && code !== 'ENOENT') {
-        // EINVAL: not a mount point (already unmounted); ENOENT: already gone.
-        throw mountFailed(`unmount ${record.rootfs}`, err);
-      }
-    }
+    unmount(nativeSyscalls(), record.rootfs);
     // Only ever delete our own per-bundle dir, whatever the record says.
     const dir = record.upperDir ? dirname(record.upperDir) : join(this.base, record.id);
     if (dirname(dir) !== this.base) throw new ImageTsError('INVALID_ARGUMENT', `snapshot dir ${dir} is not under ${this.base}`);
