@@ -8,7 +8,7 @@ declare -A NEED=(
   [setfattr]=attr [htpasswd]=apache2-utils [openssl]=openssl [umoci]=umoci
   [igzip]=isal [zstd]=zstd [script]=bsdutils [gpg]=gnupg [gpg-agent]=gpg-agent [getfattr]=attr
   [bsdtar]=libarchive-tools [buildah]=buildah [python3]=python3
-  [clang]=clang [veritysetup]=cryptsetup-bin
+  [clang]=clang [veritysetup]=cryptsetup-bin [mkfs.erofs]=erofs-utils
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -6,8 +6,10 @@
  * which is where a small-file layer's time went. flock gives the store locks
  * that the kernel drops when their holder dies, kill -9 included; peerCred
  * tells serve who is on the other end of a unix socket. lseek's
- * SEEK_DATA/SEEK_HOLE let a sparse file be copied hole for hole. Paths are
- * strings, or Buffers for names that are not UTF-8.
+ * SEEK_DATA/SEEK_HOLE let a sparse file be copied hole for hole. loopAttach
+ * binds an image file to a loop device that detaches itself once nobody holds
+ * it, so an EROFS layer can be mounted without ever leaking the device. Paths
+ * are strings, or Buffers for names that are not UTF-8.
  * All calls are synchronous and cheap; errors are thrown as Node-style errors
  * with .code (errno name), .errno (negative, as libuv), .syscall and .path.
  */
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -25,6 +28,7 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <linux/loop.h>
 #include <node_api.h>
 #include "args.h"
 #ifdef HAVE_ISAL
@@ -49,6 +53,7 @@ static const char *errno_name(int e) {
     case EXDEV: return "EXDEV";
     case ENODEV: return "ENODEV";
     case ENOTDIR: return "ENOTDIR";
+    case ENOTTY: return "ENOTTY";
     case EISDIR: return "EISDIR";
     case EINVAL: return "EINVAL";
     case ENFILE: return "ENFILE";
@@ -479,6 +484,118 @@ static napi_value Lseek(napi_env env, napi_callback_info info) {
   return result;
 }
 
+#ifndef LOOP_CONFIGURE /* headers older than Linux 5.8 */
+#define LOOP_CONFIGURE 0x4C0A
+struct loop_config {
+  __u32 fd;
+  __u32 block_size;
+  struct loop_info64 info;
+  __u64 __reserved[8];
+};
+#endif
+
+/* Another process may bind the device LOOP_CTL_GET_FREE named before we do; then ask again. */
+#define LOOP_ATTACH_TRIES 16
+
+/*
+ * loopAttach(path) -> [fd, device]: binds the file at path, read-only, to a
+ * free loop device with LO_FLAGS_AUTOCLEAR, and returns an open descriptor of
+ * the device (O_CLOEXEC, so no child keeps it) and its path. The kernel
+ * detaches an autoclear device when its last opener goes: the caller keeps fd
+ * open until mount(2) holds the device, then closes it, and the device goes
+ * away at umount, or at once if the process dies before mounting. Uses
+ * LOOP_CONFIGURE (Linux 5.8), which binds and sets the flags in one step;
+ * older kernels (ENOTTY, or EINVAL before 5.x) get LOOP_SET_FD, read-only
+ * because the backing file is, then LOOP_SET_STATUS64 for autoclear, and a
+ * death between the two leaves that device bound. The backing descriptor is
+ * closed here: the device holds its own reference to the file.
+ */
+/* Records a failed call of LoopAttach for its error, and ends the attempt. */
+#define FAIL(call, where) \
+  do {                     \
+    e = errno;             \
+    failed = (call);       \
+    failed_path = (where); \
+    goto done;             \
+  } while (0)
+
+static napi_value LoopAttach(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result = NULL, v;
+  char *path;
+  char device[32];
+  const char *failed = NULL, *failed_path = NULL;
+  int file_fd, ctl_fd = -1, loop_fd = -1, e = 0, legacy = 0, tries;
+  if (get_args(env, info, 1, argv)) return NULL;
+  if (get_string(env, argv[0], 0, "path must be a string", &path)) return NULL;
+  device[0] = 0;
+  file_fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (file_fd < 0) FAIL("open", path);
+  ctl_fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  if (ctl_fd < 0) FAIL("open", "/dev/loop-control");
+  /*
+   * LOOP_CTL_GET_FREE names the lowest free device to every caller alike, so
+   * concurrent attaches all race for it and most lose. Processes that lock
+   * loop-control take turns instead (for microseconds; closing ctl_fd, or
+   * dying, unlocks); others, losetup say, can still take the device first,
+   * which the EBUSY retries below absorb.
+   */
+  while (flock(ctl_fd, LOCK_EX) != 0)
+    if (errno != EINTR) FAIL("flock", "/dev/loop-control");
+  for (tries = 0; tries < LOOP_ATTACH_TRIES; tries++) {
+    struct loop_config config;
+    int n = ioctl(ctl_fd, LOOP_CTL_GET_FREE);
+    if (n < 0) FAIL("ioctl(LOOP_CTL_GET_FREE)", "/dev/loop-control");
+    snprintf(device, sizeof device, "/dev/loop%d", n);
+    /* Read-only suffices to configure (CAP_SYS_ADMIN is what the ioctls check), and makes the device read-only too. */
+    loop_fd = open(device, O_RDONLY | O_CLOEXEC);
+    if (loop_fd < 0) FAIL("open", device);
+    memset(&config, 0, sizeof config);
+    config.fd = (__u32)file_fd;
+    config.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR; /* no LO_FLAGS_DIRECT_IO: cached reads */
+    strncpy((char *)config.info.lo_file_name, path, LO_NAME_SIZE - 1); /* what losetup shows without sysfs */
+    if (!legacy) {
+      if (ioctl(loop_fd, LOOP_CONFIGURE, &config) == 0) goto done;
+      e = errno;
+      failed = "ioctl(LOOP_CONFIGURE)";
+      if (e == ENOTTY || e == EINVAL) legacy = 1; /* a kernel before 5.8: try the old pair on the same device */
+    }
+    if (legacy) {
+      if (ioctl(loop_fd, LOOP_SET_FD, file_fd) == 0) {
+        config.info.lo_flags = LO_FLAGS_AUTOCLEAR; /* SET_STATUS cannot set READ_ONLY; the O_RDONLY backing file did */
+        if (ioctl(loop_fd, LOOP_SET_STATUS64, &config.info) == 0) goto done;
+        e = errno;
+        failed = "ioctl(LOOP_SET_STATUS64)";
+        ioctl(loop_fd, LOOP_CLR_FD, 0); /* not autoclear yet: detach it by hand */
+      } else {
+        e = errno;
+        failed = "ioctl(LOOP_SET_FD)";
+      }
+    }
+    failed_path = device;
+    close(loop_fd);
+    loop_fd = -1;
+    if (e != EBUSY) goto done;
+    /* Whoever holds the device may still be configuring it, and until it is done GET_FREE names the same one. */
+    usleep(1000 * (useconds_t)(tries + 1));
+  }
+done:
+  if (ctl_fd >= 0) close(ctl_fd);
+  if (file_fd >= 0) close(file_fd);
+  if (loop_fd >= 0) {
+    if (napi_create_array_with_length(env, 2, &result) != napi_ok || napi_create_int32(env, loop_fd, &v) != napi_ok ||
+        napi_set_element(env, result, 0, v) != napi_ok || napi_create_string_utf8(env, device, NAPI_AUTO_LENGTH, &v) != napi_ok ||
+        napi_set_element(env, result, 1, v) != napi_ok) {
+      close(loop_fd); /* autoclear: closing the only opener detaches the device */
+      result = NULL;
+    }
+  } else {
+    throw_errno(env, e, failed, failed_path);
+  }
+  free(path);
+  return result;
+}
+#undef FAIL
+
 /* flock(fd, operation) -> true, or false when LOCK_NB was asked and another holds the lock. */
 static napi_value Flock(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
@@ -528,6 +645,7 @@ NAPI_MODULE_INIT() {
     {"peerCred", NULL, PeerCred, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lseek", NULL, Lseek, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lutimes", NULL, Lutimes, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"loopAttach", NULL, LoopAttach, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
 #ifdef HAVE_ISAL

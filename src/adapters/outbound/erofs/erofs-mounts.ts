@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ImageTsError, UnsupportedError, asImageTsError } from '../../../domain/errors.js';
 import type { CommittedLayer } from '../../../ports/layer/layer-store.js';
-import { nativeSyscalls, MountFlags } from '../native/syscalls.js';
-import { mountErofsImage } from './loop-mount.js';
+import { nativeSyscalls } from '../native/syscalls.js';
+import { EROFS_MOUNT_FLAGS, mountErofsImage } from './loop-mount.js';
 import { fileSha256, findProgram } from './mkfs-erofs.js';
 import { veritysetupVerify } from './verity.js';
 
@@ -89,7 +89,7 @@ export class ErofsMounts {
       throw new ImageTsError('MOUNT_FAILED', `veritysetup open ${name}: ${(err as { stderr?: string }).stderr?.trim() || String(err)}`, { cause: err });
     }
     try {
-      nativeSyscalls().mount(`/dev/mapper/${name}`, target, 'erofs', MountFlags.MS_RDONLY, null);
+      nativeSyscalls().mount(`/dev/mapper/${name}`, target, 'erofs', EROFS_MOUNT_FLAGS, null);
     } catch (err) {
       await run('veritysetup', ['close', name]).catch(() => undefined);
       throw new ImageTsError('MOUNT_FAILED', `mount ${name} on ${target}: ${String(err)}`, { cause: err });

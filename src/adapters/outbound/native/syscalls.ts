@@ -43,6 +43,18 @@ export interface NativeSyscalls {
    * "now"). Absent from addons built before it was added.
    */
   readonly lutimes?: (path: NativePath, atime: number, mtime: number) => void;
+  /**
+   * Binds the file at `path`, read-only, to a free loop device: the device's
+   * open descriptor (close-on-exec) and its path, e.g. '/dev/loop3'. The
+   * device is autoclear, so the kernel detaches it when its last opener goes:
+   * keep `fd` open until mount(2) holds the device, then close it; the device
+   * then goes at umount, or with the process if it dies before mounting, and
+   * is never left bound (before Linux 5.8, binding and autoclear are two
+   * steps, and a death between them is the exception). Callers take turns by
+   * a lock on /dev/loop-control, and a device someone else took first is
+   * retried (EBUSY). Absent from addons built before it was added.
+   */
+  readonly loopAttach?: (path: string) => [fd: number, device: string];
   /** ISA-L gzip decoding (native/src/gunzip.c); present only when the addon was built with libisal. */
   readonly gunzipOpen?: () => GunzipHandle;
   /**

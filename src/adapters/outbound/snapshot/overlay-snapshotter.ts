@@ -3,7 +3,8 @@ import { dirname, join, resolve } from 'node:path';
 import { ImageTsError, UnsupportedError, asImageTsError } from '../../../domain/errors.js';
 import type { CommittedLayer, LayerFormat } from '../../../ports/layer/layer-store.js';
 import type { SnapshotRecord, Snapshotter, SnapshotterName } from '../../../ports/snapshot/snapshotter.js';
-import { UmountFlags, errnoCode, nativeSyscalls, tryNativeSyscalls } from '../native/syscalls.js';
+import { mountFailed, unmount } from '../native/mounts.js';
+import { nativeSyscalls, tryNativeSyscalls } from '../native/syscalls.js';
 import { OverlayFixups } from './overlay-fixups.js';
 import { ErofsMounts, type ErofsCheck } from '../erofs/erofs-mounts.js';
 import { mountsBelow } from './mounts-below.js';
@@ -23,32 +24,6 @@ export interface OverlaySnapshotterOptions {
 const MAX_MOUNT_DATA = 4095;
 /** Characters overlayfs' option parser would split on or unescape. */
 const UNSAFE_IN_OPTIONS = /[,:\\]/;
-
-function mountFailed(what: string, err: unknown): ImageTsError {
-  const code = errnoCode(err);
-  if (code === 'ENOSPC') return asImageTsError(err);
-  return new ImageTsError('MOUNT_FAILED', `${what}: ${code ?? (err instanceof Error ? err.message : String(err))}`, { cause: err });
-}
-
-/** Unmounts a mount point: lazily when something still uses it (a shell, a container), and the kernel frees it when idle. */
-export function unmount(target: string): void {
-  const native = nativeSyscalls();
-  try {
-    native.umount2(target, 0);
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'EBUSY') {
-      try {
-        native.umount2(target, UmountFlags.MNT_DETACH);
-      } catch (err2) {
-        throw mountFailed(`unmount ${target}`, err2);
-      }
-    } else if (code !== 'EINVAL' && code !== 'ENOENT') {
-      // EINVAL: not a mount point (already unmounted); ENOENT: already gone.
-      throw mountFailed(`unmount ${target}`, err);
-    }
-  }
-}
 
 /**
  * A rootfs as a kernel overlay mount: the committed layers are shared
@@ -132,7 +107,7 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   async remove(record: SnapshotRecord): Promise<void> {
-    unmount(record.rootfs);
+    unmount(nativeSyscalls(), record.rootfs);
     // Only ever delete our own per-bundle dir, whatever the record says.
     const dir = record.upperDir ? dirname(record.upperDir) : join(this.base, record.id);
     if (dirname(dir) !== this.base) throw new ImageTsError('INVALID_ARGUMENT', `snapshot dir ${dir} is not under ${this.base}`);
@@ -145,7 +120,7 @@ export class OverlaySnapshotter implements Snapshotter {
    * go by, so they are read from the kernel, not from a record.
    */
   private async release(dir: string): Promise<void> {
-    for (const point of mountsBelow(dir)) unmount(point);
+    for (const point of mountsBelow(dir)) unmount(nativeSyscalls(), point);
     await this.erofs.closeDevices(dirname(dir) === this.base ? dir.slice(this.base.length + 1) : undefined);
     try {
       await rm(dir, { recursive: true, force: true });
