@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { release } from 'node:os';
 import type { LayerFormat } from '../../../ports/layer/layer-store.js';
 import type { SnapshotterName } from '../../../ports/snapshot/snapshotter.js';
 import { canBuildErofs } from '../erofs/mkfs-erofs.js';
@@ -19,9 +20,11 @@ export class ErofsSnapshotter extends OverlaySnapshotter {
   override async available(): Promise<boolean> {
     if (!(await super.available()) || !canBuildErofs() || !existsSync('/dev/loop-control')) return false;
     try {
-      return /\terofs$/m.test(await readFile('/proc/filesystems', 'utf8'));
+      if (/\terofs$/m.test(await readFile('/proc/filesystems', 'utf8'))) return true;
     } catch {
       return false;
     }
+    // Not loaded yet: the first mount loads the module (fs-erofs), if the kernel ships it.
+    return existsSync(`/lib/modules/${release()}/kernel/fs/erofs`);
   }
 }
