@@ -60,6 +60,20 @@ export function tmpfsBytesUnder(dir: string): number {
   return bytes;
 }
 
+/**
+ * Detaches the loop devices whose backing file lies under DIR. umount(8)
+ * detaches a loop device set up with autoclear; one attached without it would
+ * outlive the peer's cleanup and keep its deleted layer.erofs pinned in tmpfs,
+ * so that later rounds would start with less memory and count nothing of it.
+ */
+function detachLoopsBelow(dir: string): void {
+  const list = execFileSync('losetup', ['--list', '--noheadings', '--raw', '-O', 'NAME,BACK-FILE'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  for (const line of list.split('\n')) {
+    const [dev, file] = line.split(' ');
+    if (dev && file?.startsWith(`${dir}/`)) execFileSync('losetup', ['-d', dev]);
+  }
+}
+
 /** One `image-ts pull` of the bench image, timed with the RSS of its process tree. */
 function pullImageTs(ctx: PeerContext, image: BenchImage, bundle: string, workDir: string, snapshotter: BenchSnapshotter, extra: readonly string[] = []): Promise<Measurement> {
   return measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), bundle,
@@ -87,6 +101,7 @@ export function imageTs(ctx: PeerContext, snapshotter: BenchSnapshotter, extra: 
     },
     async cleanup() {
       unmountBelow(dir);
+      if (snapshotter === 'erofs') detachLoopsBelow(dir);
       await rm(dir, { recursive: true, force: true });
     },
     async close() {},
