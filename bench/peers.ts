@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +14,12 @@ export interface Peer {
   /** Anything to do before the timed run (fresh dirs, a fresh daemon); not timed. */
   prepare(image: BenchImage): Promise<void>;
   run(image: BenchImage): Promise<Measurement>;
+  /**
+   * Bytes the run left on the tmpfs, read after run() and before cleanup(), not
+   * timed: what a guest pays in memory to keep the image. Only peers whose
+   * footprint the bench compares have it.
+   */
+  heldBytes?(): Promise<number>;
   /** Undo mounts and delete what the run made; not timed. */
   cleanup(): Promise<void>;
   close(): Promise<void>;
@@ -37,14 +43,49 @@ export const imageRef = (ctx: PeerContext, image: BenchImage): string => `${ctx.
  */
 export const IMAGE_TS_ENV: NodeJS.ProcessEnv = { NODE_EXTRA_CA_CERTS: undefined };
 
+/** `--snapshotter` values the bench runs image-ts with; erofs is issue 16's layer format (one EROFS image file per layer). */
+export type BenchSnapshotter = 'overlay' | 'copy' | 'erofs';
+
+/**
+ * Bytes of the files under DIR that sit on DIR's own file system, each inode
+ * once: `du -x` does not descend into mount points, so a bundle's overlay
+ * rootfs and erofs layer mounts (wherever image-ts puts them) are not counted
+ * as the views they are; the tmpfs files behind them (layer trees, layer.erofs
+ * images, upper dirs, metadata) are.
+ */
+export function tmpfsBytesUnder(dir: string): number {
+  const out = execFileSync('du', ['-s', '-x', '--block-size=1', dir], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  const bytes = Number(out.split('\t')[0]);
+  if (!Number.isSafeInteger(bytes)) throw new Error(`du -s -x ${dir} printed ${JSON.stringify(out)}`);
+  return bytes;
+}
+
+/**
+ * Detaches the loop devices whose backing file lies under DIR. umount(8)
+ * detaches a loop device set up with autoclear; one attached without it would
+ * outlive the peer's cleanup and keep its deleted layer.erofs pinned in tmpfs,
+ * so that later rounds would start with less memory and count nothing of it.
+ */
+function detachLoopsBelow(dir: string): void {
+  const list = execFileSync('losetup', ['--list', '--noheadings', '--raw', '-O', 'NAME,BACK-FILE'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  for (const line of list.split('\n')) {
+    const [dev, file] = line.split(' ');
+    if (dev && file?.startsWith(`${dir}/`)) execFileSync('losetup', ['-d', dev]);
+  }
+}
+
 /** One `image-ts pull` of the bench image, timed with the RSS of its process tree. */
-function pullImageTs(ctx: PeerContext, image: BenchImage, bundle: string, workDir: string, snapshotter: 'overlay' | 'copy', extra: readonly string[] = []): Promise<Measurement> {
+function pullImageTs(ctx: PeerContext, image: BenchImage, bundle: string, workDir: string, snapshotter: BenchSnapshotter, extra: readonly string[] = []): Promise<Measurement> {
   return measure(process.execPath, [join(ROOT, 'bin', 'image-ts.js'), 'pull', imageRef(ctx, image), bundle,
     '--work-dir', workDir, '--plain-http', ctx.registry, '--snapshotter', snapshotter, '--quiet', ...extra], { env: IMAGE_TS_ENV });
 }
 
-/** image-ts pull into a fresh store and bundle. */
-export function imageTs(ctx: PeerContext, snapshotter: 'overlay' | 'copy', extra: readonly string[] = []): Peer {
+/**
+ * image-ts pull into a fresh store and bundle. Its held bytes are the whole
+ * peer dir (store, snapshot dirs, bundle), not crossing into mounts: for the
+ * copy snapshotter that includes the rootfs copy.
+ */
+export function imageTs(ctx: PeerContext, snapshotter: BenchSnapshotter, extra: readonly string[] = []): Peer {
   const dir = join(ctx.dir, `image-ts-${snapshotter}`);
   return {
     name: `image-ts (${snapshotter})`,
@@ -55,8 +96,12 @@ export function imageTs(ctx: PeerContext, snapshotter: 'overlay' | 'copy', extra
     run(image) {
       return pullImageTs(ctx, image, join(dir, 'bundle'), join(dir, 'work'), snapshotter, extra);
     },
+    async heldBytes() {
+      return tmpfsBytesUnder(dir);
+    },
     async cleanup() {
       unmountBelow(dir);
+      if (snapshotter === 'erofs') detachLoopsBelow(dir);
       await rm(dir, { recursive: true, force: true });
     },
     async close() {},

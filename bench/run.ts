@@ -4,6 +4,7 @@
  * latest.md, and the README's results section.
  *
  *   npm run bench -- --rounds 3 --images debian-gzip,small-files --peers containerd,image-ts-overlay
+ *   npm run bench -- --rounds 1 --images debian-gzip --peers image-ts-overlay,image-ts-erofs,gnu-tar --warm-runs 0 --encrypted-rounds 0
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -14,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { startRegistry } from '../test/harness/registry.js';
 import { ROOT } from '../test/helpers/cli.js';
 import { ensureBenchImages, type BenchImage } from './images.js';
-import { machineLimits, type MachineLimits } from './limits.js';
+import { machineLimits, twoCoreLimit, type MachineLimits, type TwoCoreLimit } from './limits.js';
 import { median, type Measurement } from './measure.js';
 import { unmountBelow } from '../test/helpers/mounts.js';
 import { ensureEncryptedImage } from './encrypted.js';
@@ -23,11 +24,18 @@ import { IMAGE_TS_ENV, containerd, gnuTar, imageTs, imageTsWarm, skopeoUmoci, ty
 const PEERS: Record<string, (ctx: PeerContext) => Peer> = {
   'image-ts-overlay': (c) => imageTs(c, 'overlay'),
   'image-ts-copy': (c) => imageTs(c, 'copy'),
+  'image-ts-erofs': (c) => imageTs(c, 'erofs'),
   containerd,
   'skopeo-umoci': skopeoUmoci,
   'gnu-tar': gnuTar,
 };
 const SUBJECT = 'image-ts-overlay';
+/**
+ * The one peer that runs on some images only, those of --erofs-images. Issue
+ * 16 asks for its footprint and time on debian-gzip, and one image keeps the
+ * full bench near its ~24 minutes.
+ */
+const EROFS = 'image-ts-erofs';
 
 const DEFAULT_IMAGES = 'debian-gzip,debian-zstd,small-files,big-file,zeros-gzip,zeros-zstd';
 const DEFAULT_PEERS = Object.keys(PEERS).join(',');
@@ -47,6 +55,8 @@ const { values: opts } = parseArgs({
     /** Rounds of encrypted vs plaintext pulls of debian-gzip; 0 skips them. */
     'encrypted-rounds': { type: 'string', default: '5' },
     dir: { type: 'string', default: '/tmp/image-ts-bench' },
+    /** Images the image-ts-erofs peer runs on (of those --images runs), comma-separated, or "all". */
+    'erofs-images': { type: 'string', default: 'debian-gzip' },
   },
 });
 
@@ -58,7 +68,14 @@ interface PeerResult {
   maxMs: number;
   uncompressedMBps: number;
   peakRssMB: number;
+  /** Median tmpfs bytes the peer's dir held after a pull, mounts not crossed (peers.ts, tmpfsBytesUnder); only image-ts peers. */
+  tmpfsHeldBytes?: number;
   failures: string[];
+}
+
+/** One timed run, and what it left on the tmpfs where the peer measures that. */
+interface Run extends Measurement {
+  readonly heldBytes?: number;
 }
 
 interface ImageResult {
@@ -91,9 +108,10 @@ function dropCaches(): void {
   }
 }
 
-function summarize(peer: string, runs: Measurement[], image: BenchImage): PeerResult {
+function summarize(peer: string, runs: Run[], image: BenchImage): PeerResult {
   const ok = runs.filter((r) => r.exitCode === 0);
   const walls = ok.map((r) => r.wallMs);
+  const held = ok.flatMap((r) => (r.heldBytes === undefined ? [] : [r.heldBytes]));
   return {
     peer,
     runs,
@@ -102,6 +120,7 @@ function summarize(peer: string, runs: Measurement[], image: BenchImage): PeerRe
     maxMs: walls.length ? Math.max(...walls) : NaN,
     uncompressedMBps: walls.length ? image.uncompressedBytes / MB / (median(walls) / 1000) : NaN,
     peakRssMB: ok.length ? Math.max(...ok.map((r) => r.peakRssBytes)) / MB : NaN,
+    ...(held.length ? { tmpfsHeldBytes: median(held) } : {}),
     failures: runs.filter((r) => r.exitCode !== 0).map((r) => r.stderrTail),
   };
 }
@@ -135,8 +154,8 @@ function encryptedMarkdown(enc: EncryptedResult, when: string): string {
   ].join('\n');
 }
 
-/** Issue 3's targets, each against what this run measured; a target whose image or peer was not run is left out. */
-function targets(results: ImageResult[], limits: MachineLimits, warm: PeerResult | undefined, enc?: EncryptedResult): string[] {
+/** Issues 3, 14 and 16's targets, each against what this run measured; a target whose image or peer was not run is left out. */
+function targets(results: ImageResult[], limits: MachineLimits, gzLimit: TwoCoreLimit | undefined, warm: PeerResult | undefined, enc?: EncryptedResult): string[] {
   const subject = (image: string): PeerResult | undefined => results.find((r) => r.image === image)?.peers.find((p) => p.peer === 'image-ts (overlay)');
   const ratio = (image: string, peer: string) => results.find((r) => r.image === image)?.ratios[peer];
   const mark = (ok: boolean): string => (ok ? 'met' : 'missed');
@@ -148,6 +167,28 @@ function targets(results: ImageResult[], limits: MachineLimits, warm: PeerResult
   for (const image of ['debian-gzip', 'debian-zstd', 'small-files', 'big-file']) {
     const vsTar = ratio(image, 'GNU tar -x (floor)');
     if (vsTar) out.push(`- moonshot, ${image} no slower than GNU tar -x: ${f2(vsTar.median)}×, ${mark(vsTar.median <= 1)}.`);
+  }
+  const gzSubject = subject('debian-gzip');
+  if (gzLimit?.image === 'debian-gzip' && gzSubject && Number.isFinite(gzSubject.medianMs)) {
+    const r = gzSubject.medianMs / 1000 / gzLimit.limitSeconds;
+    out.push(`- moonshot, debian-gzip within 1.25× of the 2-core limit (${f2(gzLimit.limitSeconds)} s): image-ts ${f2(gzSubject.medianMs / 1000)} s, ${f2(r)}×, ${mark(r <= 1.25)}.`);
+  }
+  const erofs = results.find((r) => r.image === 'debian-gzip')?.peers.find((p) => p.peer === 'image-ts (erofs)');
+  if (erofs && gzSubject) {
+    if (erofs.failures.length === erofs.runs.length) {
+      out.push(`- erofs: not measured, every pull failed (${erofs.failures[0] ?? 'no run'}).`);
+    } else {
+      const held = erofs.tmpfsHeldBytes;
+      const dirHeld = gzSubject.tmpfsHeldBytes;
+      if (held !== undefined && dirHeld !== undefined) {
+        const share = held / dirHeld;
+        out.push(`- erofs: tmpfs bytes held ≤ 0.55× the directory store on debian-gzip: ${f1(held / MB)} MB against ${f1(dirHeld / MB)} MB, ${f2(share)}×, ${mark(share <= 0.55)}.`);
+      }
+      const time = ratios(erofs.runs, gzSubject.runs);
+      if (Number.isFinite(time.median)) {
+        out.push(`- erofs: pull time ≤ 1.3× the overlay-directory path: ${f2(time.median)}× (${f2(time.min)}–${f2(time.max)}), ${mark(time.median <= 1.3)}.`);
+      }
+    }
   }
   if (enc) out.push(`- encrypted ≤ 1.15× plaintext: ${f2(enc.ratio.median)}×, ${mark(enc.ratio.median <= 1.15)}.`);
   const peaks = results.flatMap((r) => r.peers.filter((p) => p.peer.startsWith('image-ts') && Number.isFinite(p.peakRssMB)).map((p) => p.peakRssMB));
@@ -172,17 +213,19 @@ function targets(results: ImageResult[], limits: MachineLimits, warm: PeerResult
   return out;
 }
 
-function markdown(results: ImageResult[], limits: MachineLimits, warm: PeerResult | undefined, when: string, rounds: number, enc?: EncryptedResult): string {
+function markdown(results: ImageResult[], limits: MachineLimits, gzLimit: TwoCoreLimit | undefined, warm: PeerResult | undefined, when: string, rounds: number, enc?: EncryptedResult): string {
   const lines = [
-    `Run ${when}, ${cpus().length} cores (${cpus()[0]?.model ?? 'cpu'}), ${rounds} cold rounds per peer, interleaved; everything on tmpfs.`,
+    `Run ${when}, ${cpus().length} cores (${cpus()[0]?.model ?? 'cpu'}), ${rounds} cold rounds per peer, interleaved; everything on tmpfs. ` +
+      'tmpfs MB held: what the peer\'s dir holds after the pull, not counting mounted views (`du -x`): store, snapshot dirs and bundle.',
     '',
-    '| image | peer | median s | min–max s | MB/s (uncompressed) | peak RSS MB | image-ts/peer (median, min–max) |',
-    '|---|---|---|---|---|---|---|',
+    '| image | peer | median s | min–max s | MB/s (uncompressed) | peak RSS MB | tmpfs MB held | image-ts/peer (median, min–max) |',
+    '|---|---|---|---|---|---|---|---|',
   ];
   for (const r of results) {
     for (const p of r.peers) {
       const ratio = r.ratios[p.peer];
-      lines.push(`| ${r.image} | ${p.peer} | ${f2(p.medianMs / 1000)} | ${f2(p.minMs / 1000)}–${f2(p.maxMs / 1000)} | ${f1(p.uncompressedMBps)} | ${f1(p.peakRssMB)} | ${ratio ? `${f2(ratio.median)} (${f2(ratio.min)}–${f2(ratio.max)})` : '—'}${p.failures.length ? ` ⚠ ${p.failures.length} failed` : ''} |`);
+      const held = p.tmpfsHeldBytes === undefined ? '—' : f1(p.tmpfsHeldBytes / MB);
+      lines.push(`| ${r.image} | ${p.peer} | ${f2(p.medianMs / 1000)} | ${f2(p.minMs / 1000)}–${f2(p.maxMs / 1000)} | ${f1(p.uncompressedMBps)} | ${f1(p.peakRssMB)} | ${held} | ${ratio ? `${f2(ratio.median)} (${f2(ratio.min)}–${f2(ratio.max)})` : '—'}${p.failures.length ? ` ⚠ ${p.failures.length} failed` : ''} |`);
     }
   }
   lines.push('', '| image | layers | compressed MB | uncompressed MB | files |', '|---|---|---|---|---|');
@@ -201,10 +244,19 @@ function markdown(results: ImageResult[], limits: MachineLimits, warm: PeerResul
     limits.igzipDecompressMBps !== undefined ? `igzip -dc ${f1(limits.igzipDecompressMBps)} MB/s` : undefined,
     limits.zstdDecompressMBps !== undefined ? `zstd -dc ${f1(limits.zstdDecompressMBps)} MB/s` : undefined,
     `sha256sum ${f1(limits.sha256MBps)} MB/s`,
+    `sha256 (OpenSSL) ${f1(limits.sha256OpensslMBps)} MB/s`,
     `AES-256-CTR ${f1(limits.aes256CtrMBps)} MB/s`,
+    `tar -xf of the ${gzLimit?.image ?? 'gzip image'}'s uncompressed layers ${f2(limits.createFilesSeconds)} s`,
   ].filter(Boolean).join(', ') + '.');
-  const goals = targets(results, limits, warm, enc);
-  if (goals.length) lines.push('', 'Targets (issue 3), from this run:', '', ...goals);
+  if (gzLimit) {
+    const l = gzLimit;
+    lines.push('', `2-core limit for ${l.image} (bench/limits.ts): max((sha256 of the compressed bytes ${f2(l.hashCompressedSeconds)} s ` +
+      `+ sha256 of the uncompressed bytes ${f2(l.hashUncompressedSeconds)} s + ${l.decoder} decode ${f2(l.decodeSeconds)} s ` +
+      `+ creating the files ${f2(l.createFilesSeconds)} s) / 2 = ${f2(l.spreadSeconds)} s, slowest serial stage of one layer ${f2(l.serialSeconds)} s) ` +
+      `= ${f2(l.limitSeconds)} s, at ${f1(l.decodeMBps)} MB/s ${l.decoder} and ${f1(l.sha256MBps)} MB/s sha256 (${l.hasher}).`);
+  }
+  const goals = targets(results, limits, gzLimit, warm, enc);
+  if (goals.length) lines.push('', 'Targets (issues 3, 14 and 16), from this run:', '', ...goals);
   return lines.join('\n');
 }
 
@@ -239,12 +291,16 @@ async function main(): Promise<void> {
       execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${encrypted.image.layout}:latest`, `docker://${registry.host}/bench/${encrypted.image.name}:latest`]);
     }
     log('measuring machine limits');
-    const limits = await machineLimits(gz, images.find((i) => i.name === 'debian-zstd'));
+    const limits = await machineLimits(gz, images.find((i) => i.name === 'debian-zstd'), join(dir, 'limits'));
+    const gzLimit = gz.layers.every((l) => l.mediaType.endsWith('gzip')) ? twoCoreLimit(gz, limits) : undefined;
+    const erofsImages = opts['erofs-images'] === 'all' ? undefined : new Set(opts['erofs-images']!.split(','));
+    const runsOn = (key: string, image: string): boolean => key !== EROFS || erofsImages === undefined || erofsImages.has(image);
 
-    const peers = peerNames.map((n) => ({ key: n, peer: PEERS[n]!(ctx) }));
+    const allPeers = peerNames.map((n) => ({ key: n, peer: PEERS[n]!(ctx) }));
     const results: ImageResult[] = [];
     for (const image of images) {
-      const runs = new Map<string, Measurement[]>(peers.map((p) => [p.key, []]));
+      const peers = allPeers.filter((p) => runsOn(p.key, image.name));
+      const runs = new Map<string, Run[]>(peers.map((p) => [p.key, []]));
       for (let round = 0; round < rounds; round++) {
         // Rotate the order each round so that no peer always runs first or last.
         const order = peers.map((_, i) => peers[(i + round) % peers.length]!);
@@ -252,9 +308,11 @@ async function main(): Promise<void> {
           await peer.prepare(image);
           dropCaches();
           const m = await peer.run(image);
+          const heldBytes = m.exitCode === 0 && peer.heldBytes ? await peer.heldBytes() : undefined;
           await peer.cleanup();
-          runs.get(key)!.push(m);
-          log(`${image.name} round ${round + 1} ${peer.name}: ${(m.wallMs / 1000).toFixed(2)} s, ${(m.peakRssBytes / MB).toFixed(0)} MB RSS${m.exitCode ? ` FAILED: ${m.stderrTail}` : ''}`);
+          runs.get(key)!.push(heldBytes === undefined ? m : { ...m, heldBytes });
+          log(`${image.name} round ${round + 1} ${peer.name}: ${(m.wallMs / 1000).toFixed(2)} s, ${(m.peakRssBytes / MB).toFixed(0)} MB RSS` +
+            `${heldBytes === undefined ? '' : `, ${(heldBytes / MB).toFixed(1)} MB held on tmpfs`}${m.exitCode ? ` FAILED: ${m.stderrTail}` : ''}`);
         }
       }
       const subject = runs.get(SUBJECT) ?? [];
@@ -281,7 +339,7 @@ async function main(): Promise<void> {
       warm = summarize(peer.name, ms, gz);
       log(`warm pull: median ${(warm.medianMs / 1000).toFixed(3)} s`);
     }
-    for (const { peer } of peers) await peer.close();
+    for (const { peer } of allPeers) await peer.close();
 
     // Encrypted against plaintext, same image, same peer, interleaved: what decryption costs.
     let enc: EncryptedResult | undefined;
@@ -305,9 +363,9 @@ async function main(): Promise<void> {
     }
 
     const when = new Date().toISOString();
-    const md = markdown(results, limits, warm, when, rounds, enc);
+    const md = markdown(results, limits, gzLimit, warm, when, rounds, enc);
     await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
-    await writeFile(join(ROOT, 'bench', 'results', `${when.replace(/[:.]/g, '-')}.json`), JSON.stringify({ when, rounds, limits, results, warm, encrypted: enc, imageTsUnsetEnv: Object.keys(IMAGE_TS_ENV) }, null, 1));
+    await writeFile(join(ROOT, 'bench', 'results', `${when.replace(/[:.]/g, '-')}.json`), JSON.stringify({ when, rounds, limits, twoCoreLimit: gzLimit, results, warm, encrypted: enc, imageTsUnsetEnv: Object.keys(IMAGE_TS_ENV) }, null, 1));
     // A partial run (other images or peers than the defaults) must not replace the full table.
     const full = opts.images === DEFAULT_IMAGES && opts.peers === DEFAULT_PEERS;
     const readme = join(ROOT, 'README.md');
