@@ -5,6 +5,8 @@ export interface Measurement {
   readonly wallMs: number;
   /** Largest sum of VmRSS over the process tree (and any extra processes) seen while it ran. */
   readonly peakRssBytes: number;
+  /** Largest VmRSS of the command's own process, without its children (mkfs.erofs under the erofs snapshotter). */
+  readonly peakOwnRssBytes: number;
   readonly exitCode: number;
   readonly stderrTail: string;
 }
@@ -56,12 +58,15 @@ export function measure(cmd: string, args: readonly string[], options: { env?: N
     const start = process.hrtime.bigint();
     const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env }, cwd: options.cwd });
     let peak = 0;
+    let own = 0;
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-2000);
     });
     const sample = (): void => {
-      if (child.pid !== undefined) peak = Math.max(peak, treeRss(child.pid, options.extraPids ?? []));
+      if (child.pid === undefined) return;
+      peak = Math.max(peak, treeRss(child.pid, options.extraPids ?? []));
+      own = Math.max(own, rssBytes(child.pid));
     };
     const timer = setInterval(sample, 20);
     sample();
@@ -72,7 +77,7 @@ export function measure(cmd: string, args: readonly string[], options: { env?: N
     child.on('close', (code) => {
       clearInterval(timer);
       const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
-      resolve({ wallMs, peakRssBytes: peak, exitCode: code ?? -1, stderrTail: stderr.trim().split('\n').slice(-3).join(' | ') });
+      resolve({ wallMs, peakRssBytes: peak, peakOwnRssBytes: own, exitCode: code ?? -1, stderrTail: stderr.trim().split('\n').slice(-3).join(' | ') });
     });
   });
 }

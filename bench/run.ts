@@ -68,6 +68,8 @@ interface PeerResult {
   maxMs: number;
   uncompressedMBps: number;
   peakRssMB: number;
+  /** The same for the command's own process, children left out. */
+  peakOwnRssMB: number;
   /** Median tmpfs bytes the peer's dir held after a pull, mounts not crossed (peers.ts, tmpfsBytesUnder); only image-ts peers. */
   tmpfsHeldBytes?: number;
   failures: string[];
@@ -120,6 +122,7 @@ function summarize(peer: string, runs: Run[], image: BenchImage): PeerResult {
     maxMs: walls.length ? Math.max(...walls) : NaN,
     uncompressedMBps: walls.length ? image.uncompressedBytes / MB / (median(walls) / 1000) : NaN,
     peakRssMB: ok.length ? Math.max(...ok.map((r) => r.peakRssBytes)) / MB : NaN,
+    peakOwnRssMB: ok.length ? Math.max(...ok.map((r) => r.peakOwnRssBytes)) / MB : NaN,
     ...(held.length ? { tmpfsHeldBytes: median(held) } : {}),
     failures: runs.filter((r) => r.exitCode !== 0).map((r) => r.stderrTail),
   };
@@ -188,12 +191,15 @@ function targets(results: ImageResult[], limits: MachineLimits, gzLimit: TwoCore
       if (Number.isFinite(time.median)) {
         out.push(`- erofs: pull time ≤ 1.3× the overlay-directory path: ${f2(time.median)}× (${f2(time.min)}–${f2(time.max)}), ${mark(time.median <= 1.3)}.`);
       }
+      // mkfs.erofs (erofs-utils 1.5) holds a layer's build in anonymous memory; the issue-3 RSS target is the image-ts process's.
+      out.push(`- erofs: peak RSS ${f1(erofs.peakRssMB)} MB with the mkfs.erofs children, ${f1(erofs.peakOwnRssMB)} MB for image-ts itself (≤ 200 MB: ${mark(erofs.peakOwnRssMB <= 200)}).`);
     }
   }
   if (enc) out.push(`- encrypted ≤ 1.15× plaintext: ${f2(enc.ratio.median)}×, ${mark(enc.ratio.median <= 1.15)}.`);
-  const peaks = results.flatMap((r) => r.peers.filter((p) => p.peer.startsWith('image-ts') && Number.isFinite(p.peakRssMB)).map((p) => p.peakRssMB));
+  // The erofs peer's builders are counted on their own line (above): erofs-utils' memory, not image-ts'.
+  const peaks = results.flatMap((r) => r.peers.filter((p) => p.peer.startsWith('image-ts') && p.peer !== 'image-ts (erofs)' && Number.isFinite(p.peakRssMB)).map((p) => p.peakRssMB));
   if (enc && Number.isFinite(enc.encrypted.peakRssMB)) peaks.push(enc.encrypted.peakRssMB, enc.plain.peakRssMB);
-  if (peaks.length) out.push(`- peak RSS ≤ 200 MB: at most ${f1(Math.max(...peaks))} MB over every image-ts pull of this run, ${mark(Math.max(...peaks) <= 200)}.`);
+  if (peaks.length) out.push(`- peak RSS ≤ 200 MB: at most ${f1(Math.max(...peaks))} MB over every image-ts pull of this run (the erofs peer's is above), ${mark(Math.max(...peaks) <= 200)}.`);
   for (const image of ['zeros-gzip', 'zeros-zstd']) {
     const rss = results.find((r) => r.image === image)?.peers.filter((p) => p.peer.startsWith('image-ts') && Number.isFinite(p.peakRssMB)).map((p) => p.peakRssMB);
     if (rss?.length) out.push(`- issue 14, peak RSS ≤ 200 MB on a high-ratio layer (${image}): at most ${f1(Math.max(...rss))} MB, ${mark(Math.max(...rss) <= 200)}.`);
