@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { FsLayerStore } from '../src/adapters/outbound/layer-store/fs-layer-store.js';
 import { Digest } from '../src/domain/image/digest.js';
 import type { WhiteoutFormat } from '../src/ports/layer/layer-store.js';
+import { erofsOnly } from '../test/helpers/erofs-only-store.js';
 import { tar } from '../test/helpers/tar-writer.js';
 import { layerStoreContract } from './layer-store.contract.js';
 
@@ -22,6 +23,18 @@ for (const whiteoutFormat of ['overlay', 'marker'] as const satisfies readonly W
     });
   }
 }
+
+// Layers committed as EROFS images (what the erofs snapshotter asks for), each
+// checked to be one. The suite reads nothing through layer.path, so an image
+// needs no reader here.
+layerStoreContract('FsLayerStore (erofs)', async () => {
+  assert.equal(process.getuid?.(), 0, 'erofs layers need root (overlay whiteouts in the image)');
+  const root = await mkdtemp(join(tmpdir(), 'image-ts-ls-'));
+  return {
+    store: erofsOnly(new FsLayerStore(root, { whiteoutFormat: 'overlay', defaultFormat: 'erofs' })),
+    teardown: () => rm(root, { recursive: true, force: true }),
+  };
+});
 
 describe('FsLayerStore on disk', () => {
   it('cleanStaging() removes what dead processes left and keeps what live ones stage', async () => {

@@ -18,7 +18,8 @@ export interface SnapshotterFixture {
   /**
    * A file of a committed layer as the layer store keeps it, to check that
    * the rootfs shares nothing writable with the store. Default: the file
-   * under `layer.path`, for stores that keep layers on disk.
+   * under `layer.path`, for stores that keep layers on disk as trees; a
+   * store of images (the `erofs` format) reads it out of the image.
    */
   readLayerFile?(layer: CommittedLayer, path: string): Promise<string | undefined>;
   /**
@@ -78,8 +79,12 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
           assert.equal(record.snapshotter, f.snapshotter.name);
           await fn(record.rootfs, f, record);
         } finally {
-          if (record) await f.snapshotter.remove(record);
-          await f.teardown();
+          // teardown even when remove throws: a leaked mount must not outlive the case.
+          try {
+            if (record) await f.snapshotter.remove(record);
+          } finally {
+            await f.teardown();
+          }
         }
       };
 
@@ -359,8 +364,11 @@ export function snapshotterContract(name: string, makeFixture: () => Promise<Sna
         assert.equal(read(rootfs, 'shared'), 'a');
         assert.equal(read(rootfs, 'b'), 'b');
       } finally {
-        if (record) await f.snapshotter.remove(record);
-        await f.teardown();
+        try {
+          if (record) await f.snapshotter.remove(record);
+        } finally {
+          await f.teardown();
+        }
       }
     });
 
