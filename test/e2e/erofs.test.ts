@@ -28,6 +28,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -534,6 +535,19 @@ describe('kill -9 during erofs pulls', () => {
     let pullMs = Date.now() - t0;
     const refTree = await treeOf(refRoot, { mtimes: true });
 
+    const aaConnections = new Set<Socket>();
+    const aa: Server = createServer((c) => {
+      aaConnections.add(c);
+      c.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => aa.listen(join(dir, 'aa.sock'), resolve));
+    t.after(() => {
+      for (const c of aaConnections) c.destroy();
+      aa.close();
+    });
+    const stalling = join(dir, 'aa-stalls.json');
+    await writeFile(stalling, JSON.stringify({ attestation_agent: { address: `unix://${join(dir, 'aa.sock')}` } }));
+
     const shared = join(dir, 'crash-work');
     const bundles = join(dir, 'crash-bundles');
     fs.mkdirSync(bundles);
@@ -541,16 +555,17 @@ describe('kill -9 during erofs pulls', () => {
     let recoveries = 0;
 
     /** One pull into the shared store, killed (the CLI's pid alone, as an OOM kill would) when `when` returns. */
-    const crashPull = async (k: number, label: string, when: (p: CliProcess, exited: () => boolean) => Promise<void>, withHeavy = false): Promise<string> => {
-      const img = await variant(withHeavy);
+    const crashPull = async (k: number, label: string, when: (p: CliProcess, exited: () => boolean, bundle: string) => Promise<void>,
+      how: { heavy?: boolean; killedOnly?: string[] } = {}): Promise<string> => {
+      const img = await variant(how.heavy);
       // The heavy layer as lz4hc: mkfs.erofs runs long enough that a kill finds it mid-way, and its death can be told from its end.
-      const options = withHeavy ? [...erofs, '--erofs-compression', 'lz4hc'] : erofs;
+      const options = how.heavy ? [...erofs, '--erofs-compression', 'lz4hc'] : erofs;
       const bundle = join(bundles, `k${k}`);
       const startedAt = Date.now();
-      const p = cli.spawn(pullArgs(img, bundle, shared, ...options));
+      const p = cli.spawn(pullArgs(img, bundle, shared, ...options, ...(how.killedOnly ?? [])));
       let gone = false;
       void p.done.then(() => (gone = true), () => (gone = true));
-      await when(p, () => gone);
+      await when(p, () => gone, bundle);
       const mkfsAtKill = mkfsProcessesFor(shared).map((m) => m.pid);
       const killedAt = Date.now();
       const killed = p.kill();
@@ -612,23 +627,20 @@ describe('kill -9 during erofs pulls', () => {
       inMkfs = (await crashPull(k++, 'mkfs', async (_p, exited) => {
         while (!exited() && !buildingHeavy()) await sleep(10);
         await sleep(Math.floor(rand() * 200));
-      }, true)) === 'mkfs';
+      }, { heavy: true })) === 'mkfs';
     }
     assert.ok(inMkfs, 'a kill landed in mkfs.erofs in 3 attempts');
 
-    // Targeted: with the layer images mounted, before the overlay mount or the record (loop devices held by a dead pull).
-    const ownMounts = (): boolean => {
-      const recorded = [...recordedSnapshots(shared).values()].map((x) => join(shared, 'overlay', x.id));
-      return mountsUnder(join(shared, 'overlay')).some((m) => m.fstype === 'erofs' && !recorded.some((r) => m.point.startsWith(`${r}/`)));
-    };
+    // Targeted: everything mounted (layer images on loop devices, the overlay on them), nothing recorded. An attestation
+    // agent that accepts and never answers holds the pull in its measurement, between the mounts and the record.
     // Twice, so that both the next pull and gc (by turns) take such a pull back.
-    let inMount = 0;
-    for (let attempt = 0; attempt < 5 && inMount < 2; attempt++) {
-      if ((await crashPull(k++, 'mount', async (_p, exited) => {
-        while (!exited() && !ownMounts()) await sleep(1);
-      })) === 'mount') inMount++;
+    for (let i = 0; i < 2; i++) {
+      const seen = aaConnections.size;
+      const phase = await crashPull(k++, 'mount', async (_p, exited, bundle) => {
+        while (!exited() && !(aaConnections.size > seen && mountsUnder(join(bundle, 'rootfs')).length > 0)) await sleep(5);
+      }, { killedOnly: ['--config', stalling] });
+      assert.equal(phase, 'mount', 'killed with its mounts made and its bundle not recorded');
     }
-    assert.equal(inMount, 2, 'kills landed between the layer mounts and the record twice in 5 attempts');
 
     // Stratified random points over one and a half clean pulls (a loaded machine pulls slower), shuffled: spread whatever the seed.
     const points = Array.from({ length: RANDOM_KILLS }, (_, i) => (i + rand()) / RANDOM_KILLS);
