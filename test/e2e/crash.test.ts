@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { startRegistry, type StartedRegistry } from '../harness/registry.js';
-import { assertCliError, cli, type CliResult } from '../helpers/cli.js';
+import { assertCleanOutcome, assertCliError, cli } from '../helpers/cli.js';
 import { buildImage, type BuiltImage } from '../helpers/image-builder.js';
 import { unmountBelow } from '../helpers/mounts.js';
 import { checkStore, isMountPoint, recordedBundles, spawnCli, type LayerFacts, type SpawnedCli } from '../helpers/store-check.js';
@@ -132,15 +132,6 @@ const entries = (path: string): string[] => {
   }
 };
 const ownStaging = (workDir: string, pid: number): string[] => entries(join(workDir, 'staging')).filter((n) => n.startsWith(`${pid}-`));
-
-/** Either a success or the CLI's error contract (exit 1, one line with a code, no stack trace). */
-function assertCleanOutcome(r: CliResult, what: string): string {
-  if (r.code === 0) return 'ok';
-  const lines = r.stderr.trim().split('\n');
-  assert.ok(r.code === 1 && lines.length === 1 && /^image-ts: [A-Z_]+: /.test(lines[0]!) && !/\n\s+at /.test(r.stderr),
-    `${what}: expected success or one error line, got exit ${r.code}:\n${r.stderr}`);
-  return /^image-ts: ([A-Z_]+):/.exec(lines[0]!)![1]!;
-}
 
 /** A clean pull's layer.json facts, keyed by diff_id. */
 async function layerFactsOf(workDir: string): Promise<Map<string, LayerFacts>> {

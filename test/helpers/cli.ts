@@ -55,3 +55,13 @@ export function assertCliError(r: CliResult, code: string, exit = 1): void {
     throw new Error(`expected exit ${exit} with one line "image-ts: ${code}: ...", got exit ${r.code}:\n${r.stderr}${r.stdout}`);
   }
 }
+
+/** Either a success or the CLI's failure contract (exit 1, one line with a code, no stack trace): 'ok' or the code. */
+export function assertCleanOutcome(r: CliResult, what: string): string {
+  if (r.code === 0) return 'ok';
+  const lines = r.stderr.trim().split('\n');
+  if (r.code !== 1 || lines.length !== 1 || !/^image-ts: [A-Z_]+: /.test(lines[0]!) || /\n\s+at /.test(r.stderr)) {
+    throw new Error(`${what}: expected success or one error line, got exit ${r.code}:\n${r.stderr}`);
+  }
+  return /^image-ts: ([A-Z_]+):/.exec(lines[0]!)![1]!;
+}

@@ -10,13 +10,14 @@ import { processAlive } from '../../src/adapters/outbound/process-alive.js';
  *   metadata.lock/pid                 the cross-process lock and its owner
  *   layers/<alg>/<hex>/layer.json     commit marker of a layer
  *   layers/<alg>/<hex>/diff/          the layer's tree
+ *   layers/<alg>/<hex>/layer.erofs    or its EROFS image (format erofs), with layer.verity
  *   layers/.probe-*                   the whiteout-format probe (removed right away)
  *   staging/<pid>-<hex>[.rm]          layers being unpacked or removed by process <pid>
  *   overlay/<id>/{upper,work}         an overlay bundle's writable dirs
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { collect, ROOT, sourceCliArgs, type Finished } from './cli.js';
@@ -94,9 +95,10 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * Always (even right after a kill -9):
  *  - metadata.json is absent or parses, version 1, with images/layers/bundles/leases objects;
  *  - every dir under layers/<alg>/ is a committed layer: a valid digest name, layer.json
- *    naming that diff_id with numeric size/entries and a known whiteout format, and diff/;
+ *    naming that diff_id with numeric size/entries and a known whiteout format, and diff/
+ *    or, for format erofs, a whole image (the recorded size and sha256) and its verity tree;
  *  - every layer an image or a bundle record names is committed, and every image layer has a layers entry;
- *  - every bundle record's config.json and rootfs exist, an overlay rootfs is mounted;
+ *  - every bundle record's config.json and rootfs exist, an overlay or erofs rootfs is mounted;
  *  - every lease has a layer list and a parseable expiry at most 6 h ahead;
  *  - with `expect`: every committed layer's layer.json matches the clean pull's.
  * With `settled`: no staging entry, no lock of a dead process, no probe dir.
@@ -168,7 +170,8 @@ export async function checkStore(workDir: string, options: CheckOptions = {}): P
         bad(`layer ${diffId} has a malformed layer.json: ${JSON.stringify(record)}`);
         continue;
       }
-      if (!(await lstat(join(dir, 'diff')).catch(() => undefined))?.isDirectory()) bad(`layer ${diffId} has no diff/ dir`);
+      if (record['format'] === 'erofs') await checkErofsImage(diffId, dir, record['image'], bad);
+      else if (!(await lstat(join(dir, 'diff')).catch(() => undefined))?.isDirectory()) bad(`layer ${diffId} has no diff/ dir`);
       const f: LayerFacts = { size: record['size'], entries: record['entries'], whiteoutFormat: record['whiteoutFormat'] };
       committed.push(diffId);
       facts.set(diffId, f);
@@ -207,7 +210,7 @@ export async function checkStore(workDir: string, options: CheckOptions = {}): P
     const snap = b['snapshot'];
     if (!existsSync(join(path, 'config.json'))) bad(`bundle ${path} is recorded but has no config.json`);
     if (typeof snap['rootfs'] !== 'string' || !existsSync(snap['rootfs'])) bad(`bundle ${path} is recorded but its rootfs is missing`);
-    if (snap['snapshotter'] === 'overlay') {
+    if (snap['snapshotter'] === 'overlay' || snap['snapshotter'] === 'erofs') {
       recordedOverlays.add(String(snap['id']));
       if (typeof snap['rootfs'] === 'string' && !isMountPoint(snap['rootfs'])) bad(`overlay bundle ${path} is recorded but its rootfs is not mounted`);
     }
@@ -253,6 +256,24 @@ export async function checkStore(workDir: string, options: CheckOptions = {}): P
     probes,
     orphanOverlays,
   };
+}
+
+/** An erofs layer's image is whole: the size and sha256 its layer.json records, and its dm-verity tree beside it. */
+async function checkErofsImage(diffId: string, dir: string, image: unknown, bad: (m: string) => void): Promise<void> {
+  if (!isObject(image) || typeof image['bytes'] !== 'number' || typeof image['sha256'] !== 'string') {
+    bad(`erofs layer ${diffId} records no image: ${JSON.stringify(image)}`);
+    return;
+  }
+  const file = join(dir, 'layer.erofs');
+  const st = await lstat(file).catch(() => undefined);
+  if (!st?.isFile() || st.size !== image['bytes']) {
+    bad(`erofs layer ${diffId} has no whole layer.erofs (${st?.isFile() ? `${st.size}` : 'none'} of ${image['bytes']} bytes)`);
+    return;
+  }
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  if (hash.digest('hex') !== image['sha256']) bad(`erofs layer ${diffId}: layer.erofs does not match the sha256 its layer.json records`);
+  if (isObject(image['verity']) && !(await lstat(join(dir, 'layer.verity')).catch(() => undefined))?.isFile()) bad(`erofs layer ${diffId} has no layer.verity`);
 }
 
 /** The bundle records' paths in metadata.json, read directly (empty if the file is absent). */
