@@ -25,6 +25,9 @@ export type ErofsCheck = 'none' | 'sha256' | 'verity';
 /** dm names of one bundle's verity devices: `imagets-<snapshot id>-<n>`. */
 const dmName = (id: string, n: number): string => `imagets-${id}-${n}`;
 
+/** The same veritysetup that hasDeviceMapper found, sbin dirs included. */
+const veritysetup = (): string => findProgram('veritysetup') ?? 'veritysetup';
+
 function hasDeviceMapper(): boolean {
   return existsSync('/dev/mapper/control') && findProgram('veritysetup') !== undefined;
 }
@@ -84,14 +87,14 @@ export class ErofsMounts {
     const verity = layer.image?.verity;
     if (!verity) throw new UnsupportedError(`layer ${layer.diffId} has no dm-verity tree`);
     try {
-      await run('veritysetup', ['open', layer.path, name, verity.hashPath, verity.rootHash]);
+      await run(veritysetup(), ['open', layer.path, name, verity.hashPath, verity.rootHash]);
     } catch (err) {
       throw new ImageTsError('MOUNT_FAILED', `veritysetup open ${name}: ${(err as { stderr?: string }).stderr?.trim() || String(err)}`, { cause: err });
     }
     try {
       nativeSyscalls().mount(`/dev/mapper/${name}`, target, 'erofs', EROFS_MOUNT_FLAGS, null);
     } catch (err) {
-      await run('veritysetup', ['close', name]).catch(() => undefined);
+      await run(veritysetup(), ['close', name]).catch(() => undefined);
       throw new ImageTsError('MOUNT_FAILED', `mount ${name} on ${target}: ${String(err)}`, { cause: err });
     }
   }
@@ -105,7 +108,7 @@ export class ErofsMounts {
     if (id === undefined || !existsSync('/dev/mapper')) return;
     const prefix = dmName(id, 0).slice(0, -1);
     for (const name of readdirSync('/dev/mapper').filter((n) => n.startsWith(prefix))) {
-      await run('veritysetup', ['close', name]).catch((err: unknown) => {
+      await run(veritysetup(), ['close', name]).catch((err: unknown) => {
         throw new ImageTsError('MOUNT_FAILED', `veritysetup close ${name}: ${String(err)}`, { cause: err });
       });
     }

@@ -1,18 +1,16 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { ImageTsError, UnsupportedError } from '../../../domain/errors.js';
+import { onPath } from '../decompress/subprocess-decompressor.js';
 
 export type ErofsCompression = 'lz4' | 'lz4hc';
 
-const SEARCH = ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/sbin', '/usr/local/bin'];
-
-/** A program's path, looked up once in PATH and the sbin dirs (root's tools live there, and PATH may lack them). */
+/** A program's path: PATH, then the sbin dirs where root's tools live and a non-root PATH often lacks. */
 export function findProgram(name: string): string | undefined {
-  const dirs = [...(process.env['PATH'] ?? '').split(':').filter(Boolean), ...SEARCH];
-  return dirs.map((d) => `${d}/${name}`).find((p) => existsSync(p));
+  return onPath(name, `${process.env['PATH'] ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`);
 }
 
 /** Whether this machine can build EROFS layer images. */

@@ -21,7 +21,7 @@ import { hash as oneShotHash } from 'node:crypto';
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { asImageTsError, ImageTsError, InvalidArgumentError, UnsupportedError } from '../../../domain/errors.js';
-import { onPath } from '../decompress/subprocess-decompressor.js';
+import { findProgram } from './mkfs-erofs.js';
 import { lazyRequire } from '../lazy.js';
 
 const childProcess = lazyRequire<typeof import('node:child_process')>('node:child_process');
@@ -257,11 +257,6 @@ async function buildTree(dataPath: string, hashPath: string, options: { salt: Bu
   }
 }
 
-/** Where veritysetup lives: PATH, then the sbin directories a non-root PATH often lacks. */
-function findVeritysetup(): string | undefined {
-  return onPath('veritysetup', `${process.env['PATH'] ?? ''}:/usr/sbin:/sbin`);
-}
-
 /**
  * `veritysetup verify` of a hash file with its superblock: true when the
  * data, the whole tree (the zero padding included) and the root hash agree.
@@ -272,7 +267,7 @@ function findVeritysetup(): string | undefined {
  */
 export async function veritysetupVerify(dataPath: string, hashPath: string, rootHash: string): Promise<boolean> {
   if (!/^[0-9a-fA-F]{64}$/.test(rootHash)) throw new InvalidArgumentError(`verity root hash ${JSON.stringify(rootHash)} is not 64 hex digits`);
-  const command = findVeritysetup();
+  const command = findProgram('veritysetup');
   if (!command) throw new UnsupportedError('veritysetup is not installed (Debian package cryptsetup-bin)');
   // Absolute paths: a relative one starting with '-' would read as an option.
   const args = ['verify', resolve(dataPath), resolve(hashPath), rootHash];
