@@ -37,7 +37,7 @@ export { resourceLoaderContract, MAX_RESOURCE_BYTES, type ResourceLoaderFixture 
 export { signatureSourceContract, MAX_SIMPLE_SIGNATURES, MAX_SIMPLE_SIGNATURE_BYTES, type SignatureSourceFixture } from './signature-source.contract.js';
 /** SimpleSigningVerifier: the factory (called once per suite) returns the verifier, a signer's keyring and fingerprint, another keyring, and how to sign. */
 export { simpleSigningPayload, simpleSigningVerifierContract, type SimpleSigningVerifierFixture } from './simple-signing-verifier.contract.js';
-/** SigstoreVerifier: the factory (called once per suite) returns the verifier, signer and Rekor public keys (and others), how to sign as cosign, and optionally keyless material (CA, log, keyless `.sig` layers, bundles). */
+/** SigstoreVerifier: the factory (called once per suite) returns the verifier, signer and Rekor public keys (and others), how to sign as cosign, and keyless material (CA, log, keyless `.sig` layers, bundles). */
 export { cosignPayload, sigstoreVerifierContract, type KeylessSigstoreFixture, type SigstoreVerifierFixture } from './sigstore-verifier.contract.js';
 /** Snapshotter, the records part: the factory returns a snapshotter, a layer store and a scratch directory. */
 export { snapshotterRecordContract, type SnapshotterRecordFixture } from './snapshotter-record.contract.js';
